@@ -1,0 +1,165 @@
+"""What travels between the CLI, the workflows and the activities: one pydantic model per input and output.
+
+Everything here is serialised by temporalio's pydantic data converter into workflow histories, so it must
+never hold a secret, and large things (logs, metrics) go by reference, never inline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tocsin.policy.models import Policy
+
+IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
+KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+INCIDENT_TASK_QUEUE = "incidents"
+POSTMORTEM_TASK_QUEUE = "postmortems"
+
+
+def incident_workflow_id(key: str) -> str:
+    return f"incident-{key}"
+
+
+def postmortem_workflow_id(key: str) -> str:
+    return f"postmortem-{key}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimelineEntry(_Model):
+    at: datetime
+    kind: str
+    text: str
+    by: str | None = None
+
+
+class PlannedAction(_Model):
+    """A response-workflow action with its label templates already rendered."""
+
+    type: str
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertEvent(_Model):
+    """An alert attached to an incident (signal `alert`)."""
+
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str = ""
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+class AlertRecord(_Model):
+    """Repeated notifications of one alert fold into one record, so history grows with changes, not noise."""
+
+    status: Literal["firing", "resolved"]
+    summary: str = ""
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+
+
+class EscalationCursor(_Model):
+    """Where the primary chain stands; the pure planner reads it, the workflow writes it."""
+
+    step: int = -1
+    attempt: int = 0
+    next_at: datetime | None = None
+    exhausted: bool = False
+    pending_manual: int = 0
+    management_fired: list[int] = Field(default_factory=list)
+    breaches: list[Literal["response", "mitigation"]] = Field(default_factory=list)
+
+
+class IncidentState(_Model):
+    """The whole incident, as the `status` query returns it and as continue-as-new carries it."""
+
+    key: str
+    title: str
+    service: str
+    severity: str
+    status: IncidentStatusValue = "triggered"
+    labels: dict[str, str] = Field(default_factory=dict)
+    response_workflow: str | None = None
+    opened_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution_summary: str | None = None
+    escalation_level: int = 0
+    next_escalation_at: datetime | None = None
+    escalation: EscalationCursor = Field(default_factory=EscalationCursor)
+    alerts: dict[str, AlertRecord] = Field(default_factory=dict)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    automatic_actions_done: list[str] = Field(default_factory=list)
+    responded: bool = False
+    # request_id -> the update it answered, so a retried CLI call is applied once.
+    handled_requests: dict[str, str] = Field(default_factory=dict)
+    postmortem_workflow_id: str | None = None
+
+
+class IncidentInput(_Model):
+    """Start input of IncidentWorkflow. The policy is a snapshot: the incident keeps the rules it opened under."""
+
+    key: str = Field(pattern=KEY_PATTERN)
+    title: str
+    service: str
+    severity: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    response_workflow: str | None = None
+    actions: list[PlannedAction] = Field(default_factory=list)
+    source: str = "cli"
+    policy: Policy
+    carried: IncidentState | None = Field(default=None, description="set only by continue-as-new")
+
+
+class Delivery(_Model):
+    """One notification: a page, a post, an email. `at` is workflow time, so replays and tests agree."""
+
+    idempotency_key: str
+    incident: str
+    channel: str
+    target: str
+    message: str
+    at: datetime
+
+
+class DeliveryReceipt(_Model):
+    delivered: bool
+    provider_id: str
+    duplicate: bool = False
+
+
+class RemediationRequest(_Model):
+    idempotency_key: str
+    incident: str
+    action: PlannedAction
+    at: datetime
+
+
+class RemediationResult(_Model):
+    outcome: Literal["done", "queued", "failed"]
+    detail: str
+
+
+class PostMortemInput(_Model):
+    """The hand-off contract: the incident's full final state and timeline, and the policy it ran under."""
+
+    incident: IncidentState
+    policy: Policy
+    parent_workflow_id: str
+    parent_run_id: str
+
+
+class PostMortemResult(_Model):
+    key: str
+    input_ref: str

@@ -1,0 +1,109 @@
+"""Load a policy file, or fail with one message that names the file, the place in it and the problem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tocsin.policy.models import LOADING, Policy
+
+
+_CROSS_REF = re.compile(r"^[a-z_]+(\.[\w-]+)+: ")
+
+
+class PolicyError(Exception):
+    """A policy that cannot be used. str() is the whole message for a person; there is no traceback to read."""
+
+
+def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
+    node = root
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[str | int]:
+    """Pydantic's error location, less the parts that are not in the file (union tags, '[key]')."""
+    path: list[str | int] = []
+    cursor = data
+    for part in loc:
+        if isinstance(cursor, dict) and part in cursor:
+            cursor = cursor[part]
+        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        else:
+            continue
+        path.append(part)
+    return path
+
+
+def _problem(error: Any) -> str:
+    msg = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if error["type"] == "extra_forbidden":
+        return "unknown key (a typo?)"
+    if error["type"] == "missing":
+        return "required, but missing"
+    if error["type"] == "union_tag_invalid":
+        expected = msg.split("expected tags: ")[-1]
+        return f"unknown action type {error['input'].get('type')!r} (known: {expected})"
+    if error["type"] == "literal_error":
+        return f"{error['input']!r} is not allowed; {msg.lower()}"
+    return msg
+
+
+def _format(source: str, root: yaml.Node | None, data: Any, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = _data_path(data, error["loc"])
+        if error["type"] == "missing" and error["loc"]:
+            path.append(error["loc"][-1])
+        problem = _problem(error)
+        if not path and _CROSS_REF.match(problem):
+            # Cross-reference checks run on the whole policy and name their own place: "a.b.0.c: ...".
+            dotted, problem = problem.split(": ", 1)
+            path = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+        node = _node_at(root, path)
+        where = f"{source}:{node.start_mark.line + 1}" if node is not None and path else source
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        lines.append(f"{where}: {dotted}: {problem}")
+    return "\n".join(lines)
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise PolicyError(f"{where}: not valid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: (top level): expected a mapping of policy sections, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data, context=LOADING)
+    except ValidationError as exc:
+        raise PolicyError(_format(source, root, data, exc)) from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{file}: no such policy file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{file}: cannot read: {exc}") from None
+    return parse_policy(text, str(file))

@@ -1,0 +1,100 @@
+"""Triage as a pure function: from what was reported and the policy, the incident to open.
+
+Runs where the alert arrives (CLI, receiver), before the workflow starts, so label templates are rendered
+once, outside the workflow sandbox, and the workflow input records exactly what was decided.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tocsin.models import IncidentInput, PlannedAction
+from tocsin.policy.models import CreateIncident, Policy, ResponseWorkflow
+from tocsin.policy.templating import render_template
+
+REMEDIATION_ACTIONS = ("execute_runbook", "scale_resources", "enable_read_replicas", "throttle_non_critical_queries")
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=200)
+    severity: str | None = None
+    title: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    response_workflow: str | None = None
+    key: str | None = None
+    source: str = "cli"
+
+
+class TriageError(ValueError):
+    pass
+
+
+def match_response_workflow(policy: Policy, labels: dict[str, str]) -> str | None:
+    """The first response workflow whose `match` accepts every label it names."""
+    for name, flow in policy.automated_response_workflows.items():
+        if flow.match and all(labels.get(k) in values for k, values in flow.match.items()):
+            return name
+    return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "incident"
+
+
+def new_key(service: str, now: datetime) -> str:
+    """A fresh key for a manual trigger: readable, sortable, and unique without coordination."""
+    return f"{_slug(service)}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _render_actions(flow: ResponseWorkflow, labels: dict[str, str]) -> list[PlannedAction]:
+    planned = []
+    for action in flow.actions:
+        if isinstance(action, CreateIncident):
+            continue
+        fields = action.model_dump(exclude={"type"})
+        params: dict[str, str] = {}
+        for name, value in fields.items():
+            if isinstance(value, dict):
+                params.update({f"{name}.{k}": render_template(v, labels) for k, v in value.items()})
+            elif isinstance(value, list):
+                params[name] = ", ".join(str(v) for v in value)
+            elif name == "replicas":
+                params[name] = str(value)  # an expression for the runbook engine, not a label template
+            else:
+                params[name] = render_template(str(value), labels)
+        planned.append(PlannedAction(type=action.type, params=params))
+    return planned
+
+
+def plan_incident(policy: Policy, request: TriggerRequest, now: datetime) -> IncidentInput:
+    labels = {"service": request.service, **request.labels}
+    flow_name = request.response_workflow or match_response_workflow(policy, labels)
+    flow = None
+    if flow_name is not None:
+        flow = policy.automated_response_workflows.get(flow_name)
+        if flow is None:
+            known = ", ".join(policy.automated_response_workflows) or "none"
+            raise TriageError(f"unknown response workflow {flow_name!r} (known: {known})")
+    create = flow.create_incident if flow else None
+    severity = request.severity or (create.severity if create else policy.lifecycle.default_severity)
+    if severity not in policy.incident_classification.severity_levels:
+        known = ", ".join(policy.incident_classification.severity_levels)
+        raise TriageError(f"unknown severity {severity!r} (known: {known})")
+    title = request.title or (render_template(create.title, labels) if create else f"{request.service} incident")
+    return IncidentInput(
+        key=request.key or new_key(request.service, now),
+        title=title,
+        service=request.service,
+        severity=severity,
+        labels=labels,
+        response_workflow=flow_name,
+        actions=_render_actions(flow, labels) if flow else [],
+        source=request.source,
+        policy=policy,
+    )

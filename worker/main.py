@@ -1,0 +1,85 @@
+"""The worker: hosts the incident and post-mortem workflows and their activities. Thin on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.delivery import DeliveryActivities
+from activities.outbox import Outbox
+from activities.postmortem import PostMortemActivities
+from activities.remediation import RemediationActivities
+from tocsin.client import connect
+from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
+from tocsin.settings import Settings, load_settings
+from workflows.incident import IncidentWorkflow
+from workflows.postmortem import PostMortemWorkflow
+
+log = logging.getLogger("tocsin.worker")
+
+# Long enough for an in-flight delivery to finish; the server retries anything cut off.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+def build_workers(
+    client: Client,
+    settings: Settings,
+    delivery: DeliveryActivities | None = None,
+) -> list[Worker]:
+    outbox = Outbox(settings.outbox_path)
+    delivery = delivery or DeliveryActivities(outbox)
+    remediation = RemediationActivities(outbox)
+    postmortem = PostMortemActivities(settings.postmortem_dir)
+    return [
+        Worker(
+            client,
+            task_queue=INCIDENT_TASK_QUEUE,
+            workflows=[IncidentWorkflow],
+            activities=[delivery.deliver, remediation.remediate],
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        ),
+        Worker(
+            client,
+            task_queue=POSTMORTEM_TASK_QUEUE,
+            workflows=[PostMortemWorkflow],
+            activities=[postmortem.record_input],
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        ),
+    ]
+
+
+async def run_workers(workers: list[Worker], stop: asyncio.Event) -> None:
+    """Run until `stop` is set, then drain in-flight tasks before returning."""
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*(w.shutdown() for w in workers))
+    stopper.cancel()
+    for task in tasks:
+        if task.done() and task.exception():
+            raise task.exception()  # type: ignore[misc]
+
+
+async def serve(settings: Settings, delivery: DeliveryActivities | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = await connect(settings)
+    log.info("worker connected to %s (namespace %s); outbox %s", settings.target, settings.namespace,
+             settings.outbox_path)
+    await run_workers(build_workers(client, settings, delivery), stop)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(load_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""How an incident shows itself to operators in the Web UI, and the activity options it runs with.
+
+Pure helpers for workflows/incident.py: no I/O, safe in the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from tocsin.durations import format_duration
+    from tocsin.models import IncidentState
+    from tocsin.policy.models import Policy
+
+# Errors an adapter raises for failures no retry can fix (a 4xx, a bad address).
+PERMANENT_ERRORS = ["PermanentDeliveryError", "ValueError"]
+
+
+def activity_options(policy: Policy, summary: str) -> workflow.ActivityConfig:
+    """Bounded retries with backoff: a dead channel fails the step after a few minutes, never forever."""
+    return workflow.ActivityConfig(
+        start_to_close_timeout=policy.lifecycle.delivery_timeout,
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(minutes=1),
+            maximum_attempts=policy.lifecycle.delivery_attempts,
+            non_retryable_error_types=PERMANENT_ERRORS,
+        ),
+        summary=summary[:200],
+    )
+
+
+def static_summary(state: IncidentState) -> str:
+    return f"[{state.severity}] {state.title} ({state.service})"
+
+
+def step_name(policy: Policy, level: int) -> str:
+    steps = policy.escalation_policies.primary_oncall
+    return steps[level - 1].type if 0 < level <= len(steps) else "none"
+
+
+def details_markdown(state: IncidentState, policy: Policy) -> str:
+    """Current details for the Web UI: the state an operator needs at a glance, then the latest events."""
+    level = policy.severity(state.severity)
+    lines = [
+        f"**{state.severity}** ({level.name}) · **{state.status}** · service `{state.service}`",
+        "",
+        f"- Opened: {state.opened_at:%Y-%m-%d %H:%M:%S}Z",
+        f"- Targets: acknowledge within {format_duration(level.response_time)}, "
+        f"mitigate within {format_duration(level.escalation_time)}",
+        f"- Escalation level: {state.escalation_level} ({step_name(policy, state.escalation_level)})"
+        + (" — chain exhausted" if state.escalation.exhausted else ""),
+    ]
+    if state.next_escalation_at:
+        lines.append(f"- Next page: {state.next_escalation_at:%H:%M:%S}Z")
+    if state.acknowledged_by:
+        lines.append(f"- Acknowledged by {state.acknowledged_by} at {state.acknowledged_at:%H:%M:%S}Z")
+    if state.resolved_by:
+        lines.append(f"- Resolved by {state.resolved_by} at {state.resolved_at:%H:%M:%S}Z")
+    if state.escalation.breaches:
+        lines.append(f"- Targets missed: {', '.join(state.escalation.breaches)}")
+    lines += ["", "| time | event | detail |", "|---|---|---|"]
+    for entry in state.timeline[-8:]:
+        text = entry.text.replace("|", "/")
+        lines.append(f"| {entry.at:%H:%M:%S} | {entry.kind} | {text} |")
+    return "\n".join(lines)

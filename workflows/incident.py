@@ -1,0 +1,259 @@
+"""IncidentWorkflow: one durable workflow per incident, from the first page to the post-mortem hand-off.
+
+Pure orchestration. What is due and when is decided by tocsin.policy.escalation (pure functions); every
+side effect is an activity; handlers only change state and wake the main loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.delivery import DeliveryActivities
+    from activities.remediation import RemediationActivities
+    from tocsin import search_attributes as sa
+    from tocsin.durations import format_duration, format_elapsed
+    from tocsin.models import (
+        AlertEvent,
+        AlertRecord,
+        Delivery,
+        IncidentInput,
+        IncidentState,
+        PlannedAction,
+        RemediationRequest,
+        TimelineEntry,
+    )
+    from tocsin.policy import escalation as plan
+    from tocsin.policy.actions import Route, automatic_action_route, stakeholder_routes
+    from tocsin.policy.triage import REMEDIATION_ACTIONS
+    from workflows._incident_closing import close_incident
+    from workflows._incident_handlers import IncidentHandlers
+    from workflows._incident_view import activity_options, details_markdown
+
+
+@workflow.defn(name="IncidentWorkflow")
+class IncidentWorkflow(IncidentHandlers):
+    @workflow.init
+    def __init__(self, inp: IncidentInput) -> None:
+        self._input = inp
+        self._policy = inp.policy
+        self._state = inp.carried or IncidentState(
+            key=inp.key,
+            title=inp.title,
+            service=inp.service,
+            severity=inp.severity,
+            labels=inp.labels,
+            response_workflow=inp.response_workflow,
+            opened_at=workflow.now(),
+        )
+        self._wake = False
+        self._published: dict[str, object] = {}
+
+    @workflow.run
+    async def run(self, inp: IncidentInput) -> IncidentState:
+        state = self._state
+        if inp.carried is None:
+            flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
+            self._record("opened", f"{inp.title} (from {inp.source})")
+            self._record("triaged", f"severity {state.severity}{flow}")
+        while state.status != "resolved":
+            await self._run_due()
+            if not state.responded:
+                state.responded = True
+                await self._respond()
+                continue
+            state.next_escalation_at = plan.next_page_at(state, self._policy)
+            self._publish()
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(inp.model_copy(update={"carried": state}))
+            await self._sleep_until_due()
+        await close_incident(self)
+        self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return state
+
+    async def _sleep_until_due(self) -> None:
+        now = workflow.now()
+        wake_at = plan.next_wakeup(self._state, self._policy, now)
+        # A floor of one second: if the plan ever said "now" for something it then did not do,
+        # the incident would spin; it waits a second instead and says so in the next pass.
+        timeout = max(wake_at - now, timedelta(seconds=1)) if wake_at else None
+        self._wake = False
+        summary = f"until {wake_at:%H:%M:%S}Z or a human acts" if wake_at else "until a human acts"
+        try:
+            await workflow.wait_condition(lambda: self._wake, timeout=timeout, timeout_summary=summary)
+        except asyncio.TimeoutError:
+            pass
+
+    # --- what the plan says is due -------------------------------------------------------------------
+
+    async def _run_due(self) -> None:
+        for item in plan.due(self._state, self._policy, workflow.now()):
+            if self._state.status == "resolved":
+                return
+            if isinstance(item, plan.Page):
+                await self._page(item)
+            elif isinstance(item, plan.ChainExhausted):
+                await self._exhausted(item)
+            elif isinstance(item, plan.Breach):
+                await self._breach(item)
+            else:
+                await self._management(item)
+        # After paging, so nobody waits on a status page to be woken; set_severity adds new ones later.
+        for action in self._policy.severity(self._state.severity).automatic_actions:
+            if action not in self._state.automatic_actions_done and self._state.status != "resolved":
+                self._state.automatic_actions_done.append(action)
+                await self._automatic_action(action)
+
+    async def _page(self, page: plan.Page) -> None:
+        step = self._policy.escalation_policies.primary_oncall[page.step]
+        how = "manual escalation" if page.manual else f"attempt {page.attempt}/{step.retry_count}"
+        plan.record_page(self._state, self._policy, page)
+        self._record("page", f"level {page.step + 1}: paging {step.target} via {step.type} ({how})")
+        message = f"[{self._state.severity}] {self._state.title} ({self._state.service}) — please acknowledge"
+        await self._deliver(f"page/{page.step}/{page.attempt}", Route(step.type, step.target, message))
+        self._publish()
+
+    async def _exhausted(self, item: plan.ChainExhausted) -> None:
+        plan.record_exhausted(self._state, item.manual)
+        self._record("chain_exhausted", "primary on-call chain exhausted without acknowledgement")
+        await self._tell_stakeholders("exhausted", "nobody acknowledged after the whole on-call chain was paged")
+
+    async def _breach(self, item: plan.Breach) -> None:
+        self._state.escalation.breaches.append(item.kind)
+        what = "acknowledged" if item.kind == "response" else "mitigated"
+        text = f"not {what} within {format_duration(item.target)} ({item.kind} target missed)"
+        self._record("breach", text)
+        await self._tell_stakeholders(f"breach/{item.kind}", text)
+
+    async def _management(self, item: plan.Management) -> None:
+        step = self._policy.escalation_policies.management_escalation[item.index]
+        self._state.escalation.management_fired.append(item.index)
+        self._record("management", f"management escalation via {step.type} to {step.target}")
+        open_for = format_elapsed(workflow.now() - self._state.opened_at)
+        message = f"[{self._state.severity}] {self._state.title} has been open for {open_for}"
+        await self._deliver(f"management/{item.index}", Route(step.type, step.target, message))
+
+    async def _automatic_action(self, action: str) -> None:
+        route = automatic_action_route(action, self._state)
+        if route.channel == "stakeholders":
+            await self._tell_stakeholders(f"action/{action}", route.message)
+            return
+        ok = await self._deliver(f"action/{action}", route)
+        self._record("action", f"{action}: {route.channel} {route.target}" + ("" if ok else " (failed)"))
+
+    async def _respond(self) -> None:
+        """The response workflow's actions: notifications, then remediation, each on the timeline."""
+        for i, action in enumerate(self._input.actions):
+            if self._state.status == "resolved":
+                return
+            if action.type == "notify_stakeholders":
+                channels = [c.strip() for c in action.params.get("channels", "").split(",") if c.strip()]
+                message = action.params.get("message", "")
+                await asyncio.gather(
+                    *(self._deliver(f"respond/{i}/{c}", Route("slack", c, message)) for c in channels)
+                )
+                self._record("action", f"notify_stakeholders: {', '.join(channels)}")
+            elif action.type in REMEDIATION_ACTIONS:
+                await self._remediate(i, action)
+
+    async def _remediate(self, index: int, action: PlannedAction) -> None:
+        request = RemediationRequest(
+            idempotency_key=self._idempotency_key(f"remediate/{index}"),
+            incident=self._state.key,
+            action=action,
+            at=workflow.now(),
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                RemediationActivities.remediate,
+                request,
+                **activity_options(self._policy, f"remediate: {action.type}"),
+            )
+            self._record("remediation", f"{action.type}: {result.outcome} — {result.detail}")
+        except ActivityError as err:
+            self._record("remediation", f"{action.type}: failed — {err.cause or err}")
+
+    # --- effects ---------------------------------------------------------------------------------------
+
+    def _idempotency_key(self, step: str) -> str:
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step}"
+
+    async def _deliver(self, step: str, route: Route) -> bool:
+        """One delivery as an activity. A channel that keeps failing is recorded and skipped, never a stall."""
+        delivery = Delivery(
+            idempotency_key=self._idempotency_key(step),
+            incident=self._state.key,
+            channel=route.channel,
+            target=route.target,
+            message=route.message,
+            at=workflow.now(),
+        )
+        try:
+            await workflow.execute_activity_method(
+                DeliveryActivities.deliver,
+                delivery,
+                **activity_options(self._policy, f"{route.channel} → {route.target}"),
+            )
+            return True
+        except ActivityError as err:
+            self._record("delivery_failed", f"{route.channel} → {route.target}: {err.cause or err}")
+            return False
+
+    async def _tell_stakeholders(self, step: str, text: str) -> None:
+        stakeholders = self._policy.severity(self._state.severity).stakeholders
+        message = f"[{self._state.severity}] {self._state.title} ({self._state.service}): {text}"
+        routes = stakeholder_routes(stakeholders, message)
+        await asyncio.gather(*(self._deliver(f"{step}/{r.target}", r) for r in routes))
+        self._record("notify", f"stakeholders told ({', '.join(stakeholders) or 'none defined'}): {text}")
+
+    # --- visibility ------------------------------------------------------------------------------------
+
+    def _record(self, kind: str, text: str, by: str | None = None) -> None:
+        self._state.timeline.append(TimelineEntry(at=workflow.now(), kind=kind, text=text, by=by))
+        workflow.set_current_details(details_markdown(self._state, self._policy))
+
+    def _publish(self) -> None:
+        """Keep the search attributes operators filter on in step with the state; upsert only changes."""
+        state = self._state
+        wanted: dict[str, object] = {
+            sa.SEVERITY.name: state.severity,
+            sa.STATUS.name: state.status,
+            sa.SERVICE.name: state.service,
+            sa.LEVEL.name: state.escalation_level,
+        }
+        if wanted != self._published:
+            workflow.upsert_search_attributes(
+                [
+                    sa.SEVERITY.value_set(state.severity),
+                    sa.STATUS.value_set(state.status),
+                    sa.SERVICE.value_set(state.service),
+                    sa.LEVEL.value_set(state.escalation_level),
+                ]
+            )
+            self._published = wanted
+
+    @workflow.signal(name="alert")
+    def alert(self, event: AlertEvent) -> None:
+        """Attach an alert. Repeats fold into one record; only changes reach the timeline."""
+        if self._state.status == "resolved":
+            return
+        now = workflow.now()
+        known = self._state.alerts.get(event.fingerprint)
+        if known is None:
+            self._state.alerts[event.fingerprint] = AlertRecord(
+                status=event.status, summary=event.summary, first_seen=now, last_seen=now
+            )
+            self._record(f"alert_{event.status}", event.summary or event.fingerprint)
+        else:
+            known.count += 1
+            known.last_seen = now
+            if known.status != event.status:
+                known.status = event.status
+                self._record(f"alert_{event.status}", event.summary or event.fingerprint)
