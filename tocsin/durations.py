@@ -68,7 +68,7 @@ def format_duration(value: timedelta) -> str:
     """The inverse of parse_duration, in the largest exact unit ("5 minutes", "90 seconds")."""
     seconds = value.total_seconds()
     if seconds != int(seconds):
-        return f"{int(round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms"
     whole = int(seconds)
     for name, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
         if whole and whole % size == 0:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.common import (
     SearchAttributeIndexedValueType,
     SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
 STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
@@ -39,9 +39,7 @@ def dev_server_flags() -> list[str]:
 async def register(client: Client, namespace: str) -> list[str]:
     """Register the missing attributes on a server Tocsin did not start (idempotent). Returns what was added."""
     try:
-        listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
         present = set(listed.custom_attributes)
     except RPCError as err:
         # The time-skipping test server can add attributes but not list them.

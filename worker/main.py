@@ -71,8 +71,12 @@ async def serve(settings: Settings, delivery: DeliveryActivities | None = None) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     client = await connect(settings)
-    log.info("worker connected to %s (namespace %s); outbox %s", settings.target, settings.namespace,
-             settings.outbox_path)
+    log.info(
+        "worker connected to %s (namespace %s); outbox %s",
+        settings.target,
+        settings.namespace,
+        settings.outbox_path,
+    )
     await run_workers(build_workers(client, settings, delivery), stop)
 
 

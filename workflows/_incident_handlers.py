@@ -153,9 +153,7 @@ class IncidentHandlers:
 
     @workflow.update(name="annotate")
     def annotate(self, request: AnnotateRequest) -> UpdateResult:
-        return self._answer(
-            request, "note added", lambda: self._record("note", request.text, by=request.by)
-        )
+        return self._answer(request, "note added", lambda: self._record("note", request.text, by=request.by))
 
     @annotate.validator
     def _validate_annotate(self, request: AnnotateRequest) -> None:

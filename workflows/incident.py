@@ -7,6 +7,7 @@ side effect is an activity; handlers only change state and wake the main loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -85,10 +86,8 @@ class IncidentWorkflow(IncidentHandlers):
         timeout = max(wake_at - now, timedelta(seconds=1)) if wake_at else None
         self._wake = False
         summary = f"until {wake_at:%H:%M:%S}Z or a human acts" if wake_at else "until a human acts"
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await workflow.wait_condition(lambda: self._wake, timeout=timeout, timeout_summary=summary)
-        except asyncio.TimeoutError:
-            pass
 
     # --- what the plan says is due -------------------------------------------------------------------
 
@@ -155,9 +154,7 @@ class IncidentWorkflow(IncidentHandlers):
             if action.type == "notify_stakeholders":
                 channels = [c.strip() for c in action.params.get("channels", "").split(",") if c.strip()]
                 message = action.params.get("message", "")
-                await asyncio.gather(
-                    *(self._deliver(f"respond/{i}/{c}", Route("slack", c, message)) for c in channels)
-                )
+                await asyncio.gather(*(self._deliver(f"respond/{i}/{c}", Route("slack", c, message)) for c in channels))
                 self._record("action", f"notify_stakeholders: {', '.join(channels)}")
             elif action.type in REMEDIATION_ACTIONS:
                 await self._remediate(i, action)

@@ -21,8 +21,7 @@ class PostMortemWorkflow:
     @workflow.run
     async def run(self, data: PostMortemInput) -> PostMortemResult:
         workflow.set_current_details(
-            f"Post-mortem input recorded for **{data.incident.key}** "
-            f"({len(data.incident.timeline)} timeline entries)."
+            f"Post-mortem input recorded for **{data.incident.key}** ({len(data.incident.timeline)} timeline entries)."
         )
         return await workflow.execute_activity_method(
             PostMortemActivities.record_input,

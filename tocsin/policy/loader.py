@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from tocsin.policy.models import LOADING, Policy
 
-
 _CROSS_REF = re.compile(r"^[a-z_]+(\.[\w-]+)+: ")
 
 
@@ -24,7 +23,7 @@ def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
     for part in path:
         if isinstance(node, yaml.MappingNode):
             node = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
             node = node.value[part]
         else:
             return node
@@ -37,8 +36,8 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[str | int]:
     cursor = data
     for part in loc:
         if isinstance(cursor, dict) and part in cursor:
-            cursor = cursor[part]
-        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor.get(part)
+        elif isinstance(cursor, list) and isinstance(part, int) and 0 <= part < len(cursor):
             cursor = cursor[part]
         else:
             continue
@@ -73,8 +72,10 @@ def _format(source: str, root: yaml.Node | None, data: Any, exc: ValidationError
             # Cross-reference checks run on the whole policy and name their own place: "a.b.0.c: ...".
             dotted, problem = problem.split(": ", 1)
             path = [int(p) if p.isdigit() else p for p in dotted.split(".")]
-        node = _node_at(root, path)
-        where = f"{source}:{node.start_mark.line + 1}" if node is not None and path else source
+        # A missing key has no line of its own: point at the mapping that should hold it.
+        anchor = path[:-1] if error["type"] == "missing" else path
+        node = _node_at(root, anchor)
+        where = f"{source}:{node.start_mark.line + 1}" if node is not None and anchor else source
         dotted = ".".join(str(p) for p in path) or "(top level)"
         lines.append(f"{where}: {dotted}: {problem}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from tocsin.policy.templating import check_template
 
 SEVERITY_PATTERN = r"^sev[1-9]$"
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

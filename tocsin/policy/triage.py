@@ -16,7 +16,12 @@ from tocsin.models import IncidentInput, PlannedAction
 from tocsin.policy.models import CreateIncident, Policy, ResponseWorkflow
 from tocsin.policy.templating import render_template
 
-REMEDIATION_ACTIONS = ("execute_runbook", "scale_resources", "enable_read_replicas", "throttle_non_critical_queries")
+REMEDIATION_ACTIONS = (
+    "execute_runbook",
+    "scale_resources",
+    "enable_read_replicas",
+    "throttle_non_critical_queries",
+)
 
 
 class TriggerRequest(BaseModel):

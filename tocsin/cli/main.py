@@ -1,0 +1,147 @@
+"""The `tocsin` command line. Every failure is one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from tocsin.cli import commands
+from tocsin.cli.commands import CliError
+from tocsin.cli.up import up, worker_only
+from tocsin.client import connect
+from tocsin.devserver import DevServerError
+from tocsin.incidents import IncidentError
+from tocsin.policy.loader import PolicyError, load_policy
+from tocsin.settings import Settings, load_settings
+
+Command = Callable[[Client, Settings, argparse.Namespace], Awaitable[None]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tocsin", description="Durable incident response on Temporal.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("up", help="start Temporal (unless TEMPORAL_ADDRESS is set) and the worker, in the foreground")
+    sub.add_parser("worker", help="run the worker alone against TEMPORAL_ADDRESS or the local server")
+
+    def incident_cmd(name: str, help: str, func: Command, by: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help)
+        cmd.add_argument("key", help="incident key (as printed by `tocsin trigger`)")
+        if by:
+            cmd.add_argument("--by", required=True, help="who is acting")
+            cmd.add_argument("--request-id", help="idempotency key: repeating the call with it changes nothing")
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        cmd.set_defaults(func=func)
+        return cmd
+
+    t = sub.add_parser("trigger", help="open an incident by hand; prints its key")
+    t.add_argument("--service", required=True)
+    t.add_argument("--severity", help="sev1..sev4 (default: from the response workflow or the policy)")
+    t.add_argument("--title")
+    t.add_argument("--label", action="append", default=[], metavar="NAME=VALUE", help="alert label (repeatable)")
+    t.add_argument("--workflow", help="response workflow from the policy (default: matched by labels)")
+    t.add_argument("--key", help="incident key (default: generated from the service and time)")
+    t.add_argument("--policy", help="policy file (default: TOCSIN_POLICY or policies/default.yaml)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=commands.trigger)
+
+    inc = sub.add_parser("incidents", help="list or show incidents")
+    inc_sub = inc.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
+    ls = inc_sub.add_parser("list", help="incidents, newest first (a visibility query)")
+    ls.add_argument("--status", choices=["triggered", "acknowledged", "mitigated", "resolved"])
+    ls.add_argument("--severity")
+    ls.add_argument("--service")
+    ls.add_argument("--limit", type=int, default=100)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=commands.list_cmd)
+    show = inc_sub.add_parser("show", help="one incident's state and timeline")
+    show.add_argument("key")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=commands.show)
+
+    incident_cmd("ack", "acknowledge: stops paging", commands.ack)
+    incident_cmd("escalate", "page the next escalation level now", commands.escalate).add_argument(
+        "--reason", default=""
+    )
+    incident_cmd("mitigate", "mark mitigated (impact stopped, not yet resolved)", commands.mitigate).add_argument(
+        "--summary", default=""
+    )
+    incident_cmd(
+        "resolve", "resolve: stops escalation, notifies, starts the post-mortem", commands.resolve
+    ).add_argument("--summary", default="")
+    incident_cmd("annotate", "add a note to the timeline", commands.annotate).add_argument("--text", required=True)
+    sev = incident_cmd("severity", "change the severity (re-plans response and escalation)", commands.severity)
+    sev.add_argument("severity")
+    sev.add_argument("--reason", default="")
+
+    pol = sub.add_parser("policies", help="policy files")
+    pol_sub = pol.add_subparsers(dest="policies_command", required=True, metavar="SUBCOMMAND")
+    check = pol_sub.add_parser("check", help="validate a policy file; non-zero exit on error")
+    check.add_argument("file", nargs="?", help="default: TOCSIN_POLICY or policies/default.yaml")
+    return p
+
+
+async def _with_client(func: Command, settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        client = await connect(settings)
+    except RuntimeError as err:
+        raise CliError(f"cannot reach Temporal at {settings.target}: {err}") from None
+    await func(client, settings, args)
+
+
+def _check_policy(settings: Settings, file: str | None) -> None:
+    path = file or str(settings.policy)
+    policy = load_policy(path)
+    levels = policy.incident_classification.severity_levels
+    print(
+        f"{path}: ok ({len(levels)} severities, {len(policy.automated_response_workflows)} response workflows, "
+        f"{len(policy.escalation_policies.primary_oncall)} primary escalation steps)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command in ("up", "worker") else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+        if args.command == "up":
+            asyncio.run(up(settings))
+        elif args.command == "worker":
+            asyncio.run(worker_only(settings))
+        elif args.command == "policies":
+            _check_policy(settings, args.file)
+        else:
+            asyncio.run(_with_client(args.func, settings, args))
+    except PolicyError as err:
+        print(f"tocsin: {err}", file=sys.stderr)
+        return 2
+    except (CliError, IncidentError, DevServerError) as err:
+        print(f"tocsin: {err}", file=sys.stderr)
+        return 1
+    except ValidationError as err:
+        first = err.errors()[0]
+        print(f"tocsin: {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        return 2
+    except RPCError as err:
+        print(f"tocsin: Temporal refused: {err.message}", file=sys.stderr)
+        return 1
+    except ValueError as err:  # settings such as a malformed port
+        print(f"tocsin: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
