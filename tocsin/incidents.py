@@ -71,8 +71,12 @@ async def send_update(client: Client, key: str, name: str, request: BaseModel) -
     """Run update `name`; the request id doubles as Temporal's update id, so a retried call lands once."""
     handle = _handle(client, key)
     status = await _describe_or_fail(handle, key)
+    if status == WorkflowExecutionStatus.COMPLETED:
+        raise IncidentError(f"incident {key} is resolved and closed; {name} refused")
     if status != WorkflowExecutionStatus.RUNNING:
-        raise IncidentError(f"incident {key} is closed ({status.name.lower() if status else 'unknown'})")
+        raise IncidentError(
+            f"incident {key} is closed ({status.name.lower() if status else 'unknown'}); {name} refused"
+        )
     request_id = getattr(request, "request_id", None) or str(uuid.uuid4())
     if hasattr(request, "request_id"):
         request = request.model_copy(update={"request_id": request_id})

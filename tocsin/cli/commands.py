@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client
 
-from tocsin.cli.output import emit_json, table
+from tocsin.cli.output import cell, emit_json, table
 from tocsin.incidents import get_incident, list_incidents, open_incident, send_update
 from tocsin.models import IncidentState
 from tocsin.policy.loader import load_policy
@@ -99,7 +99,7 @@ def _describe(state: IncidentState) -> str:
         ),
         ("post-mortem", state.postmortem_workflow_id),
     ]
-    head = "\n".join(f"{name:>17}: {value if value is not None else '-'}" for name, value in facts)
+    head = "\n".join(f"{name:>17}: {cell(value)}" for name, value in facts)
     timeline = table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in state.timeline])
     return f"{head}\n\n{timeline}"
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -20,7 +20,7 @@ def _cell(value: Any) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
+    cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
@@ -31,4 +31,4 @@ def emit_json(value: Any) -> None:
     if isinstance(value, BaseModel):
         sys.stdout.write(value.model_dump_json(indent=2) + "\n")
     else:
-        sys.stdout.write(json.dumps(value, indent=2, default=_cell) + "\n")
+        sys.stdout.write(json.dumps(value, indent=2, default=cell) + "\n")

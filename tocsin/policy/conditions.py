@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,9 @@ class IncidentFacts:
 
 def _literal(text: str) -> str | int | bool:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        if text[0] in text[1:-1]:
+            # "severity == 'sev1' and duration > '5m'" would otherwise compare with one long string, never hold.
+            raise ValueError(f"value {text!r} is not one quoted text: write one comparison per condition")
         return text[1:-1]
     if text in ("true", "false"):
         return text == "true"
@@ -113,4 +116,6 @@ def first_time_all_hold(conditions: list[str], facts: IncidentFacts, opened_at: 
             earliest = max(earliest, opened_at + c.value)
         else:  # "<" or "<=" that no longer holds can never hold again
             return None
-    return earliest
+    # An upper bound that holds now may be gone by then ("duration < '20 minutes'" with "> '30 minutes'").
+    then = replace(facts, duration=earliest - opened_at)
+    return earliest if all(c.holds(then) for c in parsed) else None

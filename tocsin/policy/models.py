@@ -225,6 +225,12 @@ class Policy(_Strict):
             for i, action in enumerate(flow.actions):
                 if isinstance(action, CreateIncident):
                     need(action.severity, f"automated_response_workflows.{name}.actions.{i}.severity")
+        for i, step in enumerate(self.escalation_policies.management_escalation):
+            for j, text in enumerate(step.conditions):
+                # "severity == 'sev7'" would never hold: the step would silently never fire.
+                condition = parse_condition(text)
+                if condition.field == "severity":
+                    need(str(condition.value), f"escalation_policies.management_escalation.{i}.conditions.{j}")
         return self
 
     def severity(self, name: str) -> SeverityLevel:

@@ -1,0 +1,244 @@
+"""IncidentWorkflow end to end on the time-skipping test server: who is told what, at exactly which policy time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import outbox, start_incident
+from tocsin import search_attributes as sa
+from tocsin.incidents import IncidentError, get_incident, send_update
+from tocsin.models import IncidentState, PostMortemInput
+from tocsin.policy.models import Policy
+from tocsin.settings import Settings
+from tocsin.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SetSeverityRequest
+
+STAKEHOLDERS = "stakeholders"
+
+
+def at_minutes(entries: list[dict[str, Any]], opened_at: datetime) -> list[tuple[float, str, str, str]]:
+    """(minutes after opening, channel, target, step) per outbox line, to the nearest tenth of a minute."""
+    out = []
+    for e in entries:
+        offset = (datetime.fromisoformat(e["at"]) - opened_at).total_seconds() / 60
+        step = e["id"].split("/", 2)[2]
+        out.append((round(offset, 1), e["channel"], e["target"], step))
+    return sorted(out)
+
+
+def steps(rows: list[tuple[float, str, str, str]], prefix: str) -> list[tuple[float, str]]:
+    return [(m, channel) for m, channel, _, step in rows if step.startswith(prefix)]
+
+
+async def finish(env: WorkflowEnvironment, key: str, by: str) -> IncidentState:
+    """Resolve and wait for the incident and its post-mortem to close, so no task outlives this test's worker."""
+    await send_update(env.client, key, "resolve", ResolveRequest(by=by))
+    final = IncidentState.model_validate(await env.client.get_workflow_handle(f"incident-{key}").result())
+    if final.postmortem_workflow_id:
+        await env.client.get_workflow_handle(final.postmortem_workflow_id).result()
+    return final
+
+
+async def state_of(env: WorkflowEnvironment, key: str) -> IncidentState:
+    return await get_incident(env.client, key)
+
+
+async def test_sev1_pages_the_whole_chain_then_management_exactly_on_policy_time(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    inp, handle = await start_incident(env.client, default_policy, severity="sev1")
+    await env.sleep(timedelta(minutes=61))
+    state = await state_of(env, inp.key)
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+
+    # pagerduty x3 five minutes apart, phone x2 two apart, sms x3 one apart (policies/default.yaml).
+    assert steps(rows, "page/") == [
+        (0.0, "pagerduty"),
+        (5.0, "pagerduty"),
+        (10.0, "pagerduty"),
+        (15.0, "phone"),
+        (17.0, "phone"),
+        (19.0, "sms"),
+        (20.0, "sms"),
+        (21.0, "sms"),
+    ]
+    # Chain exhausted at 22 minutes: every sev1 stakeholder is told, nothing is dropped silently.
+    assert sorted((m, t) for m, _, t, s in rows if s.startswith("exhausted/")) == [
+        (22.0, "cto"),
+        (22.0, "engineering_manager"),
+        (22.0, "sre"),
+    ]
+    assert {m for m, _, _, s in rows if s.startswith("breach/response/")} == {5.0}
+    assert {m for m, _, _, s in rows if s.startswith("breach/mitigation/")} == {15.0}
+    assert [(m, c, t) for m, c, t, s in rows if s.startswith("management/")] == [
+        (30.0, "slack", "#leadership"),
+        (60.0, "email", "cto@company.com, vp-engineering@company.com"),
+    ]
+    # The sev1 automatic actions ran once each, at the start.
+    actions = sorted(s.removeprefix("action/") for m, _, _, s in rows if s.startswith("action/"))
+    assert actions == sorted(default_policy.severity("sev1").automatic_actions)
+
+    assert state.status == "triggered"
+    assert state.escalation_level == 3
+    assert state.escalation.exhausted
+    assert state.next_escalation_at is None
+    desc = await handle.describe()
+    assert desc.typed_search_attributes.get(sa.LEVEL) == 3
+    assert desc.typed_search_attributes.get(sa.SEVERITY) == "sev1"
+    assert desc.typed_search_attributes.get(sa.STATUS) == "triggered"
+    await finish(env, inp.key, "test")
+
+
+@pytest.mark.parametrize("severity", ["sev2", "sev3", "sev4"])
+async def test_each_severity_follows_its_own_targets(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy, severity: str
+) -> None:
+    level = default_policy.severity(severity)
+    inp, _ = await start_incident(env.client, default_policy, severity=severity)
+    await env.sleep(level.escalation_time + timedelta(minutes=1))
+    state = await state_of(env, inp.key)
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+
+    pages = steps(rows, "page/")
+    if default_policy.pages(severity):
+        assert pages[:3] == [(0.0, "pagerduty"), (5.0, "pagerduty"), (10.0, "pagerduty")]
+    else:
+        assert pages == []
+    response_at = level.response_time.total_seconds() / 60
+    mitigation_at = level.escalation_time.total_seconds() / 60
+    assert {m for m, _, _, s in rows if s.startswith("breach/response/")} == {response_at}
+    assert {m for m, _, _, s in rows if s.startswith("breach/mitigation/")} == {mitigation_at}
+    told = {t for _, _, t, s in rows if s.startswith("breach/response/")}
+    assert told == set(level.stakeholders)
+    # Management escalation is for sev1 only in the default policy.
+    assert steps(rows, "management/") == []
+    automatic = {s.removeprefix("action/") for _, _, _, s in rows if s.startswith("action/")}
+    automatic |= {s.split("/")[1] for _, _, _, s in rows if s.startswith("action/notify_stakeholders/")}
+    assert set(level.automatic_actions) <= automatic
+    await finish(env, inp.key, "test")
+
+
+async def test_acknowledgement_stops_paging_but_not_management(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    inp, _ = await start_incident(env.client, default_policy, severity="sev1")
+    await env.sleep(timedelta(minutes=6))
+    result = await send_update(env.client, inp.key, "acknowledge", AcknowledgeRequest(by="alice"))
+    assert result.status == "acknowledged"
+    await env.sleep(timedelta(minutes=30))
+    state = await state_of(env, inp.key)
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+
+    assert steps(rows, "page/") == [(0.0, "pagerduty"), (5.0, "pagerduty")]
+    assert state.acknowledged_by == "alice"
+    assert state.next_escalation_at is None
+    assert {m for m, _, _, s in rows if s.startswith("breach/response/")} == {5.0}  # acked at 6 min: late
+    assert steps(rows, "management/") == [(30.0, "slack")]
+    await finish(env, inp.key, "alice")
+
+
+async def test_manual_escalation_jumps_levels_now_and_refuses_past_the_last(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    inp, _ = await start_incident(env.client, default_policy, severity="sev2")
+    await env.sleep(timedelta(minutes=1))
+    await send_update(env.client, inp.key, "escalate", EscalateRequest(by="bob", reason="need a DBA"))
+    await env.sleep(timedelta(seconds=30))
+    state = await state_of(env, inp.key)
+    assert state.escalation_level == 2
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+    assert steps(rows, "page/") == [(0.0, "pagerduty"), (1.0, "phone")]
+    # The chain goes on from the new level: the phone's second attempt two minutes later.
+    await env.sleep(timedelta(minutes=2))
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+    assert steps(rows, "page/")[-1] == (3.0, "phone")
+
+    await send_update(env.client, inp.key, "escalate", EscalateRequest(by="bob"))
+    await env.sleep(timedelta(seconds=10))
+    await send_update(env.client, inp.key, "escalate", EscalateRequest(by="bob"))
+    await env.sleep(timedelta(seconds=10))
+    state = await state_of(env, inp.key)
+    assert state.escalation.exhausted
+    with pytest.raises(IncidentError, match="past the last level"):
+        await send_update(env.client, inp.key, "escalate", EscalateRequest(by="bob"))
+    kinds = [e.kind for e in state.timeline]
+    assert kinds.count("escalated") == 3
+    assert "chain_exhausted" in kinds
+    await finish(env, inp.key, "bob")
+
+
+async def test_set_severity_replans_response_and_escalation(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    inp, handle = await start_incident(env.client, default_policy, severity="sev3")
+    await env.sleep(timedelta(minutes=45))
+    state = await state_of(env, inp.key)
+    assert steps(at_minutes(outbox(workers, inp.key), state.opened_at), "page/") == []
+
+    await send_update(env.client, inp.key, "set_severity", SetSeverityRequest(by="carol", severity="sev1"))
+    await env.sleep(timedelta(minutes=1))
+    state = await state_of(env, inp.key)
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+    # sev1 pages at once, its 30-minute management step is already due, its 5-minute ack target already missed.
+    assert steps(rows, "page/")[0] == (45.0, "pagerduty")
+    assert steps(rows, "management/") == [(45.0, "slack")]
+    assert {m for m, _, _, s in rows if s.startswith("breach/response/")} == {45.0}
+    assert {s for _, _, _, s in rows if s == "action/notify_executives"}, "sev1's automatic actions run on upgrade"
+    assert (await handle.describe()).typed_search_attributes.get(sa.SEVERITY) == "sev1"
+
+    await env.sleep(timedelta(minutes=15))
+    rows = at_minutes(outbox(workers, inp.key), state.opened_at)
+    assert steps(rows, "management/") == [(45.0, "slack"), (60.0, "email")]
+    await finish(env, inp.key, "carol")
+
+
+async def test_resolve_hands_off_to_a_postmortem_that_outlives_the_incident(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    inp, handle = await start_incident(env.client, default_policy, severity="sev2")
+    await env.sleep(timedelta(minutes=2))
+    await send_update(env.client, inp.key, "acknowledge", AcknowledgeRequest(by="dana"))
+    await send_update(env.client, inp.key, "resolve", ResolveRequest(by="dana", summary="rolled back"))
+    final = IncidentState.model_validate(await handle.result())
+
+    assert final.status == "resolved"
+    assert final.resolution_summary == "rolled back"
+    assert final.postmortem_workflow_id == f"postmortem-{inp.key}"
+    child = env.client.get_workflow_handle(final.postmortem_workflow_id)
+    result = await child.result()
+    parent_desc, child_desc = await handle.describe(), await child.describe()
+    assert parent_desc.status == WorkflowExecutionStatus.COMPLETED
+    assert child_desc.status == WorkflowExecutionStatus.COMPLETED
+    assert child_desc.parent_id == handle.id
+    assert child_desc.close_time and parent_desc.close_time
+    assert child_desc.close_time >= parent_desc.close_time - timedelta(seconds=1)
+
+    # The hand-off contract: the incident's whole state and timeline, and the policy it ran under.
+    handoff = PostMortemInput.model_validate_json((workers.postmortem_dir / f"{inp.key}.input.json").read_text())
+    assert result["input_ref"].endswith(f"{inp.key}.input.json")
+    assert handoff.incident.key == inp.key
+    assert handoff.incident.status == "resolved"
+    assert handoff.incident.timeline == final.timeline[: len(handoff.incident.timeline)]
+    assert "resolved" in [e.kind for e in handoff.incident.timeline]
+    assert handoff.policy == default_policy
+    assert handoff.parent_workflow_id == handle.id
+
+    told = {e["target"] for e in outbox(workers, inp.key) if e["id"].split("/", 2)[2].startswith("resolved/")}
+    assert told == set(default_policy.severity("sev2").stakeholders)
+    with pytest.raises(IncidentError, match="resolved and closed"):
+        await send_update(env.client, inp.key, "acknowledge", AcknowledgeRequest(by="late"))
+
+
+async def test_sev3_resolution_starts_no_postmortem(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    inp, handle = await start_incident(env.client, default_policy, severity="sev3")
+    await finish(env, inp.key, "erin")
+    final = IncidentState.model_validate(await handle.result())
+    assert final.postmortem_workflow_id is None
+    assert final.timeline[-1].kind == "postmortem"
+    assert "not in the policy's postmortem_severities" in final.timeline[-1].text
