@@ -1,0 +1,113 @@
+"""Record the golden histories replayed in CI (`make histories`).
+
+Each scenario is a real run on the time-skipping test server with the real worker. Re-record only for a
+deliberate change that is gated by `workflow.patched()`, and keep the old files: they are what proves that
+incidents already running in production still replay after the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import ROOT, run_workers, venv_binary
+from tocsin import search_attributes as sa
+from tocsin.incidents import open_incident, send_update
+from tocsin.models import AlertEvent
+from tocsin.policy.loader import load_policy
+from tocsin.policy.triage import TriggerRequest, plan_incident
+from tocsin.settings import Settings
+from tocsin.updates import (
+    AcknowledgeRequest,
+    AnnotateRequest,
+    EscalateRequest,
+    MitigateRequest,
+    ResolveRequest,
+    SetSeverityRequest,
+)
+
+HISTORIES = ROOT / "tests" / "histories"
+Scenario = Callable[[WorkflowEnvironment, str], Awaitable[None]]
+
+
+async def unacknowledged_sev1(env: WorkflowEnvironment, key: str) -> None:
+    """The whole primary chain, both management steps, then resolution and the post-mortem hand-off."""
+    await env.sleep(timedelta(minutes=65))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="restarted the pods"))
+
+
+async def worked_sev2(env: WorkflowEnvironment, key: str) -> None:
+    """Every update and the alert signal, in the order a busy night produces them."""
+    handle = env.client.get_workflow_handle(f"incident-{key}")
+    await handle.signal("alert", AlertEvent(fingerprint="f1", status="firing", summary="p95 > 1s"))
+    await env.sleep(timedelta(minutes=3))
+    await send_update(env.client, key, "escalate", EscalateRequest(by="bob", reason="need the DBA"))
+    await env.sleep(timedelta(minutes=1))
+    await send_update(env.client, key, "acknowledge", AcknowledgeRequest(by="dba"))
+    await send_update(
+        env.client, key, "set_severity", SetSeverityRequest(by="dba", severity="sev1", reason="all users")
+    )
+    await env.sleep(timedelta(minutes=31))
+    await send_update(env.client, key, "annotate", AnnotateRequest(by="dba", text="read replicas enabled"))
+    await send_update(env.client, key, "mitigate", MitigateRequest(by="dba", summary="traffic shifted"))
+    await handle.signal("alert", AlertEvent(fingerprint="f1", status="resolved", summary="p95 > 1s"))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="dba"))
+
+
+async def quiet_sev3(env: WorkflowEnvironment, key: str) -> None:
+    """No paging, both targets missed, no post-mortem."""
+    await env.sleep(timedelta(hours=3))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="carol"))
+
+
+SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
+    "sev1-unacknowledged": (
+        "sev1",
+        {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
+        unacknowledged_sev1,
+    ),
+    "sev2-worked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
+    "sev3-quiet": ("sev3", {}, quiet_sev3),
+}
+
+
+async def _record(client: Client, workflow_id: str) -> None:
+    handle = client.get_workflow_handle(workflow_id)
+    await handle.result()
+    history = await handle.fetch_history()
+    (HISTORIES / f"{workflow_id}.json").write_text(history.to_json() + "\n", encoding="utf-8")
+    print(f"recorded {workflow_id}: {len(history.events)} events")
+
+
+async def main() -> None:
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    policy = load_policy(ROOT / "policies" / "default.yaml")
+    for name, (severity, labels, scenario) in SCENARIOS.items():
+        # A fresh server per scenario: the test server's clock stalls after an abandoned child.
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
+        )
+        try:
+            await sa.register(env.client, "default")
+            settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
+            async with run_workers(env.client, settings):
+                key = f"golden-{name}"
+                request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key)
+                assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
+                await scenario(env, key)
+                await _record(env.client, f"incident-{key}")
+                if severity in policy.lifecycle.postmortem_severities:
+                    await _record(env.client, f"postmortem-{key}")
+        finally:
+            await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
