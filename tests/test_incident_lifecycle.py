@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import outbox, start_incident
+from tests.conftest import ROOT, outbox, start_incident
 from tocsin import search_attributes as sa
 from tocsin.incidents import IncidentError, get_incident, send_update
 from tocsin.models import IncidentState, PostMortemInput
+from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
 from tocsin.settings import Settings
 from tocsin.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SetSeverityRequest
@@ -87,6 +89,11 @@ async def test_sev1_pages_the_whole_chain_then_management_exactly_on_policy_time
     assert state.escalation.exhausted
     assert state.next_escalation_at is None
     desc = await handle.describe()
+    # What an operator sees in the Web UI: a one-line summary, and current details kept up to date.
+    assert await desc.static_summary() == f"[sev1] {inp.title} (checkout)"
+    metadata = await handle.query("__temporal_workflow_metadata")
+    assert "**sev1**" in metadata.current_details
+    assert "chain exhausted" in metadata.current_details
     assert desc.typed_search_attributes.get(sa.LEVEL) == 3
     assert desc.typed_search_attributes.get(sa.SEVERITY) == "sev1"
     assert desc.typed_search_attributes.get(sa.STATUS) == "triggered"
@@ -242,3 +249,23 @@ async def test_sev3_resolution_starts_no_postmortem(
     assert final.postmortem_workflow_id is None
     assert final.timeline[-1].kind == "postmortem"
     assert "not in the policy's postmortem_severities" in final.timeline[-1].text
+
+
+async def test_a_running_incident_keeps_the_policy_it_opened_under(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy, tmp_path: Path
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    original = (ROOT / "policies" / "default.yaml").read_text()
+    policy_file.write_text(original)
+    inp, _ = await start_incident(env.client, load_policy(policy_file), severity="sev1")
+    # Someone shortens the pager delay while the incident is open.
+    policy_file.write_text(original.replace('escalation_delay: "5 minutes"', 'escalation_delay: "1 minute"'))
+    assert load_policy(policy_file).escalation_policies.primary_oncall[0].escalation_delay == timedelta(minutes=1)
+    await env.sleep(timedelta(minutes=11))
+    state = await state_of(env, inp.key)
+    assert steps(at_minutes(outbox(workers, inp.key), state.opened_at), "page/") == [
+        (0.0, "pagerduty"),
+        (5.0, "pagerduty"),
+        (10.0, "pagerduty"),
+    ]
+    await finish(env, inp.key, "test")

@@ -87,7 +87,13 @@ class IncidentWorkflow(IncidentHandlers):
         self._wake = False
         summary = f"until {wake_at:%H:%M:%S}Z or a human acts" if wake_at else "until a human acts"
         with contextlib.suppress(asyncio.TimeoutError):
-            await workflow.wait_condition(lambda: self._wake, timeout=timeout, timeout_summary=summary)
+            # Also wake when the server suggests continue-as-new: a flood of alert signals alone must be
+            # able to roll the history over, even while the plan has nothing due for hours.
+            await workflow.wait_condition(
+                lambda: self._wake or workflow.info().is_continue_as_new_suggested(),
+                timeout=timeout,
+                timeout_summary=summary,
+            )
 
     # --- what the plan says is due -------------------------------------------------------------------
 
