@@ -99,7 +99,10 @@ async def open_sev1(env: WorkflowEnvironment, policy: Policy) -> str:
     return key
 
 
-def assert_complete_and_unique(settings: Settings, key: str) -> None:
+async def assert_chain_completes_once(settings: Settings, key: str) -> None:
+    """Wait for the last escalation steps, then check every page went out exactly once."""
+    await until(lambda: "exhausted/sre" in steps(settings, key), 60, "the chain to run out")
+    await until(lambda: "breach/mitigation/sre" in steps(settings, key), 60, "the mitigation breach")
     seen = steps(settings, key)
     duplicates = [s for s, n in Counter(seen).items() if n > 1]
     assert duplicates == [], f"delivered twice: {duplicates}"
@@ -125,9 +128,7 @@ async def test_worker_killed_while_waiting_for_acknowledgement(
     assert "page/0/2" not in steps(settings, key)
     second = WorkerProcess(dev_env, tmp_path)
     try:
-        await until(lambda: "exhausted/sre" in steps(settings, key), 60, "the chain to run out")
-        await until(lambda: "breach/mitigation/sre" in steps(settings, key), 60, "the mitigation breach")
-        assert_complete_and_unique(settings, key)
+        await assert_chain_completes_once(settings, key)
         await resolve(dev_env, key)
     finally:
         assert second.stop() == 0
@@ -144,10 +145,8 @@ async def test_worker_killed_while_a_delivery_is_in_flight(
     first.kill()
     second = WorkerProcess(dev_env, tmp_path)
     try:
-        await until(lambda: "exhausted/sre" in steps(settings, key), 60, "the chain to run out")
-        await until(lambda: "breach/mitigation/sre" in steps(settings, key), 60, "the mitigation breach")
         # The retried page/0/1 found its line in the outbox: delivered once, though its activity ran twice.
-        assert_complete_and_unique(settings, key)
+        await assert_chain_completes_once(settings, key)
         retried = [
             line
             for log in tmp_path.glob("worker-*.log")

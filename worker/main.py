@@ -14,7 +14,7 @@ from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
 from activities.remediation import RemediationActivities
-from tocsin.client import connect
+from tocsin.client import connect_when_ready
 from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.settings import Settings, load_settings
 from workflows.incident import IncidentWorkflow
@@ -70,7 +70,7 @@ async def serve(settings: Settings, delivery: DeliveryActivities | None = None) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect(settings)
+    client = await connect_when_ready(settings)
     log.info(
         "worker connected to %s (namespace %s); outbox %s",
         settings.target,

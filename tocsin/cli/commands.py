@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from pydantic import BaseModel
 from temporalio.client import Client
 
 from tocsin.cli.output import cell, emit_json, table
@@ -24,6 +26,9 @@ from tocsin.updates import (
     UpdateResult,
 )
 
+Connect = Callable[[], Awaitable[Client]]
+"""Commands connect only once their own input is valid, so a typo is reported as a typo even offline."""
+
 
 class CliError(Exception):
     """Printed as one line on stderr; the command exits non-zero."""
@@ -39,7 +44,7 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
-async def trigger(client: Client, settings: Settings, args: argparse.Namespace) -> None:
+async def trigger(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
     policy = load_policy(args.policy or settings.policy)
     request = TriggerRequest(
         service=args.service,
@@ -54,7 +59,7 @@ async def trigger(client: Client, settings: Settings, args: argparse.Namespace) 
         inp = plan_incident(policy, request, datetime.now(UTC))
     except TriageError as err:
         raise CliError(str(err)) from None
-    created = await open_incident(client, inp)
+    created = await open_incident(await connect(), inp)
     if args.json:
         emit_json({"key": inp.key, "created": created, "severity": inp.severity, "title": inp.title})
     elif created:
@@ -63,8 +68,8 @@ async def trigger(client: Client, settings: Settings, args: argparse.Namespace) 
         print(f"{inp.key} (already open)")
 
 
-async def list_cmd(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    rows = await list_incidents(client, args.status, args.severity, args.service, args.limit)
+async def list_cmd(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+    rows = await list_incidents(await connect(), args.status, args.severity, args.service, args.limit)
     if args.json:
         emit_json([dataclasses.asdict(r) for r in rows])
         return
@@ -77,6 +82,8 @@ async def list_cmd(client: Client, settings: Settings, args: argparse.Namespace)
             [[r.key, r.severity, r.status, r.service, r.level, r.opened_at, r.title] for r in rows],
         )
     )
+    if len(rows) == args.limit:
+        print(f"(the first {args.limit}; narrow with --status/--severity/--service or raise --limit)")
 
 
 def _describe(state: IncidentState) -> str:
@@ -104,8 +111,8 @@ def _describe(state: IncidentState) -> str:
     return f"{head}\n\n{timeline}"
 
 
-async def show(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    state = await get_incident(client, args.key)
+async def show(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+    state = await get_incident(await connect(), args.key)
     if args.json:
         emit_json(state)
     else:
@@ -122,31 +129,18 @@ def _print_result(result: UpdateResult, args: argparse.Namespace) -> None:
         )
 
 
-async def ack(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    request = AcknowledgeRequest(by=args.by, request_id=args.request_id)
-    _print_result(await send_update(client, args.key, "acknowledge", request), args)
+# command -> (update name, request model, the command's own options copied into the request)
+HUMAN_ACTIONS: dict[str, tuple[str, type[BaseModel], tuple[str, ...]]] = {
+    "ack": ("acknowledge", AcknowledgeRequest, ()),
+    "escalate": ("escalate", EscalateRequest, ("reason",)),
+    "mitigate": ("mitigate", MitigateRequest, ("summary",)),
+    "resolve": ("resolve", ResolveRequest, ("summary",)),
+    "annotate": ("annotate", AnnotateRequest, ("text",)),
+    "severity": ("set_severity", SetSeverityRequest, ("severity", "reason")),
+}
 
 
-async def escalate(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    request = EscalateRequest(by=args.by, reason=args.reason, request_id=args.request_id)
-    _print_result(await send_update(client, args.key, "escalate", request), args)
-
-
-async def mitigate(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    request = MitigateRequest(by=args.by, summary=args.summary, request_id=args.request_id)
-    _print_result(await send_update(client, args.key, "mitigate", request), args)
-
-
-async def resolve(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    request = ResolveRequest(by=args.by, summary=args.summary, request_id=args.request_id)
-    _print_result(await send_update(client, args.key, "resolve", request), args)
-
-
-async def annotate(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    request = AnnotateRequest(by=args.by, text=args.text, request_id=args.request_id)
-    _print_result(await send_update(client, args.key, "annotate", request), args)
-
-
-async def severity(client: Client, settings: Settings, args: argparse.Namespace) -> None:
-    request = SetSeverityRequest(by=args.by, severity=args.severity, reason=args.reason, request_id=args.request_id)
-    _print_result(await send_update(client, args.key, "set_severity", request), args)
+async def human_action(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+    update, model, options = HUMAN_ACTIONS[args.command]
+    request = model(by=args.by, request_id=args.request_id, **{o: getattr(args, o) for o in options})
+    _print_result(await send_update(await connect(), args.key, update, request), args)

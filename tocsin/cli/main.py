@@ -1,27 +1,30 @@
-"""The `tocsin` command line. Every failure is one line on stderr and a non-zero exit, never a traceback."""
+"""The `tocsin` command line. Every failure is one message on stderr and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from tocsin.cli import commands
-from tocsin.cli.commands import CliError
+from tocsin.cli.commands import CliError, Connect
 from tocsin.cli.up import up, worker_only
-from tocsin.client import connect
+from tocsin.client import ServerUnreachable, connect
 from tocsin.devserver import DevServerError
 from tocsin.incidents import IncidentError
 from tocsin.policy.loader import PolicyError, load_policy
 from tocsin.settings import Settings, load_settings
 
-Command = Callable[[Client, Settings, argparse.Namespace], Awaitable[None]]
+Command = Callable[[Connect, Settings, argparse.Namespace], Awaitable[None]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,14 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start Temporal (unless TEMPORAL_ADDRESS is set) and the worker, in the foreground")
     sub.add_parser("worker", help="run the worker alone against TEMPORAL_ADDRESS or the local server")
 
-    def incident_cmd(name: str, help: str, func: Command, by: bool = True) -> argparse.ArgumentParser:
+    def incident_cmd(name: str, help: str) -> argparse.ArgumentParser:
+        """A human action on one incident (see commands.HUMAN_ACTIONS)."""
         cmd = sub.add_parser(name, help=help)
         cmd.add_argument("key", help="incident key (as printed by `tocsin trigger`)")
-        if by:
-            cmd.add_argument("--by", required=True, help="who is acting")
-            cmd.add_argument("--request-id", help="idempotency key: repeating the call with it changes nothing")
+        cmd.add_argument("--by", required=True, help="who is acting")
+        cmd.add_argument("--request-id", help="idempotency key: repeating the call with it changes nothing")
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-        cmd.set_defaults(func=func)
+        cmd.set_defaults(func=commands.human_action)
         return cmd
 
     t = sub.add_parser("trigger", help="open an incident by hand; prints its key")
@@ -66,18 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=commands.show)
 
-    incident_cmd("ack", "acknowledge: stops paging", commands.ack)
-    incident_cmd("escalate", "page the next escalation level now", commands.escalate).add_argument(
-        "--reason", default=""
-    )
-    incident_cmd("mitigate", "mark mitigated (impact stopped, not yet resolved)", commands.mitigate).add_argument(
+    incident_cmd("ack", "acknowledge: stops paging")
+    incident_cmd("escalate", "page the next escalation level now").add_argument("--reason", default="")
+    incident_cmd("mitigate", "mark mitigated (impact stopped, not yet resolved)").add_argument("--summary", default="")
+    incident_cmd("resolve", "resolve: stops escalation, notifies, starts the post-mortem").add_argument(
         "--summary", default=""
     )
-    incident_cmd(
-        "resolve", "resolve: stops escalation, notifies, starts the post-mortem", commands.resolve
-    ).add_argument("--summary", default="")
-    incident_cmd("annotate", "add a note to the timeline", commands.annotate).add_argument("--text", required=True)
-    sev = incident_cmd("severity", "change the severity (re-plans response and escalation)", commands.severity)
+    incident_cmd("annotate", "add a note to the timeline").add_argument("--text", required=True)
+    sev = incident_cmd("severity", "change the severity (re-plans response and escalation)")
     sev.add_argument("severity")
     sev.add_argument("--reason", default="")
 
@@ -88,12 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _with_client(func: Command, settings: Settings, args: argparse.Namespace) -> None:
-    try:
-        client = await connect(settings)
-    except RuntimeError as err:
-        raise CliError(f"cannot reach Temporal at {settings.target}: {err}") from None
-    await func(client, settings, args)
+async def _run(func: Command, settings: Settings, args: argparse.Namespace) -> None:
+    async def connect_once() -> Client:
+        try:
+            return await connect(settings)
+        except RuntimeError:
+            # The SDK's reason is a Rust transport dump; the address and the likely cause help more.
+            hint = " (is `tocsin up` running?)" if settings.embedded else ""
+            raise CliError(f"cannot reach Temporal at {settings.target}{hint}") from None
+
+    await func(connect_once, settings, args)
 
 
 def _check_policy(settings: Settings, file: str | None) -> None:
@@ -107,6 +110,24 @@ def _check_policy(settings: Settings, file: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if argv is None:
+        # Run as the `tocsin` program: leave without interpreter finalization. temporalio's Rust threads can still
+        # take the GIL while Python tears down, killing a command that already succeeded with SIGABRT ("Fatal
+        # Python error: PyGILState_Release") or SIGSEGV, about one run in twelve (temporalio/sdk-python#300).
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe (`tocsin incidents list | head`) has nothing more to hear.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.command in ("up", "worker") else logging.WARNING,
@@ -121,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "policies":
             _check_policy(settings, args.file)
         else:
-            asyncio.run(_with_client(args.func, settings, args))
+            asyncio.run(_run(args.func, settings, args))
     except PolicyError as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 2
-    except (CliError, IncidentError, DevServerError) as err:
+    except (CliError, IncidentError, DevServerError, ServerUnreachable) as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 1
     except ValidationError as err:

@@ -8,11 +8,11 @@ import signal
 import sys
 
 from tocsin import search_attributes as sa
-from tocsin.client import connect
+from tocsin.client import connect_when_ready
 from tocsin.devserver import DevServer
 from tocsin.policy.loader import load_policy
 from tocsin.settings import Settings
-from worker.main import build_workers, run_workers
+from worker.main import build_workers, run_workers, serve
 
 log = logging.getLogger("tocsin.up")
 
@@ -38,7 +38,7 @@ async def up(settings: Settings) -> None:
         _say(f"tocsin: starting the Temporal dev server (state in {settings.temporal_db})")
         await server.start()
     try:
-        client = await connect(settings)
+        client = await connect_when_ready(settings)
         if not server:
             added = await sa.register(client, settings.namespace)
             if added:
@@ -60,7 +60,4 @@ async def up(settings: Settings) -> None:
 
 
 async def worker_only(settings: Settings) -> None:
-    stop = _stop_event()
-    client = await connect(settings)
-    _say(f"tocsin: worker connected to {settings.target} (namespace {settings.namespace})")
-    await run_workers(build_workers(client, settings), stop)
+    await serve(settings)
