@@ -416,3 +416,34 @@ def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
         "escalation_policies.primary_oncall.1.escalation_delay",
     ]
     assert all(line.startswith(f"{path}:") for line in lines)
+
+
+def test_a_duplicate_key_is_an_error_not_a_silent_override() -> None:
+    text = DEFAULT.read_text()
+    # A second `sev1:` where `sev2:` stood would silently replace the first sev1 in plain YAML.
+    broken = text.replace("    sev2:\n", "    sev1:\n", 1)
+    with pytest.raises(PolicyError) as err:
+        parse_policy(broken, "dup.yaml")
+    first = _line_of(text, "    sev1:")
+    second = _line_of(text, "    sev2:")
+    assert str(err.value) == f"dup.yaml:{second}: not valid YAML: duplicate key 'sev1' (first on line {first})"
+
+
+def test_a_status_condition_must_name_a_real_status() -> None:
+    broken = DEFAULT.read_text().replace("\"severity == 'sev1'\"", "\"status == 'resolvd'\"", 1)
+    with pytest.raises(PolicyError, match="status is one of triggered, acknowledged, mitigated, resolved"):
+        parse_policy(broken, "status.yaml")
+
+
+def test_a_failing_default_says_it_is_a_default() -> None:
+    text = (
+        "incident_classification:\n  severity_levels:\n"
+        "    sev1: {name: Down, response_time: 5 minutes, escalation_time: 15 minutes}\n"
+        "escalation_policies:\n  primary_oncall: [{type: sms, escalation_delay: 1 minute}]\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "tiny.yaml")
+    assert str(err.value) == (
+        "tiny.yaml: lifecycle.default_severity: unknown severity 'sev3' (defined: sev1); "
+        "Tocsin's default, set lifecycle.default_severity"
+    )

@@ -24,6 +24,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
+STATUSES = ("triggered", "acknowledged", "mitigated", "resolved")
 FIELDS = ("severity", "status", "service", "duration", "escalation_level", "acknowledged")
 _ORDERED_FIELDS = ("duration", "escalation_level")
 _SYNTAX = re.compile(r"^\s*([a-z_]+)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")
@@ -88,7 +89,9 @@ def parse_condition(text: str) -> Condition:
         raise ValueError(f"condition {text!r}: escalation_level is compared with a whole number")
     elif field == "acknowledged" and not isinstance(value, bool):
         raise ValueError(f"condition {text!r}: acknowledged is compared with true or false")
-    elif field in ("severity", "status", "service") and not isinstance(value, str):
+    elif field == "status" and value not in STATUSES:
+        raise ValueError(f"condition {text!r}: status is one of {', '.join(STATUSES)}")
+    elif field in ("severity", "service") and not isinstance(value, str):
         raise ValueError(f"condition {text!r}: {field} is compared with quoted text")
     return Condition(field, op, value)
 

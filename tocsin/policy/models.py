@@ -212,15 +212,19 @@ class Policy(_Strict):
         known = self.incident_classification.severity_levels
         names = ", ".join(known)
 
-        def need(severity: str, where: str) -> None:
+        def need(severity: str, where: str, note: str = "") -> None:
             if severity not in known:
-                raise ValueError(f"{where}: unknown severity {severity!r} (defined: {names})")
+                raise ValueError(f"{where}: unknown severity {severity!r} (defined: {names}){note}")
 
-        need(self.lifecycle.default_severity, "lifecycle.default_severity")
-        for i, sev in enumerate(self.lifecycle.paging_severities):
-            need(sev, f"lifecycle.paging_severities.{i}")
-        for i, sev in enumerate(self.lifecycle.postmortem_severities):
-            need(sev, f"lifecycle.postmortem_severities.{i}")
+        for field in ("default_severity", "paging_severities", "postmortem_severities"):
+            # A policy that never wrote `lifecycle` should hear that a default is what fails.
+            note = "" if field in self.lifecycle.model_fields_set else f"; Tocsin's default, set lifecycle.{field}"
+            value = getattr(self.lifecycle, field)
+            if isinstance(value, str):
+                need(value, f"lifecycle.{field}", note)
+            else:
+                for i, sev in enumerate(value):
+                    need(sev, f"lifecycle.{field}.{i}", note)
         for name, flow in self.automated_response_workflows.items():
             for i, action in enumerate(flow.actions):
                 if isinstance(action, CreateIncident):
