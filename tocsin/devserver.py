@@ -6,7 +6,9 @@ Nothing is downloaded: the binary sits beside the Python interpreter in the venv
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +35,17 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
         return probe.connect_ex((host, port)) == 0
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel stop the server if `tocsin up` itself is killed (SIGKILL, OOM): no orphan
+    keeps the SQLite file and the ports. Elsewhere this is a no-op and a normal stop still cleans up."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class DevServer:
@@ -69,7 +82,13 @@ class DevServer:
     def _spawn(self) -> subprocess.Popen[bytes]:
         with open(self.log_path, "ab") as log:
             # Its own session: Ctrl-C in the terminal reaches only us, and we stop the server in order.
-            return subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
 
     async def start(self, ready_timeout: float = 60.0) -> None:
         s = self.settings
@@ -77,7 +96,9 @@ class DevServer:
             if port_in_use(port):
                 raise DevServerError(f"port {port} ({what}) is already in use: is another Tocsin running?")
         s.home.mkdir(parents=True, exist_ok=True)
-        self.process = await asyncio.to_thread(self._spawn)
+        # Spawned on the event loop's own thread, not in an executor: the kernel's parent-death signal is tied
+        # to the thread that forked, and an executor thread may exit long before `tocsin up` does.
+        self.process = self._spawn()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ready_timeout
         while not port_in_use(s.temporal_port):
