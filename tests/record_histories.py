@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import ROOT, run_workers, venv_binary
 from tocsin import search_attributes as sa
 from tocsin.incidents import open_incident, send_update
-from tocsin.models import AlertEvent
+from tocsin.models import AlertBatch, AlertEvent
 from tocsin.policy.loader import load_policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.settings import Settings
@@ -67,6 +67,19 @@ async def quiet_sev3(env: WorkflowEnvironment, key: str) -> None:
     await send_update(env.client, key, "resolve", ResolveRequest(by="carol"))
 
 
+async def alerts_auto_resolve(env: WorkflowEnvironment, key: str) -> None:
+    """Alerts through the intake: a batch fires, flaps, clears, and the incident resolves itself."""
+    handle = env.client.get_workflow_handle(f"incident-{key}")
+    firing = AlertEvent(fingerprint="f1", status="firing", summary="queue backlog")
+    await handle.signal("alerts", AlertBatch(events=[firing, firing.model_copy(update={"fingerprint": "f2"})]))
+    await env.sleep(timedelta(minutes=2))
+    resolved = [firing.model_copy(update={"status": "resolved", "fingerprint": f}) for f in ("f1", "f2")]
+    await handle.signal("alerts", AlertBatch(events=resolved[:1]))
+    await env.sleep(timedelta(minutes=1))
+    await handle.signal("alerts", AlertBatch(events=resolved[1:]))
+    await env.sleep(timedelta(minutes=6))
+
+
 SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev1-unacknowledged": (
         "sev1",
@@ -75,6 +88,7 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     ),
     "sev2-worked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
     "sev3-quiet": ("sev3", {}, quiet_sev3),
+    "sev3-alerts-auto-resolve": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
 }
 
 
@@ -86,10 +100,18 @@ async def _record(client: Client, workflow_id: str) -> None:
     print(f"recorded {workflow_id}: {len(history.events)} events")
 
 
+def _recorded(name: str) -> bool:
+    # Existing histories are never overwritten: they stand for incidents recorded by older code.
+    return (HISTORIES / f"incident-golden-{name}.json").exists()
+
+
 async def main() -> None:
     HISTORIES.mkdir(parents=True, exist_ok=True)
     policy = load_policy(ROOT / "policies" / "default.yaml")
     for name, (severity, labels, scenario) in SCENARIOS.items():
+        if _recorded(name):
+            print(f"kept {name}")
+            continue
         # A fresh server per scenario: the test server's clock stalls after an abandoned child.
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter

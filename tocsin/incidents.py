@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin import search_attributes as sa
-from tocsin.models import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, incident_workflow_id
+from tocsin.models import INCIDENT_TASK_QUEUE, AlertBatch, IncidentInput, IncidentState, incident_workflow_id
 from tocsin.updates import UpdateResult
 
 R = TypeVar("R", bound=BaseModel)
@@ -39,19 +39,30 @@ async def open_incident(client: Client, inp: IncidentInput) -> bool:
     """Start the incident's workflow. False if an incident with this key is already open."""
     try:
         await client.start_workflow(
-            "IncidentWorkflow",
-            inp,
-            id=incident_workflow_id(inp.key),
-            task_queue=INCIDENT_TASK_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=sa.initial(inp.severity, "triggered", inp.service, 0),
-            memo={"title": inp.title},
-            static_summary=f"[{inp.severity}] {inp.title} ({inp.service})",
-            static_details=f"Opened from {inp.source}; response workflow: {inp.response_workflow or 'none'}.",
+            "IncidentWorkflow", inp, id_conflict_policy=WorkflowIDConflictPolicy.FAIL, **_start_options(inp)
         )
     except WorkflowAlreadyStartedError:
         return False
     return True
+
+
+async def open_or_signal(client: Client, inp: IncidentInput, batch: AlertBatch) -> None:
+    """Signal-with-start: one atomic call that opens the incident or adds the alerts to the open one,
+    so concurrent alerts for one key never make two incidents."""
+    await client.start_workflow(
+        "IncidentWorkflow", inp, start_signal="alerts", start_signal_args=[batch], **_start_options(inp)
+    )
+
+
+def _start_options(inp: IncidentInput) -> dict[str, Any]:
+    return {
+        "id": incident_workflow_id(inp.key),
+        "task_queue": INCIDENT_TASK_QUEUE,
+        "search_attributes": sa.initial(inp.severity, "triggered", inp.service, 0),
+        "memo": {"title": inp.title},
+        "static_summary": f"[{inp.severity}] {inp.title} ({inp.service})",
+        "static_details": f"Opened from {inp.source}; response workflow: {inp.response_workflow or 'none'}.",
+    }
 
 
 def _handle(client: Client, key: str) -> WorkflowHandle[object, object]:

@@ -56,6 +56,12 @@ class AlertEvent(_Model):
     ends_at: datetime | None = None
 
 
+class AlertBatch(_Model):
+    """Signal `alerts`: every alert of one payload for one incident, so N alerts cost one signal, not N."""
+
+    events: list[AlertEvent] = Field(min_length=1, max_length=1000)
+
+
 class AlertRecord(_Model):
     """Repeated notifications of one alert fold into one record, so history grows with changes, not noise."""
 
@@ -99,6 +105,8 @@ class IncidentState(_Model):
     next_escalation_at: datetime | None = None
     escalation: EscalationCursor = Field(default_factory=EscalationCursor)
     alerts: dict[str, AlertRecord] = Field(default_factory=dict)
+    # When the last firing alert resolved; a new firing clears it. Drives auto-resolution.
+    alerts_resolved_at: datetime | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
     automatic_actions_done: list[str] = Field(default_factory=list)
     responded: bool = False

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.models import IncidentState
+    from tocsin.models import AlertBatch, AlertEvent, AlertRecord, IncidentState
     from tocsin.policy.models import Policy
     from tocsin.updates import (
         AcknowledgeRequest,
@@ -31,6 +31,7 @@ class IncidentHandlers:
     _state: IncidentState
     _policy: Policy
     _wake: bool
+    _auto_resolve: bool
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
         raise NotImplementedError
@@ -181,6 +182,44 @@ class IncidentHandlers:
         known = self._policy.incident_classification.severity_levels
         if request.severity not in known:
             raise ValueError(f"unknown severity {request.severity!r} (known: {', '.join(known)})")
+
+    # --- alerts ----------------------------------------------------------------------------------------
+
+    @workflow.signal(name="alert")
+    def alert(self, event: AlertEvent) -> None:
+        """Attach one alert. Repeats fold into one record; only changes reach the timeline."""
+        self._take_alerts([event])
+
+    @workflow.signal(name="alerts")
+    def alerts(self, batch: AlertBatch) -> None:
+        """Attach every alert of one received payload at once (the receiver's signal-with-start)."""
+        self._take_alerts(batch.events)
+
+    def _take_alerts(self, events: list[AlertEvent]) -> None:
+        state = self._state
+        if state.status == "resolved":
+            return
+        now = workflow.now()
+        for event in events:
+            known = state.alerts.get(event.fingerprint)
+            if known is None:
+                state.alerts[event.fingerprint] = AlertRecord(
+                    status=event.status, summary=event.summary, first_seen=now, last_seen=now
+                )
+                self._record(f"alert_{event.status}", event.summary or event.fingerprint)
+            else:
+                known.count += 1
+                known.last_seen = now
+                if known.status != event.status:
+                    known.status = event.status
+                    self._record(f"alert_{event.status}", event.summary or event.fingerprint)
+        quiet = bool(state.alerts) and all(a.status == "resolved" for a in state.alerts.values())
+        if not quiet:
+            state.alerts_resolved_at = None
+        elif state.alerts_resolved_at is None:
+            state.alerts_resolved_at = now
+        if self._auto_resolve:
+            self._wake = True  # re-plan: an auto-resolve timer starts, or a new firing cancels it
 
     # --- query -----------------------------------------------------------------------------------------
 

@@ -19,8 +19,6 @@ with workflow.unsafe.imports_passed_through():
     from tocsin import search_attributes as sa
     from tocsin.durations import format_duration, format_elapsed
     from tocsin.models import (
-        AlertEvent,
-        AlertRecord,
         Delivery,
         IncidentInput,
         IncidentState,
@@ -52,17 +50,23 @@ class IncidentWorkflow(IncidentHandlers):
             opened_at=workflow.now(),
         )
         self._wake = False
+        self._auto_resolve = False
         self._published: dict[str, object] = {}
 
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         state = self._state
+        # Incidents recorded before auto-resolution existed replay without it (no marker in their history).
+        self._auto_resolve = workflow.patched("auto-resolve-on-quiet-alerts")
         if inp.carried is None:
             flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
             self._record("opened", f"{inp.title} (from {inp.source})")
             self._record("triaged", f"severity {state.severity}{flow}")
         while state.status != "resolved":
             await self._run_due()
+            if self._resolved():
+                # Resolved by the plan (quiet alerts) or by an update that landed while an activity ran.
+                break
             if not state.responded:
                 state.responded = True
                 await self._respond()
@@ -78,9 +82,13 @@ class IncidentWorkflow(IncidentHandlers):
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state
 
+    def _resolved(self) -> bool:
+        # A method, not an inline test: handlers change the status while the loop awaits.
+        return self._state.status == "resolved"
+
     async def _sleep_until_due(self) -> None:
         now = workflow.now()
-        wake_at = plan.next_wakeup(self._state, self._policy, now)
+        wake_at = plan.next_wakeup(self._state, self._policy, now, self._auto_resolve)
         # A floor of one second: if the plan ever said "now" for something it then did not do,
         # the incident would spin; it waits a second instead and says so in the next pass.
         timeout = max(wake_at - now, timedelta(seconds=1)) if wake_at else None
@@ -98,10 +106,12 @@ class IncidentWorkflow(IncidentHandlers):
     # --- what the plan says is due -------------------------------------------------------------------
 
     async def _run_due(self) -> None:
-        for item in plan.due(self._state, self._policy, workflow.now()):
+        for item in plan.due(self._state, self._policy, workflow.now(), self._auto_resolve):
             if self._state.status == "resolved":
                 return
-            if isinstance(item, plan.Page):
+            if isinstance(item, plan.AutoResolve):
+                self._resolve_quietly(item)
+            elif isinstance(item, plan.Page):
                 await self._page(item)
             elif isinstance(item, plan.ChainExhausted):
                 await self._exhausted(item)
@@ -114,6 +124,16 @@ class IncidentWorkflow(IncidentHandlers):
             if action not in self._state.automatic_actions_done and self._state.status != "resolved":
                 self._state.automatic_actions_done.append(action)
                 await self._automatic_action(action)
+
+    def _resolve_quietly(self, item: plan.AutoResolve) -> None:
+        state = self._state
+        quiet = format_elapsed(workflow.now() - item.quiet_since)
+        state.status = "resolved"
+        state.resolved_by = "tocsin"
+        state.resolved_at = workflow.now()
+        state.resolution_summary = f"all {len(state.alerts)} alerts resolved and stayed quiet for {quiet}"
+        state.next_escalation_at = None
+        self._record("resolved", f"auto-resolved: {state.resolution_summary}")
 
     async def _page(self, page: plan.Page) -> None:
         step = self._policy.escalation_policies.primary_oncall[page.step]
@@ -241,22 +261,3 @@ class IncidentWorkflow(IncidentHandlers):
                 ]
             )
             self._published = wanted
-
-    @workflow.signal(name="alert")
-    def alert(self, event: AlertEvent) -> None:
-        """Attach an alert. Repeats fold into one record; only changes reach the timeline."""
-        if self._state.status == "resolved":
-            return
-        now = workflow.now()
-        known = self._state.alerts.get(event.fingerprint)
-        if known is None:
-            self._state.alerts[event.fingerprint] = AlertRecord(
-                status=event.status, summary=event.summary, first_seen=now, last_seen=now
-            )
-            self._record(f"alert_{event.status}", event.summary or event.fingerprint)
-        else:
-            known.count += 1
-            known.last_seen = now
-            if known.status != event.status:
-                known.status = event.status
-                self._record(f"alert_{event.status}", event.summary or event.fingerprint)

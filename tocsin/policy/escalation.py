@@ -39,7 +39,21 @@ class Management:
     index: int
 
 
-Due = Page | ChainExhausted | Breach | Management
+@dataclass(frozen=True)
+class AutoResolve:
+    quiet_since: datetime
+
+
+Due = Page | ChainExhausted | Breach | Management | AutoResolve
+
+
+def auto_resolve_at(state: IncidentState, policy: Policy) -> datetime | None:
+    """When an incident whose alerts have all resolved closes itself; None while any fires or a human holds it."""
+    if state.alerts_resolved_at is None or not state.alerts:
+        return None
+    if policy.intake.hold_when_acknowledged and state.acknowledged_at is not None:
+        return None
+    return state.alerts_resolved_at + policy.intake.flap_window
 
 
 def facts(state: IncidentState, now: datetime) -> IncidentFacts:
@@ -85,10 +99,17 @@ def _targets(state: IncidentState, policy: Policy) -> tuple[datetime, datetime]:
     return state.opened_at + level.response_time, state.opened_at + level.escalation_time
 
 
-def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
-    """Everything that should happen at `now`, in the order it should be recorded."""
+def due(state: IncidentState, policy: Policy, now: datetime, auto_resolve: bool = False) -> list[Due]:
+    """Everything that should happen at `now`, in the order it should be recorded.
+
+    `auto_resolve` is False when replaying incidents recorded before auto-resolution existed.
+    """
     if state.status == "resolved":
         return []
+    quiet_until = auto_resolve_at(state, policy) if auto_resolve else None
+    if quiet_until is not None and now >= quiet_until:
+        assert state.alerts_resolved_at is not None
+        return [AutoResolve(state.alerts_resolved_at)]
     out: list[Due] = []
     cursor = state.escalation
     if cursor.pending_manual and not cursor.exhausted:
@@ -108,12 +129,15 @@ def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
     return out
 
 
-def next_wakeup(state: IncidentState, policy: Policy, now: datetime) -> datetime | None:
+def next_wakeup(state: IncidentState, policy: Policy, now: datetime, auto_resolve: bool = False) -> datetime | None:
     """The earliest moment something in the plan falls due; None when only a human can move it on."""
     if state.status == "resolved":
         return None
     cursor = state.escalation
     times: list[datetime] = []
+    quiet_until = auto_resolve_at(state, policy) if auto_resolve else None
+    if quiet_until is not None:
+        times.append(quiet_until)
     if cursor.pending_manual and not cursor.exhausted:
         times.append(now)
     if paging_active(state, policy):

@@ -200,9 +200,35 @@ class Lifecycle(_Strict):
     delivery_attempts: int = Field(default=5, ge=1, le=50)
 
 
+class Intake(_Strict):
+    """How received alerts become incidents: grouping, severity, and when resolved alerts close one."""
+
+    # Alerts with equal values of these labels are one incident (a PagerDuty dedup_key overrides).
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "service", "environment"], min_length=1)
+    severity_label: str = "severity"
+    # Label value -> severity, for alerts whose response workflow does not set one.
+    severity_map: dict[str, str] = Field(
+        default_factory=lambda: {
+            "critical": "sev1",
+            "page": "sev1",
+            "error": "sev2",
+            "high": "sev2",
+            "warning": "sev3",
+            "medium": "sev3",
+            "info": "sev4",
+            "low": "sev4",
+        }
+    )
+    # Once every alert of an incident has resolved, it resolves itself after this quiet period.
+    flap_window: Duration = timedelta(minutes=5)
+    # An acknowledged incident stays open for its humans to resolve, even when its alerts clear.
+    hold_when_acknowledged: bool = True
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    intake: Intake = Field(default_factory=Intake)
     incident_classification: IncidentClassification
     automated_response_workflows: dict[str, ResponseWorkflow] = Field(default_factory=dict)
     escalation_policies: EscalationPolicies
@@ -225,6 +251,8 @@ class Policy(_Strict):
             else:
                 for i, sev in enumerate(value):
                     need(sev, f"lifecycle.{field}.{i}", note)
+        for value, sev in self.intake.severity_map.items():
+            need(sev, f"intake.severity_map.{value}")
         for name, flow in self.automated_response_workflows.items():
             for i, action in enumerate(flow.actions):
                 if isinstance(action, CreateIncident):
