@@ -38,7 +38,8 @@ def severity_for(policy: Policy, alert: NormalizedAlert) -> str | None:
     if flow and flow.create_incident:
         return None
     value = alert.labels.get(policy.intake.severity_label, "").strip().lower()
-    return policy.intake.severity_map.get(value)
+    mapped = policy.intake.severity_map.get(value)
+    return mapped if mapped in policy.incident_classification.severity_levels else None
 
 
 def plan_for_alert(policy: Policy, alert: NormalizedAlert, key: str, now: datetime) -> IncidentInput:

@@ -251,8 +251,10 @@ class Policy(_Strict):
             else:
                 for i, sev in enumerate(value):
                     need(sev, f"lifecycle.{field}.{i}", note)
-        for value, sev in self.intake.severity_map.items():
-            need(sev, f"intake.severity_map.{value}")
+        if "severity_map" in self.intake.model_fields_set:
+            # Tocsin's default map names sev1..sev4; a policy with fewer levels just uses the ones it has.
+            for value, sev in self.intake.severity_map.items():
+                need(sev, f"intake.severity_map.{value}")
         for name, flow in self.automated_response_workflows.items():
             for i, action in enumerate(flow.actions):
                 if isinstance(action, CreateIncident):
