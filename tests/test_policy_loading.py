@@ -57,13 +57,14 @@ def test_default_policy_is_the_seed_section_for_section() -> None:
     assert seed.incident_classification.model_dump() == default.incident_classification.model_dump()
     assert seed.escalation_policies.model_dump() == default.escalation_policies.model_dump()
     assert list(seed.automated_response_workflows) == list(default.automated_response_workflows)
+    tocsin_only = {"match": True, "triggers": {"__all__": {"name", "expr"}}}
     for name, flow in default.automated_response_workflows.items():
-        ours = flow.model_dump(exclude={"match"})
-        theirs = seed.automated_response_workflows[name].model_dump(exclude={"match"})
+        ours = flow.model_dump(exclude=tocsin_only)
+        theirs = seed.automated_response_workflows[name].model_dump(exclude=tocsin_only)
         assert ours == theirs, name
-        # `match` is Tocsin's addition; the seed has none.
-        assert flow.match
-        assert seed.automated_response_workflows[name].match == {}
+        # Each trigger's alert name and PromQL are Tocsin's additions; the seed has neither.
+        assert all(t.name and t.expr for t in flow.triggers)
+        assert all(t.name is None and t.expr is None for t in seed.automated_response_workflows[name].triggers)
 
 
 def test_seed_replicas_expression_is_normalised() -> None:

@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 
 from tocsin.cli import commands
 from tocsin.cli.commands import CliError, Connect
+from tocsin.cli.rules import export as export_rules
 from tocsin.cli.up import up, worker_only
 from tocsin.client import ServerUnreachable, connect
 from tocsin.devserver import DevServerError
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     pol_sub = pol.add_subparsers(dest="policies_command", required=True, metavar="SUBCOMMAND")
     check = pol_sub.add_parser("check", help="validate a policy file; non-zero exit on error")
     check.add_argument("file", nargs="?", help="default: TOCSIN_POLICY or policies/default.yaml")
+    rules = sub.add_parser("rules", help="Prometheus rules and the Alertmanager route, from the policy")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    export = rules_sub.add_parser("export", help="write tocsin-rules.yml and alertmanager-tocsin.yml")
+    export.add_argument("--out", default=".", help="directory to write into (default: here)")
+    export.add_argument("--policy", help="default: TOCSIN_POLICY or policies/default.yaml")
+    export.add_argument("--receiver-url", help="default: http://127.0.0.1:$TOCSIN_HTTP_PORT/api/v1/alerts/alertmanager")
+    export.add_argument("--token-file", help="file Alertmanager reads the receiver's bearer token from")
     return p
 
 
@@ -141,6 +149,8 @@ def _main(argv: list[str] | None) -> int:
             asyncio.run(worker_only(settings))
         elif args.command == "policies":
             _check_policy(settings, args.file)
+        elif args.command == "rules":
+            export_rules(settings, args)
         else:
             asyncio.run(_run(args.func, settings, args))
     except PolicyError as err:

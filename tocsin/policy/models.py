@@ -96,8 +96,12 @@ class IncidentClassification(_Strict):
 
 
 class Trigger(_Strict):
-    alert: str = Field(description="the condition, as written in the seed; PromQL arrives with the detector")
-    duration: Duration
+    alert: str = Field(description="the condition as people say it, e.g. 'error_rate > 10%'")
+    duration: Duration = Field(description="how long the condition must hold before an incident opens")
+    # Tocsin's additions: the alert's name (Prometheus' `alertname`) and the PromQL that states the
+    # condition, so Prometheus rules and Tocsin's own detector share one source of truth.
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    expr: str | None = None
 
 
 class CreateIncident(_Strict):

@@ -41,9 +41,12 @@ class TriageError(ValueError):
 
 
 def match_response_workflow(policy: Policy, labels: dict[str, str]) -> str | None:
-    """The first response workflow whose `match` accepts every label it names."""
+    """The first response workflow whose `match` accepts every label it names, or that names the alert
+    among its triggers."""
     for name, flow in policy.automated_response_workflows.items():
         if flow.match and all(labels.get(k) in values for k, values in flow.match.items()):
+            return name
+        if labels.get("alertname") in {t.name for t in flow.triggers if t.name}:
             return name
     return None
 
