@@ -188,3 +188,39 @@ async def test_a_long_noisy_incident_continues_as_new_without_losing_state(
         assert Counter(steps(settings, key))["action/create_slack_channel"] == 1
         final = await resolve(dev_env, key)
         assert final["status"] == "resolved"
+
+
+async def test_a_new_firing_after_resolution_opens_a_new_incident_linked_to_the_last(
+    dev_env: WorkflowEnvironment, fast_policy: Policy, tmp_path: Path
+) -> None:
+    from tocsin.intake.ingest import ingest_alerts
+    from tocsin.intake.models import NormalizedAlert
+
+    settings = Settings(home=tmp_path)
+    firing = NormalizedAlert(
+        source="alertmanager",
+        status="firing",
+        labels={"alertname": "QueueBacklog", "service": unique_key("jobs"), "severity": "warning"},
+        summary="queue backlog",
+        fingerprint="fp-1",
+    )
+    async with run_workers(dev_env.client, settings):
+        (key,) = (await ingest_alerts(dev_env.client, fast_policy, [firing])).keys
+        handle = dev_env.client.get_workflow_handle(f"incident-{key}")
+        first_run = (await handle.describe()).run_id
+        await resolve(dev_env, key)
+        await ingest_alerts(dev_env.client, fast_policy, [firing])
+
+        async def linked() -> bool:
+            state = await get_incident(dev_env.client, key)
+            return state.previous_run_id is not None
+
+        deadline = time.monotonic() + 20
+        while not await linked():
+            assert time.monotonic() < deadline, "the recurrence never linked the previous incident"
+            await asyncio.sleep(0.3)
+        state = await get_incident(dev_env.client, key)
+        assert state.previous_run_id == first_run
+        assert state.status == "triggered"
+        assert any(e.kind == "recurrence" and first_run in e.text for e in state.timeline)
+        await resolve(dev_env, key)

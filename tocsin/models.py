@@ -113,6 +113,8 @@ class IncidentState(_Model):
     # request_id -> the update it answered, so a retried CLI call is applied once.
     handled_requests: dict[str, str] = Field(default_factory=dict)
     postmortem_workflow_id: str | None = None
+    # The last closed incident under the same key, when this one is a recurrence.
+    previous_run_id: str | None = None
 
 
 class IncidentInput(_Model):
@@ -157,6 +159,16 @@ class RemediationRequest(_Model):
 class RemediationResult(_Model):
     outcome: Literal["done", "queued", "failed"]
     detail: str
+
+
+class PreviousIncidentRequest(_Model):
+    workflow_id: str
+    run_id: str
+
+
+class PreviousIncident(_Model):
+    run_id: str
+    closed_at: datetime
 
 
 class PostMortemInput(_Model):

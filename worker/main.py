@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
+from activities.lookup import LookupActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
 from activities.remediation import RemediationActivities
@@ -35,12 +36,13 @@ def build_workers(
     delivery = delivery or DeliveryActivities(outbox)
     remediation = RemediationActivities(outbox)
     postmortem = PostMortemActivities(settings.postmortem_dir)
+    lookup = LookupActivities(client)
     return [
         Worker(
             client,
             task_queue=INCIDENT_TASK_QUEUE,
             workflows=[IncidentWorkflow],
-            activities=[delivery.deliver, remediation.remediate],
+            activities=[delivery.deliver, remediation.remediate, lookup.find_previous_incident],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
         Worker(

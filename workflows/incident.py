@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
+    from activities.lookup import LookupActivities
     from activities.remediation import RemediationActivities
     from tocsin import search_attributes as sa
     from tocsin.durations import format_duration, format_elapsed
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentInput,
         IncidentState,
         PlannedAction,
+        PreviousIncidentRequest,
         RemediationRequest,
         TimelineEntry,
     )
@@ -69,6 +71,8 @@ class IncidentWorkflow(IncidentHandlers):
                 break
             if not state.responded:
                 state.responded = True
+                if workflow.patched("link-previous-incident"):
+                    await self._link_previous()
                 await self._respond()
                 continue
             state.next_escalation_at = plan.next_page_at(state, self._policy)
@@ -171,6 +175,27 @@ class IncidentWorkflow(IncidentHandlers):
             return
         ok = await self._deliver(f"action/{action}", route)
         self._record("action", f"{action}: {route.channel} {route.target}" + ("" if ok else " (failed)"))
+
+    async def _link_previous(self) -> None:
+        """A recurrence under the same key points at the incident before it; a failed look-up only says so."""
+        info = workflow.info()
+        request = PreviousIncidentRequest(workflow_id=info.workflow_id, run_id=info.run_id)
+        try:
+            previous = await workflow.execute_activity_method(
+                LookupActivities.find_previous_incident,
+                request,
+                **activity_options(self._policy, "find the previous incident with this key"),
+            )
+        except ActivityError as err:
+            self._record("note", f"could not look for an earlier incident with this key: {err.cause or err}")
+            return
+        if previous is not None:
+            self._state.previous_run_id = previous.run_id
+            self._record(
+                "recurrence",
+                f"recurs: the previous incident with this key (run {previous.run_id}) closed at "
+                f"{previous.closed_at:%Y-%m-%d %H:%M:%S}Z",
+            )
 
     async def _respond(self) -> None:
         """The response workflow's actions: notifications, then remediation, each on the timeline."""
