@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest histories clean system-deps
+.PHONY: run test lint typecheck pytest histories clean system-deps bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy tocsin workflows activities worker tests
+	$(BIN)/mypy tocsin workflows activities worker tests bench
 
 # The intake tests run the real Prometheus and Alertmanager from Debian's packages.
 system-deps:
@@ -37,6 +37,10 @@ test: lint typecheck pytest
 # Re-record the golden histories replayed by tests/test_replay.py (run after a deliberate, patched change).
 histories: $(STAMP)
 	$(BIN)/python -m tests.record_histories
+
+# Not a test: measures intake throughput and runs an alert storm (see README, "Benchmark").
+bench: $(STAMP)
+	$(BIN)/python -m bench.intake
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -105,9 +105,15 @@ class Product:
             port, ui_port = free_ports(2)
         self.port = port
         self.ui_port = ui_port
+        self.http_port = free_ports(1)[0]  # the alert receiver `tocsin up` starts
         self.address = f"127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TOCSIN_"))}
-        env.update(TOCSIN_HOME=str(home), TOCSIN_TEMPORAL_PORT=str(port), TOCSIN_UI_PORT=str(ui_port))
+        env.update(
+            TOCSIN_HOME=str(home),
+            TOCSIN_TEMPORAL_PORT=str(port),
+            TOCSIN_UI_PORT=str(ui_port),
+            TOCSIN_HTTP_PORT=str(self.http_port),
+        )
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0

@@ -53,6 +53,8 @@ def _describe(item: plan.Due) -> str:
         return "chain exhausted" + (" (manual)" if item.manual else "")
     if isinstance(item, plan.Breach):
         return f"{item.kind} breach"
+    if isinstance(item, plan.AutoResolve):
+        return "auto-resolve"
     return f"management {POLICY.escalation_policies.management_escalation[item.index].target}"
 
 
@@ -64,8 +66,10 @@ def _record(state: IncidentState, item: plan.Due) -> None:
         plan.record_exhausted(state, item.manual)
     elif isinstance(item, plan.Breach):
         state.escalation.breaches.append(item.kind)
-    else:
+    elif isinstance(item, plan.Management):
         state.escalation.management_fired.append(item.index)
+    else:
+        raise AssertionError(f"the plan auto-resolved without alerts: {item}")
 
 
 def _new_state(severity: str) -> IncidentState:

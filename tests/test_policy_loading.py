@@ -57,7 +57,7 @@ def test_default_policy_is_the_seed_section_for_section() -> None:
     assert seed.incident_classification.model_dump() == default.incident_classification.model_dump()
     assert seed.escalation_policies.model_dump() == default.escalation_policies.model_dump()
     assert list(seed.automated_response_workflows) == list(default.automated_response_workflows)
-    tocsin_only = {"match": True, "triggers": {"__all__": {"name", "expr"}}}
+    tocsin_only: Any = {"match": True, "triggers": {"__all__": {"name", "expr"}}}
     for name, flow in default.automated_response_workflows.items():
         ours = flow.model_dump(exclude=tocsin_only)
         theirs = seed.automated_response_workflows[name].model_dump(exclude=tocsin_only)

@@ -56,7 +56,9 @@ def prometheus_rules(policy: Policy) -> dict[str, Any]:
 
 def alertmanager_config(policy: Policy, receiver_url: str, token_file: str | None = None) -> dict[str, Any]:
     """A receiver and a route that send every alert to Tocsin, grouped as Tocsin groups incidents."""
-    webhook: dict[str, Any] = {"url": receiver_url, "send_resolved": True, "max_alerts": 0}
+    # The receiver takes at most 1000 alerts a payload; Alertmanager drops a 4xx, so it must cut groups first
+    # (and it then reports how many it left out, in truncatedAlerts).
+    webhook: dict[str, Any] = {"url": receiver_url, "send_resolved": True, "max_alerts": 1000}
     if token_file:
         webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": token_file}}
     return {

@@ -16,6 +16,8 @@ class Settings(BaseModel):
     temporal_port: int = 7233
     ui_port: int = 8233
     http_port: int = 8080
+    # The alert receiver's address: loopback unless credentials are configured (tocsin.receiver.serve.bind).
+    http_host: str = "127.0.0.1"
     policy: Path = Path("policies/default.yaml")
     # Set: connect to that server and start none. Unset: run the embedded dev server.
     temporal_address: str | None = None
@@ -58,6 +60,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         temporal_port=_port(env, "TOCSIN_TEMPORAL_PORT", 7233),
         ui_port=_port(env, "TOCSIN_UI_PORT", 8233),
         http_port=_port(env, "TOCSIN_HTTP_PORT", 8080),
+        http_host=env.get("TOCSIN_HTTP_HOST") or "127.0.0.1",
         policy=Path(env.get("TOCSIN_POLICY") or "policies/default.yaml"),
         temporal_address=env.get("TEMPORAL_ADDRESS") or None,
         namespace=env.get("TEMPORAL_NAMESPACE") or "default",

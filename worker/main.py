@@ -11,13 +11,17 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
+from activities.intake import IntakeActivities
 from activities.lookup import LookupActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
+from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
 from tocsin.client import connect_when_ready
+from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.settings import Settings, load_settings
+from workflows.detection import DetectionWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
 
@@ -31,18 +35,28 @@ def build_workers(
     client: Client,
     settings: Settings,
     delivery: DeliveryActivities | None = None,
+    prometheus: PrometheusActivities | None = None,
 ) -> list[Worker]:
     outbox = Outbox(settings.outbox_path)
     delivery = delivery or DeliveryActivities(outbox)
     remediation = RemediationActivities(outbox)
     postmortem = PostMortemActivities(settings.postmortem_dir)
     lookup = LookupActivities(client)
+    # The detector's Prometheus comes from this worker's environment; without it, detection runs fail fast.
+    prometheus = prometheus or PrometheusActivities(prometheus_url_from_env())
+    intake = IntakeActivities(client)
     return [
         Worker(
             client,
             task_queue=INCIDENT_TASK_QUEUE,
-            workflows=[IncidentWorkflow],
-            activities=[delivery.deliver, remediation.remediate, lookup.find_previous_incident],
+            workflows=[IncidentWorkflow, DetectionWorkflow],
+            activities=[
+                delivery.deliver,
+                remediation.remediate,
+                lookup.find_previous_incident,
+                prometheus.evaluate,
+                intake.ingest,
+            ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
         Worker(

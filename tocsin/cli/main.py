@@ -18,11 +18,12 @@ from temporalio.service import RPCError
 from tocsin.cli import commands
 from tocsin.cli.commands import CliError, Connect
 from tocsin.cli.rules import export as export_rules
-from tocsin.cli.up import up, worker_only
+from tocsin.cli.up import receiver_only, up, worker_only
 from tocsin.client import ServerUnreachable, connect
 from tocsin.devserver import DevServerError
 from tocsin.incidents import IncidentError
 from tocsin.policy.loader import PolicyError, load_policy
+from tocsin.receiver.config import ReceiverError
 from tocsin.settings import Settings, load_settings
 
 Command = Callable[[Connect, Settings, argparse.Namespace], Awaitable[None]]
@@ -32,8 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tocsin", description="Durable incident response on Temporal.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("up", help="start Temporal (unless TEMPORAL_ADDRESS is set) and the worker, in the foreground")
+    sub.add_parser(
+        "up",
+        help="start Temporal (unless TEMPORAL_ADDRESS is set), the worker and the alert receiver, in the foreground",
+    )
     sub.add_parser("worker", help="run the worker alone against TEMPORAL_ADDRESS or the local server")
+    sub.add_parser(
+        "receiver", help="run the alert receiver alone (TOCSIN_HTTP_HOST:TOCSIN_HTTP_PORT) against TEMPORAL_ADDRESS"
+    )
 
     def incident_cmd(name: str, help: str) -> argparse.ArgumentParser:
         """A human action on one incident (see commands.HUMAN_ACTIONS)."""
@@ -138,7 +145,7 @@ def _exit_now(code: int) -> NoReturn:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.command in ("up", "worker") else logging.WARNING,
+        level=logging.INFO if args.command in ("up", "worker", "receiver") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -147,6 +154,8 @@ def _main(argv: list[str] | None) -> int:
             asyncio.run(up(settings))
         elif args.command == "worker":
             asyncio.run(worker_only(settings))
+        elif args.command == "receiver":
+            asyncio.run(receiver_only(settings))
         elif args.command == "policies":
             _check_policy(settings, args.file)
         elif args.command == "rules":
@@ -156,7 +165,7 @@ def _main(argv: list[str] | None) -> int:
     except PolicyError as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 2
-    except (CliError, IncidentError, DevServerError, ServerUnreachable) as err:
+    except (CliError, IncidentError, DevServerError, ServerUnreachable, ReceiverError) as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 1
     except ValidationError as err:

@@ -1,4 +1,4 @@
-"""`tocsin up`: the whole product in the foreground. `tocsin worker`: the worker alone."""
+"""`tocsin up`: the whole product in the foreground. `tocsin worker`, `tocsin receiver`: one part alone."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import sys
 
 from tocsin import search_attributes as sa
 from tocsin.client import connect_when_ready
+from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
 from tocsin.devserver import DevServer
 from tocsin.policy.loader import load_policy
+from tocsin.receiver.config import load_receiver_config
 from tocsin.settings import Settings
 from worker.main import build_workers, run_workers, serve
 
@@ -30,34 +32,80 @@ def _say(text: str) -> None:
 
 
 async def up(settings: Settings) -> None:
+    # The receiver (FastAPI, uvicorn) is imported only by the commands that serve it: the CLI stays quick.
+    from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
+
     policy = load_policy(settings.policy)  # fail before starting anything if the policy is bad
-    stop = _stop_event()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    server = DevServer(settings) if settings.embedded else None
-    if server:
-        _say(f"tocsin: starting the Temporal dev server (state in {settings.temporal_db})")
-        await server.start()
+    prometheus_url = prometheus_url_from_env()  # likewise a malformed TOCSIN_PROMETHEUS_URL
+    receiver_config = load_receiver_config()
+    listener = bind(settings, receiver_config)  # likewise a busy port, or a public address without credentials
     try:
-        client = await connect_when_ready(settings)
-        if not server:
-            added = await sa.register(client, settings.namespace)
-            if added:
-                _say(f"tocsin: registered search attributes {', '.join(added)}")
-        where = f"http://127.0.0.1:{settings.ui_port}" if server else "your Temporal UI"
-        _say(
-            f"tocsin: up. Temporal {settings.target} (namespace {settings.namespace}); Web UI {where}\n"
-            f"tocsin: policy {settings.policy} ({len(policy.incident_classification.severity_levels)} severities); "
-            f"outbox {settings.outbox_path}\n"
-            "tocsin: the alert receiver is not part of this release; open incidents with `tocsin trigger`.\n"
-            "tocsin: Ctrl-C stops everything."
-        )
-        await run_workers(build_workers(client, settings), stop)
-        _say("tocsin: worker stopped")
-    finally:
+        stop = _stop_event()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        server = DevServer(settings) if settings.embedded else None
         if server:
-            await server.stop()
-            _say("tocsin: Temporal dev server stopped")
+            _say(f"tocsin: starting the Temporal dev server (state in {settings.temporal_db})")
+            await server.start()
+        try:
+            client = await connect_when_ready(settings)
+            if not server:
+                added = await sa.register(client, settings.namespace)
+                if added:
+                    _say(f"tocsin: registered search attributes {', '.join(added)}")
+            detector = await ensure_detector_schedule(client, policy, prometheus_url)
+            receiver = build_server(temporal_app(client, policy, receiver_config))
+            receiving = asyncio.create_task(serve_until(receiver, listener, stop))
+            receiving.add_done_callback(lambda _: stop.set())  # a receiver that dies stops the rest too
+            where = f"http://127.0.0.1:{settings.ui_port}" if server else "your Temporal UI"
+            _say(
+                f"tocsin: up. Temporal {settings.target} (namespace {settings.namespace}); Web UI {where}\n"
+                f"tocsin: policy {settings.policy} ({len(policy.incident_classification.severity_levels)} "
+                f"severities); outbox {settings.outbox_path}\n"
+                f"{announce(listener, receiver_config)}\n"
+                f"tocsin: {detector}\n"
+                "tocsin: Ctrl-C stops everything."
+            )
+            try:
+                await run_workers(build_workers(client, settings), stop)
+                _say("tocsin: worker stopped")
+            finally:
+                stop.set()
+                await receiving
+                _say("tocsin: receiver stopped")
+        finally:
+            if server:
+                await server.stop()
+                _say("tocsin: Temporal dev server stopped")
+    finally:
+        listener.sock.close()
 
 
 async def worker_only(settings: Settings) -> None:
     await serve(settings)
+
+
+async def receiver_only(settings: Settings) -> None:
+    """The receiver alone, against TEMPORAL_ADDRESS or the local server, so it can be scaled apart."""
+    from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
+
+    policy = load_policy(settings.policy)
+    config = load_receiver_config()
+    listener = bind(settings, config)
+    stop = _stop_event()
+    try:
+        connecting = asyncio.create_task(connect_when_ready(settings))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not connecting.done():  # Ctrl-C while waiting for Temporal
+            connecting.cancel()
+            return
+        client = connecting.result()
+        _say(
+            f"tocsin: receiver connected to Temporal {settings.target} (namespace {settings.namespace}); "
+            f"policy {settings.policy}\n{announce(listener, config)}\ntocsin: Ctrl-C stops it."
+        )
+        await serve_until(build_server(temporal_app(client, policy, config)), listener, stop)
+        _say("tocsin: receiver stopped")
+    finally:
+        listener.sock.close()

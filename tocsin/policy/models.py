@@ -229,10 +229,30 @@ class Intake(_Strict):
     hold_when_acknowledged: bool = True
 
 
+class Detection(_Strict):
+    """Tocsin's own detector: how often it evaluates the triggers' PromQL against TOCSIN_PROMETHEUS_URL."""
+
+    # Each run of the `tocsin-detector` schedule evaluates every named trigger's expr once.
+    interval: Duration = timedelta(seconds=30)
+    # Per query, in Prometheus (its `timeout` parameter) and on the wire.
+    query_timeout: Duration = timedelta(seconds=10)
+    # Series beyond this many per trigger are not tracked (the lowest fingerprints are kept, stably).
+    max_series_per_trigger: int = Field(default=1000, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _sane(self) -> Detection:
+        if self.interval < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1 second")
+        if not timedelta(seconds=1) <= self.query_timeout <= timedelta(minutes=2):
+            raise ValueError("query_timeout must be between 1 second and 2 minutes")
+        return self
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     intake: Intake = Field(default_factory=Intake)
+    detection: Detection = Field(default_factory=Detection)
     incident_classification: IncidentClassification
     automated_response_workflows: dict[str, ResponseWorkflow] = Field(default_factory=dict)
     escalation_policies: EscalationPolicies

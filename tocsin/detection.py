@@ -1,0 +1,336 @@
+"""Detection without Alertmanager: the triggers' PromQL, evaluated by Tocsin, as pure functions and models.
+
+A run of DetectionWorkflow is (previous state, one evaluation, workflow time) -> (transitions, next state),
+with Prometheus' own `for:` semantics: a series returned by a trigger's expr is pending from the run that
+first saw it, fires once it has been seen for the trigger's duration, and resolves when it is no longer
+returned. The state travels from run to run as the workflow's result (the schedule hands it to the next
+run as its last completion result), so a condition that must hold for ten minutes survives worker
+restarts and deploys.
+
+An alert's labels are exactly those Prometheus would give the alert of the rule `tocsin rules export`
+writes (series labels without `__name__`, the rule's labels, `alertname`), and its fingerprint is
+Alertmanager's, so an incident that hears of a problem from both paths keys and records it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tocsin.intake.models import NormalizedAlert
+from tocsin.policy.models import Policy
+from tocsin.rules import prometheus_rules
+
+# Alerts handed to intake per activity call: an AlertBatch takes at most 1000 events per incident.
+HANDOFF_CHUNK = 500
+MAX_ERROR = 300
+MAX_VALUE = 40
+
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+_MASK = (1 << 64) - 1
+_SEPARATOR = 0xFF
+
+
+def alertmanager_fingerprint(labels: dict[str, str]) -> str:
+    """Prometheus' `LabelSet.Fingerprint()` as Alertmanager prints it: FNV-1a 64 over the sorted names and
+    values, each followed by 0xff, in 16 hex digits. An empty value is no label, as in Prometheus."""
+    h = _FNV_OFFSET
+    for name in sorted(n for n, v in labels.items() if v):
+        for part in (name, labels[name]):
+            for byte in part.encode("utf-8"):
+                h = ((h ^ byte) * _FNV_PRIME) & _MASK
+            h = ((h ^ _SEPARATOR) * _FNV_PRIME) & _MASK
+    return f"{h:016x}"
+
+
+def redact(url: str) -> str:
+    """A Prometheus URL without its credentials or query, for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- what the workflow asks Prometheus, and what it hears back -----------------------------------------
+
+
+class TriggerQuery(_Model):
+    id: str = Field(description="'<response workflow>/<alert name>': the trigger's state key")
+    expr: str
+    # Set on every series' labels, overriding them, as Prometheus sets a rule's labels and alertname.
+    labels: dict[str, str]
+
+
+class EvaluationRequest(_Model):
+    queries: list[TriggerQuery]
+    max_series: int = Field(ge=1, le=1000)
+    timeout_seconds: float = Field(gt=0, le=120)
+
+
+class SeriesSample(_Model):
+    # Labels of the series that the trigger's own labels do not override: the alert's are these plus those.
+    labels: dict[str, str]
+    value: str = ""
+
+
+class TriggerEvaluation(_Model):
+    # Alertmanager fingerprint of the alert's labels -> the series.
+    series: dict[str, SeriesSample] = Field(default_factory=dict)
+    # Series returned beyond max_series (not tracked: absent is not "cleared" for this run).
+    truncated: int = 0
+    error: str | None = None
+    # bad_query: Prometheus refused it (4xx, or not an instant vector); unavailable: try again next run.
+    error_kind: Literal["bad_query", "unavailable"] | None = None
+
+
+class Evaluation(_Model):
+    at: datetime
+    triggers: dict[str, TriggerEvaluation]
+
+
+# --- the state carried from run to run ------------------------------------------------------------------
+
+
+class FiringSeries(_Model):
+    labels: dict[str, str] = Field(description="the alert's full labels, to resolve it later")
+    since: datetime = Field(description="when the condition was first seen (the alert's startsAt)")
+
+
+class TriggerState(_Model):
+    pending: dict[str, datetime] = Field(default_factory=dict, description="fingerprint -> first seen")
+    firing: dict[str, FiringSeries] = Field(default_factory=dict)
+
+
+class DetectionState(_Model):
+    triggers: dict[str, TriggerState] = Field(default_factory=dict)
+
+
+class DetectionInput(_Model):
+    """The schedule's action argument: the policy snapshot `tocsin up` registered. No URL, no secret."""
+
+    policy: Policy
+
+
+class DetectionResult(_Model):
+    """One run's outcome; its `state` is the next run's starting point."""
+
+    run: int = 0
+    at: datetime | None = None
+    state: DetectionState = Field(default_factory=DetectionState)
+    triggers: int = 0
+    evaluated: int = 0
+    pending: int = 0
+    firing: int = 0
+    fired: int = 0
+    resolved: int = 0
+    # trigger id (or "prometheus", "intake", "state") -> what went wrong this run, shortened.
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class IngestRequest(_Model):
+    policy: Policy
+    alerts: list[NormalizedAlert] = Field(min_length=1, max_length=HANDOFF_CHUNK)
+
+
+# --- pure logic -----------------------------------------------------------------------------------------
+
+
+class TriggerSpec(_Model):
+    query: TriggerQuery
+    duration: timedelta
+    summary: str
+
+
+def detection_triggers(policy: Policy) -> list[TriggerSpec]:
+    """Every trigger with a name and an expr, with the labels and summary of its exported Prometheus rule."""
+    rules = {
+        (group["name"], rule["alert"]): rule for group in prometheus_rules(policy)["groups"] for rule in group["rules"]
+    }
+    specs: list[TriggerSpec] = []
+    seen: set[str] = set()
+    for flow_name, flow in policy.automated_response_workflows.items():
+        for trigger in flow.triggers:
+            rule = rules.get((f"tocsin-{flow_name}", trigger.name))
+            if not (trigger.name and trigger.expr and rule):
+                continue
+            ident = f"{flow_name}/{trigger.name}"
+            n = 2
+            while ident in seen:  # the same alert name twice in one workflow: two triggers, two states
+                ident = f"{flow_name}/{trigger.name}#{n}"
+                n += 1
+            seen.add(ident)
+            labels = {**rule["labels"], "alertname": trigger.name}
+            specs.append(
+                TriggerSpec(
+                    query=TriggerQuery(id=ident, expr=" ".join(trigger.expr.split()), labels=labels),
+                    duration=trigger.duration,
+                    summary=str(rule["annotations"]["summary"]),
+                )
+            )
+    return specs
+
+
+class Transition(_Model):
+    trigger: str
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    since: datetime
+    summary: str
+    value: str = ""
+
+
+class RunPlan(_Model):
+    # Pending and firing after this evaluation, before any transition is applied.
+    state: DetectionState
+    transitions: list[Transition] = Field(default_factory=list)
+    evaluated: int = 0
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+def plan_run(
+    state: DetectionState,
+    specs: list[TriggerSpec],
+    evaluation: Evaluation | None,
+    now: datetime,
+    max_series: int,
+) -> RunPlan:
+    """What this run changes. A trigger Prometheus could not evaluate keeps its state as it was."""
+    plan = RunPlan(state=DetectionState())
+    by_id = {spec.query.id: spec for spec in specs}
+    for spec in specs:
+        ident = spec.query.id
+        previous = state.triggers.get(ident, TriggerState())
+        result = evaluation.triggers.get(ident) if evaluation else None
+        if result is None or result.error is not None:
+            if result is not None and result.error:
+                plan.errors[ident] = _short(result.error)
+            plan.state.triggers[ident] = previous.model_copy(deep=True)
+            continue
+        plan.evaluated += 1
+        plan.state.triggers[ident] = _observe(spec, previous, result, now, max_series, plan.transitions)
+    # A trigger gone from the policy: its alerts are over (pending ones simply end).
+    for ident, previous in state.triggers.items():
+        if ident in by_id:
+            continue
+        for fp, series in sorted(previous.firing.items()):
+            name = series.labels.get("alertname", ident)
+            plan.transitions.append(
+                Transition(
+                    trigger=ident,
+                    fingerprint=fp,
+                    status="resolved",
+                    labels=series.labels,
+                    since=series.since,
+                    summary=f"{name}: trigger removed from the policy",
+                )
+            )
+        if previous.firing:
+            plan.state.triggers[ident] = TriggerState(firing=dict(previous.firing))
+    return plan
+
+
+def _observe(
+    spec: TriggerSpec,
+    previous: TriggerState,
+    result: TriggerEvaluation,
+    now: datetime,
+    max_series: int,
+    out: list[Transition],
+) -> TriggerState:
+    ident = spec.query.id
+    pending: dict[str, datetime] = {}
+    firing = dict(previous.firing)
+    room = max_series - len(firing)
+    for fp in sorted(result.series):
+        if fp in firing:
+            continue
+        if len(pending) >= max_series:
+            break
+        since = previous.pending.get(fp, now)
+        pending[fp] = since
+        if now - since >= spec.duration and room > 0:
+            room -= 1
+            sample = result.series[fp]
+            out.append(
+                Transition(
+                    trigger=ident,
+                    fingerprint=fp,
+                    status="firing",
+                    labels={**sample.labels, **spec.query.labels},
+                    since=since,
+                    summary=spec.summary,
+                    value=sample.value,
+                )
+            )
+    if not result.truncated:
+        # Absent from a complete answer: the condition no longer holds. (From a truncated one, we cannot tell.)
+        for fp, series in sorted(firing.items()):
+            if fp not in result.series:
+                out.append(
+                    Transition(
+                        trigger=ident,
+                        fingerprint=fp,
+                        status="resolved",
+                        labels=series.labels,
+                        since=series.since,
+                        summary=spec.summary,
+                    )
+                )
+    return TriggerState(pending=pending, firing=firing)
+
+
+def settle(plan: RunPlan, delivered: list[Transition]) -> DetectionState:
+    """Apply the transitions intake accepted; the others stay as they were and are retried next run."""
+    state = plan.state.model_copy(deep=True)
+    for t in delivered:
+        trigger = state.triggers.setdefault(t.trigger, TriggerState())
+        if t.status == "firing":
+            trigger.pending.pop(t.fingerprint, None)
+            trigger.firing[t.fingerprint] = FiringSeries(labels=t.labels, since=t.since)
+        else:
+            trigger.firing.pop(t.fingerprint, None)
+    state.triggers = {k: v for k, v in state.triggers.items() if v.pending or v.firing}
+    return state
+
+
+def to_alert(t: Transition, now: datetime) -> NormalizedAlert:
+    return NormalizedAlert(
+        source="detector",
+        status=t.status,
+        labels=t.labels,
+        annotations={"summary": t.summary, **({"value": t.value[:MAX_VALUE]} if t.value else {})},
+        summary=t.summary,
+        fingerprint=t.fingerprint,
+        starts_at=t.since,
+        ends_at=now if t.status == "resolved" else None,
+    )
+
+
+def details_markdown(result: DetectionResult) -> str:
+    lines = [
+        f"Run {result.run}: {result.evaluated}/{result.triggers} triggers evaluated; "
+        f"**{result.pending}** pending, **{result.firing}** firing; "
+        f"{result.fired} handed to intake as firing, {result.resolved} as resolved.",
+    ]
+    for where, error in sorted(result.errors.items())[:10]:
+        lines.append(f"- `{where}`: {error}")
+    return "\n".join(lines)

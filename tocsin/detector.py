@@ -1,0 +1,122 @@
+"""The `tocsin-detector` schedule: Tocsin's own detection from Prometheus, for teams without Alertmanager.
+
+`tocsin up` calls ensure_detector_schedule. The schedule's action carries the policy snapshot only; the
+Prometheus URL (possibly with credentials) is read by each worker from its own environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from tocsin.detection import DetectionInput, detection_triggers, redact
+from tocsin.durations import format_duration
+from tocsin.models import INCIDENT_TASK_QUEUE
+from tocsin.policy.models import Policy
+
+SCHEDULE_ID = "tocsin-detector"
+# The schedule appends the scheduled time: tocsin-detector-2025-01-01T00:00:30Z.
+WORKFLOW_ID_PREFIX = "tocsin-detector"
+URL_VARIABLE = "TOCSIN_PROMETHEUS_URL"
+OFF = f"detector off: {URL_VARIABLE} is not set"
+# A run that hangs (it should not: every activity is bounded) must not hold the schedule forever.
+RUN_TIMEOUT = timedelta(minutes=10)
+
+
+def check_url(url: str, where: str = URL_VARIABLE) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}: expected an http(s) URL such as http://127.0.0.1:9090, got {redact(url)!r}")
+    return url
+
+
+def prometheus_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """TOCSIN_PROMETHEUS_URL, or the first line of the file TOCSIN_PROMETHEUS_URL_FILE names (for a URL with
+    credentials kept as a secret). Unset or empty: None, the detector is off."""
+    env = os.environ if env is None else env
+    direct = (env.get(URL_VARIABLE) or "").strip()
+    file = (env.get(f"{URL_VARIABLE}_FILE") or "").strip()
+    if direct and file:
+        raise ValueError(f"set {URL_VARIABLE} or {URL_VARIABLE}_FILE, not both")
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ValueError(f"{URL_VARIABLE}_FILE: cannot read {file}: {err.strerror or err}") from None
+        lines = text.strip().splitlines()
+        direct = lines[0].strip() if lines else ""
+        if not direct:
+            raise ValueError(f"{URL_VARIABLE}_FILE: {file} is empty")
+        return check_url(direct, f"{URL_VARIABLE}_FILE")
+    return check_url(direct) if direct else None
+
+
+def detector_schedule(policy: Policy) -> Schedule:
+    interval = policy.detection.interval
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            "DetectionWorkflow",
+            DetectionInput(policy=policy),
+            id=WORKFLOW_ID_PREFIX,
+            task_queue=INCIDENT_TASK_QUEUE,
+            execution_timeout=RUN_TIMEOUT,
+            static_summary="Evaluate the policy's triggers against Prometheus",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(
+            # One run at a time: a slow Prometheus skips a tick rather than piling runs (and states) up.
+            overlap=ScheduleOverlapPolicy.SKIP,
+            # After an outage, catch up at most the last minute, not every missed tick.
+            catchup_window=max(interval, timedelta(minutes=1)),
+        ),
+    )
+
+
+async def ensure_detector_schedule(client: Client, policy: Policy, prometheus_url: str | None) -> str:
+    """Create or update (idempotent) the `tocsin-detector` schedule; a one-line message for `tocsin up`.
+
+    Without a URL it creates nothing and deletes nothing: a schedule left from an earlier run stays as it
+    was (its runs fail fast, non-retryably, on workers without the URL)."""
+    if not prometheus_url:
+        return OFF
+    where = redact(check_url(prometheus_url))
+    schedule = detector_schedule(policy)
+    triggers = len(detection_triggers(policy))
+    every = format_duration(policy.detection.interval)
+    try:
+        await client.create_schedule(SCHEDULE_ID, schedule)
+        done = "created"
+    except ScheduleAlreadyRunningError:
+        paused: list[bool] = []
+
+        def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            # Keep what an operator set on the running schedule (paused, with a note): only the plan changes.
+            schedule.state = current.description.schedule.state
+            paused.append(schedule.state.paused)
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(SCHEDULE_ID).update(replace)
+        done = "updated, paused" if paused and paused[-1] else "updated"
+    plural = "" if triggers == 1 else "s"
+    return f"detector on: {triggers} trigger{plural} against {where} every {every} (schedule {SCHEDULE_ID} {done})"

@@ -1,0 +1,163 @@
+"""The receiver's credentials and limits, from the environment. Secrets never appear in a repr or a log.
+
+Every secret is read from `NAME` or from the file `NAME_FILE` names (Docker and Kubernetes secrets), never
+both. Set but empty is unset. Names (README documents each):
+
+- `TOCSIN_INGEST_TOKEN`: bearer token for the Alertmanager, Grafana and generic endpoints.
+- `TOCSIN_INGEST_HMAC_SECRET`: HMAC-SHA256 secret for the same endpoints (`X-Tocsin-Signature`).
+- `TOCSIN_INGEST_TOKEN_<SOURCE>`, `TOCSIN_INGEST_HMAC_SECRET_<SOURCE>` (SOURCE: ALERTMANAGER, GRAFANA,
+  GENERIC): replace the shared token or secret for that endpoint only.
+- `TOCSIN_PAGERDUTY_ROUTING_KEYS`: comma-separated 32-character integration keys `/v2/enqueue` accepts.
+- `TOCSIN_INGEST_MAX_BYTES`: the largest body accepted (default 1 MiB).
+
+With nothing configured the receiver is open: every endpoint accepts unauthenticated posts and it may only
+listen on loopback. Once anything is configured, each endpoint accepts only its own credentials, and an
+endpoint with none configured accepts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+
+from tocsin.intake.sources import PAGERDUTY_ROUTING_KEY_LENGTH
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+REPLAY_WINDOW_SECONDS = 300.0
+
+# The endpoints that take a bearer token or an HMAC signature (PagerDuty's authenticates by routing key).
+SignedSource = Literal["alertmanager", "grafana", "generic"]
+SIGNED_SOURCES: tuple[SignedSource, ...] = ("alertmanager", "grafana", "generic")
+
+
+class ReceiverConfigError(ValueError):
+    """A setting is malformed: one line naming the variable, never its value."""
+
+
+class ReceiverError(RuntimeError):
+    """The receiver cannot start: an address it may not or cannot listen on."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What one endpoint accepts: a bearer token, an HMAC secret, either, or (both None) nothing."""
+
+    token: SecretStr | None = None
+    hmac_secret: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    token: SecretStr | None = None
+    hmac_secret: SecretStr | None = None
+    source_tokens: Mapping[SignedSource, SecretStr] = field(default_factory=dict)
+    source_hmac_secrets: Mapping[SignedSource, SecretStr] = field(default_factory=dict)
+    pagerduty_routing_keys: tuple[SecretStr, ...] = ()
+    replay_window: float = REPLAY_WINDOW_SECONDS
+    health_timeout: float = 5.0
+
+    @property
+    def open(self) -> bool:
+        """Nothing configured: no endpoint authenticates (and the receiver must stay on loopback)."""
+        return not (
+            self.token
+            or self.hmac_secret
+            or self.source_tokens
+            or self.source_hmac_secrets
+            or self.pagerduty_routing_keys
+        )
+
+    def credentials(self, source: SignedSource) -> Credentials:
+        return Credentials(
+            token=self.source_tokens.get(source, self.token),
+            hmac_secret=self.source_hmac_secrets.get(source, self.hmac_secret),
+        )
+
+    def describe(self) -> str:
+        """For the start-up line: which endpoint takes what, never a secret."""
+        if self.open:
+            return (
+                "no TOCSIN_INGEST_TOKEN, TOCSIN_INGEST_HMAC_SECRET or TOCSIN_PAGERDUTY_ROUTING_KEYS configured: "
+                "unauthenticated, listening on loopback only"
+            )
+        parts = []
+        for source in SIGNED_SOURCES:
+            creds = self.credentials(source)
+            kinds = [k for k, v in (("bearer token", creds.token), ("HMAC", creds.hmac_secret)) if v]
+            parts.append(f"{source}: {' or '.join(kinds) if kinds else 'disabled (no credentials)'}")
+        keys = len(self.pagerduty_routing_keys)
+        parts.append(f"pagerduty: {keys} routing key{'s' if keys != 1 else ''}" if keys else "pagerduty: disabled")
+        return "; ".join(parts)
+
+
+def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:
+    value = env.get(name) or None
+    path = env.get(f"{name}_FILE") or None
+    if value and path:
+        raise ReceiverConfigError(f"set {name} or {name}_FILE, not both")
+    if path:
+        value = _read(path, f"{name}_FILE").strip()
+        if not value:
+            raise ReceiverConfigError(f"{name}_FILE: {path} is empty")
+    return SecretStr(value) if value else None
+
+
+def _read(path: str, name: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReceiverConfigError(f"{name}: cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def _routing_keys(env: Mapping[str, str]) -> tuple[SecretStr, ...]:
+    name = "TOCSIN_PAGERDUTY_ROUTING_KEYS"
+    raw = env.get(name) or ""
+    path = env.get(f"{name}_FILE") or None
+    if raw and path:
+        raise ReceiverConfigError(f"set {name} or {name}_FILE, not both")
+    if path:
+        # One key a line (or comma-separated); blank lines and `#` comments are skipped.
+        lines = (line.split("#", 1)[0] for line in _read(path, f"{name}_FILE").splitlines())
+        raw = ",".join(lines)
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for i, key in enumerate(keys):
+        if len(key) != PAGERDUTY_ROUTING_KEY_LENGTH:
+            raise ReceiverConfigError(
+                f"{name}: key {i + 1} has {len(key)} characters; PagerDuty integration keys have "
+                f"{PAGERDUTY_ROUTING_KEY_LENGTH}"
+            )
+    return tuple(SecretStr(k) for k in dict.fromkeys(keys))
+
+
+def _max_bytes(env: Mapping[str, str]) -> int:
+    raw = env.get("TOCSIN_INGEST_MAX_BYTES")
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ReceiverConfigError(f"TOCSIN_INGEST_MAX_BYTES={raw!r} is not a positive number of bytes")
+    return int(raw)
+
+
+def load_receiver_config(env: Mapping[str, str] | None = None) -> ReceiverConfig:
+    env = os.environ if env is None else env
+    source_tokens = {}
+    source_secrets = {}
+    for source in SIGNED_SOURCES:
+        if token := _secret(env, f"TOCSIN_INGEST_TOKEN_{source.upper()}"):
+            source_tokens[source] = token
+        if secret := _secret(env, f"TOCSIN_INGEST_HMAC_SECRET_{source.upper()}"):
+            source_secrets[source] = secret
+    return ReceiverConfig(
+        max_bytes=_max_bytes(env),
+        token=_secret(env, "TOCSIN_INGEST_TOKEN"),
+        hmac_secret=_secret(env, "TOCSIN_INGEST_HMAC_SECRET"),
+        source_tokens=source_tokens,
+        source_hmac_secrets=source_secrets,
+        pagerduty_routing_keys=_routing_keys(env),
+    )

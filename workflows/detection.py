@@ -1,0 +1,137 @@
+"""DetectionWorkflow: one run per tick of the `tocsin-detector` schedule. Pure orchestration.
+
+Each run evaluates every named trigger once (one activity), lets tocsin.detection decide what is pending,
+what now fires and what resolved, hands the transitions to intake (an activity), and returns the state the
+schedule gives the next run as its last completion result. Nothing is lost when a run fails: a trigger
+Prometheus could not evaluate keeps its state, and a transition intake did not accept is tried again.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.intake import IntakeActivities
+    from activities.prometheus import CONCURRENCY, PrometheusActivities
+    from tocsin.detection import (
+        HANDOFF_CHUNK,
+        MAX_ERROR,
+        DetectionInput,
+        DetectionResult,
+        DetectionState,
+        Evaluation,
+        EvaluationRequest,
+        IngestRequest,
+        Transition,
+        details_markdown,
+        detection_triggers,
+        plan_run,
+        settle,
+        to_alert,
+    )
+
+# A few quick tries: the next run, one interval later, is the real retry.
+EVALUATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=["DetectorNotConfigured"],
+)
+INTAKE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=["TriageError"],
+)
+INTAKE_TIMEOUT = timedelta(seconds=30)
+
+
+def _why(err: ActivityError) -> str:
+    text = str(err.cause or err)
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+@workflow.defn(name="DetectionWorkflow")
+class DetectionWorkflow:
+    @workflow.run
+    async def run(self, inp: DetectionInput) -> DetectionResult:
+        errors: dict[str, str] = {}
+        previous = DetectionResult()
+        if workflow.has_last_completion_result():
+            try:
+                previous = workflow.get_last_completion_result(DetectionResult) or previous
+            except Exception as err:  # a result an older release wrote: start afresh rather than never run
+                errors["state"] = f"previous state unreadable, starting afresh: {type(err).__name__}"
+        policy = inp.policy
+        detection = policy.detection
+        specs = detection_triggers(policy)
+        now = workflow.now()
+
+        evaluation: Evaluation | None = None
+        if specs:
+            timeout = detection.query_timeout.total_seconds()
+            rounds = math.ceil(len(specs) / CONCURRENCY)
+            try:
+                evaluation = await workflow.execute_activity_method(
+                    PrometheusActivities.evaluate,
+                    EvaluationRequest(
+                        queries=[s.query for s in specs],
+                        max_series=detection.max_series_per_trigger,
+                        timeout_seconds=timeout,
+                    ),
+                    start_to_close_timeout=timedelta(seconds=rounds * (timeout + 2) + 5),
+                    retry_policy=EVALUATION_RETRY,
+                    summary=f"evaluate {len(specs)} trigger{'s' if len(specs) != 1 else ''}",
+                )
+            except ActivityError as err:
+                errors["prometheus"] = _why(err)
+
+        plan = plan_run(previous.state, specs, evaluation, now, detection.max_series_per_trigger)
+        errors.update(plan.errors)
+        delivered: list[Transition] = []
+        for start in range(0, len(plan.transitions), HANDOFF_CHUNK):
+            chunk = plan.transitions[start : start + HANDOFF_CHUNK]
+            try:
+                await workflow.execute_activity_method(
+                    IntakeActivities.ingest,
+                    IngestRequest(policy=policy, alerts=[to_alert(t, now) for t in chunk]),
+                    start_to_close_timeout=INTAKE_TIMEOUT,
+                    retry_policy=INTAKE_RETRY,
+                    summary=_handoff_summary(chunk),
+                )
+            except ActivityError as err:
+                # The rest stays pending (or firing) and is handed over again next run; intake coalesces.
+                errors["intake"] = _why(err)
+                break
+            delivered.extend(chunk)
+
+        state: DetectionState = settle(plan, delivered)
+        result = DetectionResult(
+            run=previous.run + 1,
+            at=now,
+            state=state,
+            triggers=len(specs),
+            evaluated=plan.evaluated,
+            pending=sum(len(t.pending) for t in state.triggers.values()),
+            firing=sum(len(t.firing) for t in state.triggers.values()),
+            fired=sum(t.status == "firing" for t in delivered),
+            resolved=sum(t.status == "resolved" for t in delivered),
+            errors=errors,
+        )
+        workflow.set_current_details(details_markdown(result))
+        return result
+
+
+def _handoff_summary(chunk: list[Transition]) -> str:
+    firing = sum(t.status == "firing" for t in chunk)
+    parts = [f"{firing} firing"] if firing else []
+    if len(chunk) - firing:
+        parts.append(f"{len(chunk) - firing} resolved")
+    return "hand to intake: " + ", ".join(parts)
