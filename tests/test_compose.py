@@ -189,10 +189,28 @@ def test_search_attribute_job_registers_exactly_tocsins_attributes(compose):
 
 
 def test_no_literal_secrets(compose):
+    declared = compose.get("secrets") or {}
     for name, svc in compose["services"].items():
         for key, value in env(svc).items():
-            if SECRET_KEY.search(key):
+            if not SECRET_KEY.search(key):
+                continue
+            if key.endswith("_FILE"):
+                # A Docker secret: the value is a path, the secret itself a file the repo does not hold.
+                secret = value.removeprefix("/run/secrets/")
+                assert value.startswith("/run/secrets/") and secret in (svc.get("secrets") or []), (name, key)
+                assert "file" in declared[secret], f"secret {secret} must come from a file"
+            else:
                 assert REQUIRED_VAR.fullmatch(value), f"{name}: {key} must be a required ${{VAR}} reference"
+
+
+def test_the_receiver_listens_beyond_loopback_only_with_a_token(compose):
+    receiver = compose["services"]["tocsin-receiver"]
+    variables = env(receiver)
+    assert receiver["command"] == ["tocsin", "receiver"]
+    assert variables["TOCSIN_HTTP_HOST"] == "0.0.0.0"
+    assert variables["TOCSIN_INGEST_TOKEN_FILE"].startswith("/run/secrets/")
+    assert variables["TEMPORAL_ADDRESS"] == env(compose["services"]["tocsin-worker"])["TEMPORAL_ADDRESS"]
+    assert any(str(p).endswith(f":{variables['TOCSIN_HTTP_PORT']}") for p in receiver["ports"])
 
 
 def test_named_volumes_are_declared(compose):

@@ -18,8 +18,9 @@ from activities.postmortem import PostMortemActivities
 from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
 from tocsin.client import connect_when_ready
-from tocsin.detector import prometheus_url_from_env
+from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
+from tocsin.policy.loader import load_policy
 from tocsin.settings import Settings, load_settings
 from workflows.detection import DetectionWorkflow
 from workflows.incident import IncidentWorkflow
@@ -93,6 +94,11 @@ async def serve(settings: Settings, delivery: DeliveryActivities | None = None) 
         settings.namespace,
         settings.outbox_path,
     )
+    url = prometheus_url_from_env()
+    if url:
+        # Deployed without `tocsin up` (docker-compose, Kubernetes), the worker keeps the detector's
+        # schedule in step with its policy; creating or updating it is idempotent and keeps a pause.
+        log.info("%s", await ensure_detector_schedule(client, load_policy(settings.policy), url))
     await run_workers(build_workers(client, settings, delivery), stop)
 
 
