@@ -120,7 +120,8 @@ async def drive(
             if time.monotonic() > deadline:
                 return
             began = time.monotonic()
-            sent += await make_call(i)
+            alerts = await make_call(i)  # not `sent += await ...`: that reads `sent` before awaiting
+            sent += alerts
             latencies.append(time.monotonic() - began)
 
     await asyncio.gather(*(loop() for _ in range(concurrency)))

@@ -89,6 +89,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev2-worked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
     "sev3-quiet": ("sev3", {}, quiet_sev3),
     "sev3-alerts-auto-resolve": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
+    # Recorded after the alerts-wake-on-change patch: a repeat of a firing alert no longer restarts the timer.
+    "sev3-alerts-wake-on-change": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
     # The same night as sev2-worked, recorded after the link-previous-incident patch.
     "sev2-worked-linked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
 }

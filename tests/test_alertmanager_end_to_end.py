@@ -9,22 +9,17 @@ and run on loopback ports chosen at run time.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, run_workers
+from tests.promstack import Process, Target, free_port, system_binary, wait_http
 from tocsin.incidents import IncidentError, get_incident
 from tocsin.intake.models import NormalizedAlert
 from tocsin.intake.routing import incident_key
@@ -37,45 +32,7 @@ from tocsin.rules import alertmanager_config, prometheus_rules
 from tocsin.settings import Settings
 
 SERVICE, ENVIRONMENT = "shop", "e2e"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def binary(name: str) -> str:
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is missing: `make test` installs Debian's prometheus and prometheus-alertmanager")
-    return found
-
-
-class Target:
-    """A scrape target whose `service_availability` the test sets."""
-
-    def __init__(self) -> None:
-        self.availability = 1.0
-        target = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = (
-                    "# TYPE service_availability gauge\n"
-                    f'service_availability{{service="{SERVICE}",environment="{ENVIRONMENT}"}} {target.availability}\n'
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+AVAILABILITY = f'service_availability{{service="{SERVICE}",environment="{ENVIRONMENT}"}}'
 
 
 def e2e_policy(tmp: Path) -> Path:
@@ -91,39 +48,13 @@ def e2e_policy(tmp: Path) -> Path:
     return path
 
 
-class Process:
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
-        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._out.close()
-
-
-def wait_http(url: str, what: str, log: Path, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not become ready: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("promstack")
     policy_path = e2e_policy(tmp)
     policy = load_policy(policy_path)
     target = Target()
+    target.set(AVAILABILITY, 1.0)
     settings = Settings(home=tmp / "home", http_port=free_port())
     prom_port, am_port = free_port(), free_port()
 
@@ -144,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     alertmanager = Process(
         [
-            binary("prometheus-alertmanager"),
+            system_binary("prometheus-alertmanager"),
             f"--config.file={tmp / 'alertmanager.yml'}",
             f"--storage.path={tmp / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{am_port}",
@@ -154,7 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     prometheus = Process(
         [
-            binary("prometheus"),
+            system_binary("prometheus"),
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'prom-data'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
@@ -162,8 +93,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         tmp / "prometheus.log",
     )
     try:
-        wait_http(f"http://127.0.0.1:{am_port}/-/ready", "Alertmanager", alertmanager.log)
-        wait_http(f"http://127.0.0.1:{prom_port}/-/ready", "Prometheus", prometheus.log)
+        wait_http(f"http://127.0.0.1:{am_port}/-/ready", alertmanager)
+        wait_http(f"http://127.0.0.1:{prom_port}/-/ready", prometheus)
         yield {"policy": policy, "target": target, "settings": settings, "prometheus": prom_port}
     finally:
         prometheus.stop()
@@ -212,7 +143,7 @@ async def test_prometheus_alertmanager_tocsin_and_back(
             return False
         return seen["state"].status == status
 
-    stack["target"].availability = 0.2
+    stack["target"].set(AVAILABILITY, 0.2)
     await eventually(lambda: incident_is("triggered"), 60, "Prometheus → Alertmanager → Tocsin to open the incident")
     state = seen["state"]
     assert state.severity == "sev1"
@@ -221,7 +152,7 @@ async def test_prometheus_alertmanager_tocsin_and_back(
     assert state.title == f"Service {SERVICE} experiencing outage"
     assert [r.status for r in state.alerts.values()] == ["firing"]
 
-    stack["target"].availability = 1.0
+    stack["target"].set(AVAILABILITY, 1.0)
     await eventually(lambda: incident_is("resolved"), 90, "the resolved alert to auto-resolve the incident")
     final = seen["state"]
     assert final.resolved_by == "tocsin"

@@ -32,6 +32,7 @@ class IncidentHandlers:
     _policy: Policy
     _wake: bool
     _auto_resolve: bool
+    _wake_on_every_alert: bool
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
         raise NotImplementedError
@@ -214,12 +215,16 @@ class IncidentHandlers:
                     known.status = event.status
                     self._record(f"alert_{event.status}", event.summary or event.fingerprint)
         quiet = bool(state.alerts) and all(a.status == "resolved" for a in state.alerts.values())
+        before = state.alerts_resolved_at
         if not quiet:
             state.alerts_resolved_at = None
         elif state.alerts_resolved_at is None:
             state.alerts_resolved_at = now
-        if self._auto_resolve:
-            self._wake = True  # re-plan: an auto-resolve timer starts, or a new firing cancels it
+        # Re-plan only when the auto-resolve timer starts or is cancelled: waking on every repeat of a
+        # firing alert cost a timer restart per alert in a storm (runs recorded before the
+        # "alerts-wake-on-change" patch still wake every time).
+        if self._auto_resolve and (self._wake_on_every_alert or state.alerts_resolved_at != before):
+            self._wake = True
 
     # --- query -----------------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class IncidentWorkflow(IncidentHandlers):
         )
         self._wake = False
         self._auto_resolve = False
+        self._wake_on_every_alert = True
         self._published: dict[str, object] = {}
 
     @workflow.run
@@ -60,6 +61,7 @@ class IncidentWorkflow(IncidentHandlers):
         state = self._state
         # Incidents recorded before auto-resolution existed replay without it (no marker in their history).
         self._auto_resolve = workflow.patched("auto-resolve-on-quiet-alerts")
+        self._wake_on_every_alert = not workflow.patched("alerts-wake-on-change")
         if inp.carried is None:
             flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
             self._record("opened", f"{inp.title} (from {inp.source})")
