@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 
-from jinja2 import TemplateSyntaxError, Undefined
+from jinja2 import Template, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _PROM_VAR = re.compile(r"\$labels\b")
@@ -41,12 +41,19 @@ def check_template(template: str) -> None:
         raise TemplateError(f"invalid template {template!r}: {exc.message} (line {exc.lineno})") from None
 
 
+@lru_cache(maxsize=1024)
+def _compiled(template: str) -> Template:
+    # Compiling costs milliseconds and a policy has a few dozen templates: every alert the receiver triages
+    # renders them again, so compile each once.
+    return _env().from_string(_source(template))
+
+
 def render_template(template: str, labels: Mapping[str, str]) -> str:
     """Render with the labels as the only variable. A missing label renders as an empty string."""
     if "{" not in template:
         return template
     try:
-        return _env().from_string(_source(template)).render(labels=dict(labels)).strip()
+        return _compiled(template).render(labels=dict(labels)).strip()
     except TemplateSyntaxError as exc:
         raise TemplateError(f"invalid template {template!r}: {exc.message}") from None
     except Exception as exc:  # SecurityError, UndefinedError on nested access, ...
