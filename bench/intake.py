@@ -274,3 +274,6 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    # Skip interpreter finalization: temporalio's core threads can abort it (sdk-python#300), as in the CLI.
+    sys.stdout.flush()
+    os._exit(0)
