@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from datetime import timedelta
 from typing import Any, Literal
@@ -214,3 +215,45 @@ def test_grouping_keeps_payload_order(default_policy: Policy) -> None:
     groups = group_by_incident(default_policy, alerts)
     assert [len(g) for g in groups.values()] == [3, 3]
     assert [a.fingerprint for a in next(iter(groups.values()))] == ["a-0", "a-1", "a-2"]
+
+
+async def test_a_lost_start_race_is_sent_again_as_a_signal(
+    env: WorkflowEnvironment, workers: Settings, default_policy: Policy
+) -> None:
+    """When two signal-with-starts race and the server answers "already started" to one, nothing of that call
+    was applied: it is sent again, and its alert reaches the incident the other one opened."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    class LoseFirstRace(Interceptor):
+        def __init__(self) -> None:
+            self.lost = 0
+
+        def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+            outer = self
+
+            class Racing(OutboundInterceptor):
+                async def start_workflow(self, input: StartWorkflowInput) -> Any:
+                    if outer.lost == 0:
+                        outer.lost += 1
+                        # Another receiver wins the race: the incident now exists, holding only its alert.
+                        (batch,) = input.start_signal_args
+                        winner = batch.model_copy(
+                            update={"events": [batch.events[0].model_copy(update={"fingerprint": "winner"})]}
+                        )
+                        await super().start_workflow(dataclasses.replace(input, start_signal_args=[winner]))
+                        raise WorkflowAlreadyStartedError(input.id, input.workflow)
+                    return await super().start_workflow(input)
+
+            return Racing(next)
+
+    racer = LoseFirstRace()
+    config = env.client.config()
+    config["interceptors"] = [racer]
+    client = Client(**config)
+    firing = alert(name="RaceAlert", service="racer", fingerprint="loser")
+    (key,) = (await ingest_alerts(client, default_policy, [firing])).keys
+    state = await get_incident(env.client, key)
+    assert racer.lost == 1
+    assert sorted(state.alerts) == ["loser", "winner"]
+    assert [e.kind for e in state.timeline].count("opened") == 1
+    await send_update(env.client, key, "resolve", ResolveRequest(by="test"))
