@@ -1,0 +1,1 @@
+"""Notification channels: one interface (tocsin.channels.base.Channel), one adapter per vendor."""
