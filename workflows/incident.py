@@ -246,11 +246,14 @@ class IncidentWorkflow(IncidentHandlers):
             at=workflow.now(),
         )
         try:
-            await workflow.execute_activity_method(
+            receipt = await workflow.execute_activity_method(
                 DeliveryActivities.deliver,
                 delivery,
                 **activity_options(self._policy, f"{route.channel} → {route.target}"),
             )
+            # The receipt is the provider's word that it has the message (or the outbox line's id).
+            again = " (already there: a retry)" if receipt.duplicate else ""
+            self._record("delivered", f"{route.channel} → {route.target}: {receipt.provider_id}{again}")
             return True
         except ActivityError as err:
             self._record("delivery_failed", f"{route.channel} → {route.target}: {err.cause or err}")
