@@ -37,6 +37,10 @@ class DeliveryActivities:
             channel=delivery.channel,
             target=delivery.target,
             text=delivery.message,
+            title=delivery.title,
+            severity=delivery.severity,
+            service=delivery.service,
+            status=delivery.status,
             at=delivery.at,
         )
         try:

@@ -16,10 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from tocsin.policy.loader import load_policy
+from tocsin.roster import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -265,7 +269,9 @@ def test_trigger_matches_the_response_workflow_and_pages_at_once(product: Produc
 
     page = wait_for(f"a pagerduty page for {key} in the outbox", lambda: product.pages(key))[0]
     assert page["channel"] == "pagerduty", page
-    assert page["target"] == "primary_oncall", page
+    # primary_oncall resolved through the default policy's roster: whoever is on call now, by PagerDuty id.
+    on_call = resolve(load_policy(ROOT / "policies" / "default.yaml").roster, "primary_oncall", datetime.now(UTC))
+    assert page["target"] == on_call.people[0].pagerduty, page
     assert "[sev1]" in page["message"], page
 
     shown = ok(product.tocsin("incidents", "show", key)).stdout

@@ -17,6 +17,7 @@ from tests.conftest import outbox, run_workers, start_incident
 from tocsin.incidents import get_incident, send_update
 from tocsin.models import AlertEvent, Delivery, DeliveryReceipt, IncidentState
 from tocsin.policy.models import Policy
+from tocsin.roster import resolve
 from tocsin.settings import Settings
 from tocsin.updates import AcknowledgeRequest, AnnotateRequest, ResolveRequest, SetSeverityRequest, UpdateResult
 
@@ -125,8 +126,11 @@ async def test_a_dead_channel_is_recorded_and_the_chain_moves_on_on_time(
         await env.sleep(timedelta(minutes=16))
         state = await get_incident(env.client, inp.key)
         failed = [e.text for e in state.timeline if e.kind == "delivery_failed"]
-        # Three pages and the emergency-response action went to PagerDuty; each failure is on the timeline.
-        assert sum("pagerduty → primary_oncall" in t for t in failed) == 3
+        # Three pages to whoever is on call, and the emergency-response action to the team (on-call included),
+        # went to PagerDuty; each failure is on the timeline.
+        on_call = resolve(default_policy.roster, "primary_oncall", state.opened_at).people[0].pagerduty
+        assert sum(t.startswith(f"pagerduty → {on_call}:") for t in failed) == 3 + 1
+        assert sum(e.kind == "page" and e.text.startswith("level 1:") for e in state.timeline) == 3
         assert all("invalid routing key" in t for t in failed)
         phone = [e for e in outbox(settings, inp.key) if e["channel"] == "phone"]
         assert len(phone) == 1

@@ -141,6 +141,11 @@ class Delivery(_Model):
     target: str
     message: str
     at: datetime
+    # What an adapter needs to shape the notification: PagerDuty severity, a war room's summary, an email subject.
+    title: str = ""
+    severity: str = ""
+    service: str = ""
+    status: str = "triggered"
 
 
 class DeliveryReceipt(_Model):

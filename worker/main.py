@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from datetime import timedelta
 
@@ -17,6 +18,8 @@ from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
 from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
+from tocsin.channels.registry import channels_from_env
+from tocsin.channels.registry import describe as describe_channels
 from tocsin.client import connect_when_ready
 from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
@@ -39,7 +42,11 @@ def build_workers(
     prometheus: PrometheusActivities | None = None,
 ) -> list[Worker]:
     outbox = Outbox(settings.outbox_path)
-    delivery = delivery or DeliveryActivities(outbox)
+    if delivery is None:
+        # Live channels come from this worker's environment (secrets never travel through workflows).
+        live = channels_from_env(os.environ)
+        log.info("%s", describe_channels(live))
+        delivery = DeliveryActivities(outbox, live)
     remediation = RemediationActivities(outbox)
     postmortem = PostMortemActivities(settings.postmortem_dir)
     lookup = LookupActivities(client)

@@ -31,8 +31,10 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route, stakeholder_routes
     from tocsin.policy.triage import REMEDIATION_ACTIONS
+    from tocsin.roster import resolve as resolve_target
     from workflows._incident_closing import close_incident
     from workflows._incident_handlers import IncidentHandlers
+    from workflows._incident_targets import addresses
     from workflows._incident_view import activity_options, details_markdown
 
 
@@ -54,6 +56,7 @@ class IncidentWorkflow(IncidentHandlers):
         self._wake = False
         self._auto_resolve = False
         self._wake_on_every_alert = True
+        self._roster_targets = False
         self._published: dict[str, object] = {}
 
     @workflow.run
@@ -62,6 +65,7 @@ class IncidentWorkflow(IncidentHandlers):
         # Incidents recorded before auto-resolution existed replay without it (no marker in their history).
         self._auto_resolve = workflow.patched("auto-resolve-on-quiet-alerts")
         self._wake_on_every_alert = not workflow.patched("alerts-wake-on-change")
+        self._roster_targets = workflow.patched("resolve-targets-via-roster")
         if inp.carried is None:
             flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
             self._record("opened", f"{inp.title} (from {inp.source})")
@@ -145,9 +149,21 @@ class IncidentWorkflow(IncidentHandlers):
         step = self._policy.escalation_policies.primary_oncall[page.step]
         how = "manual escalation" if page.manual else f"attempt {page.attempt}/{step.retry_count}"
         plan.record_page(self._state, self._policy, page)
-        self._record("page", f"level {page.step + 1}: paging {step.target} via {step.type} ({how})")
         message = f"[{self._state.severity}] {self._state.title} ({self._state.service}) — please acknowledge"
-        await self._deliver(f"page/{page.step}/{page.attempt}", Route(step.type, step.target, message))
+        route = Route(step.type, step.target, message)
+        who = ""
+        if self._roster_targets:
+            resolved = resolve_target(self._policy.roster, step.target, workflow.now())
+            who = f" ({resolved.reason})" if resolved.kind != "unknown" else ""
+            if not addresses(resolved, step.type):
+                # Nobody to page here (an empty rotation, nobody with a phone): say so and move on at once.
+                self._record("page", f"level {page.step + 1}: nobody to page via {step.type}{who}; next level now")
+                self._state.escalation.attempt = step.retry_count
+                self._state.escalation.next_at = workflow.now()
+                self._publish()
+                return
+        self._record("page", f"level {page.step + 1}: paging {step.target} via {step.type} ({how}){who}")
+        await self._deliver(f"page/{page.step}/{page.attempt}", route)
         self._publish()
 
     async def _exhausted(self, item: plan.ChainExhausted) -> None:
@@ -236,6 +252,21 @@ class IncidentWorkflow(IncidentHandlers):
         return f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step}"
 
     async def _deliver(self, step: str, route: Route) -> bool:
+        """Deliver to whoever the target is now (through the roster), each as its own activity."""
+        if not self._roster_targets:
+            return await self._deliver_one(step, route)
+        resolved = resolve_target(self._policy.roster, route.target, workflow.now())
+        pairs = addresses(resolved, route.channel)
+        if not pairs:
+            self._record("delivery_failed", f"{route.channel} → {route.target}: nobody to reach ({resolved.reason})")
+            return False
+        sends = [
+            self._deliver_one(step if len(pairs) == 1 else f"{step}/{who}", route._replace(target=address))
+            for who, address in pairs
+        ]
+        return any(await asyncio.gather(*sends))
+
+    async def _deliver_one(self, step: str, route: Route) -> bool:
         """One delivery as an activity. A channel that keeps failing is recorded and skipped, never a stall."""
         delivery = Delivery(
             idempotency_key=self._idempotency_key(step),
@@ -244,6 +275,10 @@ class IncidentWorkflow(IncidentHandlers):
             target=route.target,
             message=route.message,
             at=workflow.now(),
+            title=self._state.title,
+            severity=self._state.severity,
+            service=self._state.service,
+            status=self._state.status,
         )
         try:
             receipt = await workflow.execute_activity_method(

@@ -57,7 +57,10 @@ class RetryableDeliveryError(DeliveryError):
 class Channel(Protocol):
     """A live channel. `check` verifies credentials without sending anything (for `tocsin channels`)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The channel name escalation steps use: "pagerduty", "slack", "email", "sms", "phone"..."""
+        ...
 
     async def send(self, message: Message) -> Receipt: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from temporalio.client import Client
 from tocsin.cli.output import cell, emit_json, table
 from tocsin.incidents import get_incident, list_incidents, open_incident, send_update
 from tocsin.models import IncidentState
-from tocsin.policy.loader import load_policy
+from tocsin.policy.loader import load_paging_policy
 from tocsin.policy.triage import TriageError, TriggerRequest, plan_incident
 from tocsin.settings import Settings
 from tocsin.updates import (
@@ -45,7 +46,9 @@ def _labels(pairs: list[str]) -> dict[str, str]:
 
 
 async def trigger(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    policy = load_policy(args.policy or settings.policy)
+    policy, warnings = load_paging_policy(args.policy or settings.policy, settings.home)
+    for warning in warnings:
+        print(f"tocsin: {warning}", file=sys.stderr)
     request = TriggerRequest(
         service=args.service,
         severity=args.severity,

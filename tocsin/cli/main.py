@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from tocsin.cli import commands
+from tocsin.channels.base import DeliveryError
+from tocsin.cli import commands, oncall
 from tocsin.cli.commands import CliError, Connect
 from tocsin.cli.rules import export as export_rules
 from tocsin.cli.up import receiver_only, up, worker_only
@@ -92,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     pol_sub = pol.add_subparsers(dest="policies_command", required=True, metavar="SUBCOMMAND")
     check = pol_sub.add_parser("check", help="validate a policy file; non-zero exit on error")
     check.add_argument("file", nargs="?", help="default: TOCSIN_POLICY or policies/default.yaml")
+    channels = sub.add_parser("channels", help="which channels are live or go to the outbox; checks credentials")
+    channels.add_argument("--json", action="store_true")
+
     rules = sub.add_parser("rules", help="Prometheus rules and the Alertmanager route, from the policy")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     export = rules_sub.add_parser("export", help="write tocsin-rules.yml and alertmanager-tocsin.yml")
@@ -99,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--policy", help="default: TOCSIN_POLICY or policies/default.yaml")
     export.add_argument("--receiver-url", help="default: http://127.0.0.1:$TOCSIN_HTTP_PORT/api/v1/alerts/alertmanager")
     export.add_argument("--token-file", help="file Alertmanager reads the receiver's bearer token from")
+    oncall.add_parser(sub)
     return p
 
 
@@ -160,12 +165,18 @@ def _main(argv: list[str] | None) -> int:
             _check_policy(settings, args.file)
         elif args.command == "rules":
             export_rules(settings, args)
+        elif args.command == "channels":
+            from tocsin.cli.channels import channels_command  # imports every vendor adapter: only here
+
+            return channels_command(args)
+        elif args.command == "oncall":
+            oncall.run(settings, args)
         else:
             asyncio.run(_run(args.func, settings, args))
     except PolicyError as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 2
-    except (CliError, IncidentError, DevServerError, ServerUnreachable, ReceiverError) as err:
+    except (CliError, IncidentError, DevServerError, ServerUnreachable, ReceiverError, DeliveryError) as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 1
     except ValidationError as err:

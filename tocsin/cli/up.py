@@ -11,7 +11,7 @@ from tocsin import search_attributes as sa
 from tocsin.client import connect_when_ready
 from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
 from tocsin.devserver import DevServer
-from tocsin.policy.loader import load_policy
+from tocsin.policy.loader import load_paging_policy
 from tocsin.receiver.config import load_receiver_config
 from tocsin.settings import Settings
 from worker.main import build_workers, run_workers, serve
@@ -35,7 +35,9 @@ async def up(settings: Settings) -> None:
     # The receiver (FastAPI, uvicorn) is imported only by the commands that serve it: the CLI stays quick.
     from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
 
-    policy = load_policy(settings.policy)  # fail before starting anything if the policy is bad
+    policy, warnings = load_paging_policy(settings.policy, settings.home)  # a bad policy stops us here
+    for warning in warnings:
+        _say(f"tocsin: {warning}")
     prometheus_url = prometheus_url_from_env()  # likewise a malformed TOCSIN_PROMETHEUS_URL
     receiver_config = load_receiver_config()
     listener = bind(settings, receiver_config)  # likewise a busy port, or a public address without credentials
@@ -88,7 +90,9 @@ async def receiver_only(settings: Settings) -> None:
     """The receiver alone, against TEMPORAL_ADDRESS or the local server, so it can be scaled apart."""
     from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
 
-    policy = load_policy(settings.policy)
+    policy, warnings = load_paging_policy(settings.policy, settings.home)
+    for warning in warnings:
+        _say(f"tocsin: {warning}")
     config = load_receiver_config()
     listener = bind(settings, config)
     stop = _stop_event()

@@ -123,3 +123,11 @@ def load_policy(path: str | Path) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{file}: cannot read: {exc}") from None
     return parse_policy(text, str(file))
+
+
+def load_paging_policy(path: str | Path, home: Path) -> tuple[Policy, list[str]]:
+    """The policy new incidents open under: the file, plus the on-call overrides `tocsin oncall override`
+    wrote to `$TOCSIN_HOME/overrides.yaml`. A stale override is left out with a warning, never an outage."""
+    from tocsin.roster.overrides import merge_roster_overrides  # the roster module imports this one
+
+    return merge_roster_overrides(load_policy(path), home / "overrides.yaml")

@@ -1,0 +1,980 @@
+"""Email, Twilio, Statuspage and GitHub adapters against real local servers speaking each vendor's shapes.
+
+Email runs against aiosmtpd on loopback (plain, STARTTLS with authentication, implicit TLS); the HTTP vendors
+against tests/vendor_server.py. Each checks the exact requests, the receipts, every error class (400, 401,
+404, 429 with Retry-After, 500, timeouts, refused connections), idempotency, and that no secret reaches an
+exception message or a log record.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import email.policy
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.vendor_server import Recorded, Reply, VendorServer
+from tocsin.channels import _http
+from tocsin.channels import github as github_module
+from tocsin.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, RetryableDeliveryError
+from tocsin.channels.github import GitHubIssues, marker
+from tocsin.channels.smtp import SmtpEmail, SmtpSettings, message_id
+from tocsin.channels.statuspage import Statuspage, delivery_mark
+from tocsin.channels.twilio import TwilioSms, TwilioVoice, twiml
+
+AT = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+SMTP_USER = "smtp-user-5f1c"
+SMTP_PASSWORD = "smtp-pass-9a7e/+x"
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
+TWILIO_TOKEN = "twilio-token-3e8b1d"
+STATUSPAGE_KEY = "statuspage-key-77c2e4"
+GITHUB_TOKEN = "ghp_testtoken4d9a2c81"
+SECRETS = (SMTP_USER, SMTP_PASSWORD, TWILIO_TOKEN, STATUSPAGE_KEY, GITHUB_TOKEN)
+
+
+def message(**overrides: Any) -> Message:
+    fields: dict[str, Any] = {
+        "idempotency_key": "inc-checkout-1/page/0",
+        "incident": "inc-checkout-1",
+        "channel": "email",
+        "target": "oncall@example.com",
+        "text": "checkout is down: 5xx at 40%",
+        "title": "Checkout down <prod>",
+        "severity": "sev1",
+        "service": "checkout",
+        "status": "triggered",
+        "at": AT,
+    }
+    fields.update(overrides)
+    return Message(**fields)
+
+
+def assert_secret_free(err: BaseException) -> None:
+    for secret in SECRETS:
+        assert secret not in str(err), f"a secret is in the error: {err}"
+        assert secret not in repr(err.args)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Everything is logged at DEBUG (httpx, urllib3, PyGithub, the adapters); none of it may hold a secret.
+    aiosmtpd's own server log (`mail.*`) is the test server's, not Tocsin's, so it is left out."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        if record.name.startswith("mail."):
+            continue
+        text = record.getMessage()
+        for secret in SECRETS:
+            assert secret not in text, f"{record.name} logged a secret: {text}"
+
+
+@pytest.fixture
+def server() -> Iterator[VendorServer]:
+    with VendorServer() as running:
+        yield running
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def short_http_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    monkeypatch.setattr(_http, "TIMEOUT", httpx.Timeout(0.3, connect=0.3))
+
+
+def test_every_adapter_is_a_channel() -> None:
+    adapters: list[Channel] = [
+        SmtpEmail(SmtpSettings("127.0.0.1", 25), "tocsin@example.com"),
+        TwilioSms(TWILIO_SID, TWILIO_TOKEN, "+15005550006"),
+        TwilioVoice(TWILIO_SID, TWILIO_TOKEN, "+15005550006"),
+        Statuspage(STATUSPAGE_KEY, "page1"),
+        GitHubIssues(GITHUB_TOKEN, "acme/ops"),
+    ]
+    assert [a.name for a in adapters] == ["email", "sms", "phone", "statuspage", "github"]
+    for adapter in adapters:
+        assert isinstance(adapter, Channel)
+        for secret in SECRETS:
+            assert secret not in repr(adapter)
+
+
+# ======================================================================================================
+# Email over SMTP, against aiosmtpd
+# ======================================================================================================
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tocsin test smtp")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture(scope="module")
+def server_tls(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls_files)
+    return context
+
+
+@pytest.fixture(scope="module")
+def client_tls(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(tls_files[0]))
+
+
+class MailRecorder:
+    """An aiosmtpd handler that records what reaches it; `rcpt_reply`/`data_reply` force an answer."""
+
+    def __init__(self, rcpt_reply: str | None = None, data_reply: str | None = None) -> None:
+        self.rcpt_reply = rcpt_reply
+        self.data_reply = data_reply
+        self.mail_commands = 0
+        self.delivered: list[tuple[str, list[str], bytes]] = []
+        self.logins: list[tuple[str, bool]] = []
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mail_commands += 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        self.delivered.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 2.0.0 Ok: queued as 4711"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
+        self.logins.append((mechanism, ok))
+        return AuthResult(success=ok, handled=False)
+
+
+@contextmanager
+def smtp_server(handler: MailRecorder, **kwargs: Any) -> Iterator[int]:
+    port = closed_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed
+
+
+async def test_email_sends_text_and_html_parts_with_a_stable_message_id() -> None:
+    handler = MailRecorder()
+    with smtp_server(handler) as port:
+        channel = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"), "Tocsin <tocsin@example.com>")
+        first = message(target="oncall@example.com, Bob <bob@example.com>")
+        receipt = await channel.send(first)
+        again = await channel.send(first)  # a retried activity
+        other = await channel.send(message(idempotency_key="inc-checkout-1/page/1"))
+
+    assert receipt.provider_id == again.provider_id == message_id("inc-checkout-1/page/0")
+    assert receipt.provider_id.startswith("<") and receipt.provider_id.endswith("@tocsin>")
+    assert other.provider_id != receipt.provider_id
+    assert len(handler.delivered) == 3
+    sender, recipients, raw = handler.delivered[0]
+    assert sender == "tocsin@example.com"
+    assert recipients == ["oncall@example.com", "bob@example.com"]
+    mail = parse(raw)
+    assert mail["Message-ID"] == receipt.provider_id
+    assert parse(handler.delivered[1][2])["Message-ID"] == receipt.provider_id
+    assert mail["Subject"] == "[sev1] Checkout down <prod>"
+    assert mail["From"] == "Tocsin <tocsin@example.com>"
+    assert mail["To"] == "oncall@example.com, bob@example.com"
+    assert mail["X-Tocsin-Incident"] == "inc-checkout-1"
+    assert mail.get_content_type() == "multipart/alternative"
+    parts = {part.get_content_type(): part.get_content() for part in mail.iter_parts()}
+    assert set(parts) == {"text/plain", "text/html"}
+    assert "checkout is down: 5xx at 40%" in parts["text/plain"]
+    assert "Severity: sev1" in parts["text/plain"]
+    assert "<h2>Checkout down &lt;prod&gt;</h2>" in parts["text/html"]
+    assert "<td>checkout</td>" in parts["text/html"]
+
+
+async def test_email_starttls_and_login_then_check_sends_nothing(
+    server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    handler = MailRecorder()
+    with smtp_server(
+        handler, tls_context=server_tls, require_starttls=True, authenticator=handler.authenticate
+    ) as port:
+        url = f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}"
+        channel = SmtpEmail(SmtpSettings.from_url(url), "tocsin@example.com", ssl_context=client_tls)
+        status = await channel.check()
+        assert handler.mail_commands == 0 and handler.delivered == []
+        await channel.send(message())
+
+    assert status == f"email: 127.0.0.1:{port} (STARTTLS, authenticated), from tocsin@example.com"
+    assert [ok for _, ok in handler.logins] == [True, True]
+    assert len(handler.delivered) == 1
+
+
+async def test_email_wrong_password_is_permanent_and_names_no_credential(
+    server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    handler = MailRecorder()
+    with smtp_server(handler, tls_context=server_tls, authenticator=handler.authenticate) as port:
+        settings = SmtpSettings("127.0.0.1", port, username=SMTP_USER, password="not-" + SMTP_PASSWORD[4:])
+        channel = SmtpEmail(settings, "tocsin@example.com", ssl_context=client_tls)
+        for attempt in (lambda: channel.send(message()), channel.check):
+            with pytest.raises(PermanentDeliveryError, match="rejected the credentials \\(535\\)") as caught:
+                await attempt()
+            assert_secret_free(caught.value)
+            assert "not-" not in str(caught.value)
+    assert handler.delivered == []
+
+
+async def test_email_implicit_tls(server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
+    handler = MailRecorder()
+    # aiosmtpd's auth_require_tls only knows STARTTLS; this connection is TLS from the first byte.
+    with smtp_server(
+        handler, ssl_context=server_tls, authenticator=handler.authenticate, auth_require_tls=False
+    ) as port:
+        settings = SmtpSettings.from_url(f"smtps://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
+        channel = SmtpEmail(settings, "tocsin@example.com", ssl_context=client_tls)
+        assert (await channel.check()).startswith(f"email: 127.0.0.1:{port} (TLS, authenticated)")
+        await channel.send(message())
+    assert len(handler.delivered) == 1
+
+
+async def test_email_untrusted_certificate_is_permanent(server_tls: ssl.SSLContext) -> None:
+    with smtp_server(MailRecorder(), tls_context=server_tls) as port:
+        channel = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"), "tocsin@example.com")
+        with pytest.raises(PermanentDeliveryError, match="TLS certificate not trusted"):
+            await channel.send(message())
+
+
+async def test_email_never_sends_a_password_in_the_clear() -> None:
+    handler = MailRecorder()
+    with smtp_server(handler, authenticator=handler.authenticate, auth_require_tls=False) as port:
+        creds = f"{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}"
+        guarded = SmtpEmail(SmtpSettings.from_url(f"smtp://{creds}"), "tocsin@example.com")
+        with pytest.raises(PermanentDeliveryError, match="offers no STARTTLS") as caught:
+            await guarded.send(message())
+        assert_secret_free(caught.value)
+        assert handler.logins == []
+
+        required = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?starttls=require"), "t@example.com")
+        with pytest.raises(PermanentDeliveryError, match="does not offer STARTTLS"):
+            await required.send(message())
+
+        # An explicit opt-in (a relay on a private network) logs in without TLS.
+        allowed = SmtpEmail(SmtpSettings.from_url(f"smtp://{creds}?starttls=never"), "tocsin@example.com")
+        await allowed.send(message())
+    assert handler.logins == [("PLAIN", True)]
+    assert len(handler.delivered) == 1
+
+
+@pytest.mark.parametrize(
+    ("handler", "error", "reason"),
+    [
+        (MailRecorder(rcpt_reply="550 5.1.1 <oncall@example.com>: user unknown"), PermanentDeliveryError, "550"),
+        (MailRecorder(rcpt_reply="452 4.2.2 mailbox full"), RetryableDeliveryError, "452"),
+        (MailRecorder(data_reply="554 5.7.1 rejected as spam"), PermanentDeliveryError, "554"),
+        (MailRecorder(data_reply="451 4.3.0 try again later"), RetryableDeliveryError, "451"),
+    ],
+    ids=["rcpt-550", "rcpt-452", "data-554", "data-451"],
+)
+async def test_email_reply_codes(handler: MailRecorder, error: type[DeliveryError], reason: str) -> None:
+    with smtp_server(handler) as port:
+        channel = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"), "tocsin@example.com")
+        with pytest.raises(error, match=reason) as caught:
+            await channel.send(message())
+    assert type(caught.value) is error
+    assert handler.delivered == []
+
+
+async def test_email_refused_connection_and_timeout_retry() -> None:
+    refused = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{closed_port()}"), "tocsin@example.com")
+    with pytest.raises(RetryableDeliveryError, match="unreachable: ConnectionRefusedError"):
+        await refused.send(message())
+
+    # A server that accepts the connection and never greets.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        hung = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?timeout=0.3"), "tocsin@example.com")
+        with pytest.raises(RetryableDeliveryError, match=r"timed out after 0\.3s"):
+            await hung.check()
+
+
+async def test_email_rejects_targets_that_are_not_addresses() -> None:
+    channel = SmtpEmail(SmtpSettings("127.0.0.1", closed_port()), "tocsin@example.com")
+    with pytest.raises(PermanentDeliveryError, match="not a list of email addresses"):
+        await channel.send(message(target="executives"))
+
+
+def test_email_configuration(tmp_path: Path) -> None:
+    assert SmtpEmail.from_env({}) is None
+    secret_file = tmp_path / "smtp-url"
+    secret_file.write_text(f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@mail.example.com\n")
+    channel = SmtpEmail.from_env({"TOCSIN_SMTP_URL_FILE": str(secret_file), "TOCSIN_EMAIL_FROM": "t@example.com"})
+    assert channel is not None
+    settings = channel.settings
+    assert (settings.host, settings.port, settings.implicit_tls, settings.starttls) == (
+        "mail.example.com",
+        587,
+        False,
+        "auto",
+    )
+    assert (settings.username, settings.password) == (SMTP_USER, SMTP_PASSWORD)
+    assert SmtpSettings.from_url("smtps://mail.example.com").port == 465
+    for secret in SECRETS:
+        assert secret not in repr(channel)
+
+    creds = f"{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}"
+    bad = [
+        ({"TOCSIN_SMTP_URL": f"smtp://{creds}@h"}, "TOCSIN_EMAIL_FROM is not"),
+        ({"TOCSIN_SMTP_URL": f"http://{creds}@h", "TOCSIN_EMAIL_FROM": "t@x.io"}, "scheme must be smtp"),
+        ({"TOCSIN_SMTP_URL": f"smtp://{creds}@h:port", "TOCSIN_EMAIL_FROM": "t@x.io"}, "bad port"),
+        ({"TOCSIN_SMTP_URL": f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@h", "TOCSIN_EMAIL_FROM": "t@x.io"}, "bad port"),
+        ({"TOCSIN_SMTP_URL": f"smtp://{creds}@h?starttls=maybe", "TOCSIN_EMAIL_FROM": "t@x.io"}, "starttls must"),
+        ({"TOCSIN_SMTP_URL": "smtp://h", "TOCSIN_SMTP_URL_FILE": str(secret_file)}, "not both"),
+    ]
+    for env, reason in bad:
+        with pytest.raises(PermanentDeliveryError, match=reason) as caught:
+            SmtpEmail.from_env(env)
+        assert_secret_free(caught.value)
+
+
+# ======================================================================================================
+# Twilio
+# ======================================================================================================
+
+MESSAGES_PATH = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+CALLS_PATH = f"/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"
+ACCOUNT_PATH = f"/2010-04-01/Accounts/{TWILIO_SID}.json"
+
+
+def twilio_error(status: int, code: int, text: str, headers: dict[str, str] | None = None) -> Reply:
+    body = {"code": code, "message": text, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return Reply(status, json=body, headers=headers or {})
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def test_twilio_sms_request_and_receipt(server: VendorServer) -> None:
+    server.on("POST", MESSAGES_PATH, Reply(201, json={"sid": "SM0123", "status": "queued", "to": "+15551234567"}))
+    sms = TwilioSms(TWILIO_SID, TWILIO_TOKEN, "+15005550006", server.url)
+    receipt = await sms.send(message(channel="sms", target="+15551234567"))
+
+    assert receipt.provider_id == "SM0123" and not receipt.duplicate
+    [request] = server.requests
+    assert (request.method, request.path) == ("POST", MESSAGES_PATH)
+    assert request.headers["authorization"] == basic(TWILIO_SID, TWILIO_TOKEN)
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.headers["i-twilio-idempotency-token"] == "inc-checkout-1/page/0"
+    assert request.form == {"To": ["+15551234567"], "From": ["+15005550006"], "Body": ["checkout is down: 5xx at 40%"]}
+
+
+async def test_twilio_call_says_the_escaped_text(server: VendorServer) -> None:
+    server.on("POST", CALLS_PATH, Reply(201, json={"sid": "CA0456", "status": "queued"}))
+    phone = TwilioVoice(TWILIO_SID, TWILIO_TOKEN, "+15005550006", server.url)
+    receipt = await phone.send(message(channel="phone", target="+15551234567", text="db & cache <down>"))
+
+    assert receipt.provider_id == "CA0456"
+    [request] = server.requests
+    assert request.path == CALLS_PATH
+    assert request.form_value("Twiml") == "<Response><Say>db &amp; cache &lt;down&gt;</Say></Response>"
+    assert request.form_value("To") == "+15551234567" and request.form_value("From") == "+15005550006"
+    assert "Body" not in request.form
+    assert len(twiml("&" * 5000)) <= 4000
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "reason", "retry_after"),
+    [
+        (
+            twilio_error(400, 21211, "The 'To' number +1555 is not a valid phone number."),
+            PermanentDeliveryError,
+            "21211",
+            None,
+        ),
+        (twilio_error(401, 20003, "Authenticate"), PermanentDeliveryError, "401: 20003 Authenticate", None),
+        (twilio_error(404, 20404, "The requested resource was not found"), PermanentDeliveryError, "20404", None),
+        (twilio_error(429, 20429, "Too Many Requests", {"Retry-After": "7"}), RetryableDeliveryError, "429", 7.0),
+        (twilio_error(500, 20500, "Internal Server Error"), RetryableDeliveryError, "500", None),
+        (Reply(503, body="upstream unavailable"), RetryableDeliveryError, "503", None),
+    ],
+    ids=["400", "401", "404", "429", "500", "503-not-json"],
+)
+async def test_twilio_errors(
+    server: VendorServer, reply: Reply, error: type[DeliveryError], reason: str, retry_after: float | None
+) -> None:
+    server.on("POST", MESSAGES_PATH, reply)
+    sms = TwilioSms(TWILIO_SID, TWILIO_TOKEN, "+15005550006", server.url)
+    with pytest.raises(error, match=reason) as caught:
+        await sms.send(message(channel="sms", target="+1555"))
+    assert type(caught.value) is error
+    assert getattr(caught.value, "retry_after", None) == retry_after
+    assert_secret_free(caught.value)
+
+
+async def test_twilio_timeout_and_refused(server: VendorServer, short_http_timeout: None) -> None:
+    server.on("POST", MESSAGES_PATH, Reply(201, json={"sid": "SM1"}, delay=2))
+    with pytest.raises(RetryableDeliveryError, match="twilio timed out"):
+        await TwilioSms(TWILIO_SID, TWILIO_TOKEN, "+15005550006", server.url).send(message(target="+1555"))
+    gone = TwilioSms(TWILIO_SID, TWILIO_TOKEN, "+15005550006", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(RetryableDeliveryError, match="twilio unreachable"):
+        await gone.send(message(target="+1555"))
+
+
+async def test_twilio_check_reads_the_account_only(server: VendorServer) -> None:
+    server.on(
+        "GET",
+        ACCOUNT_PATH,
+        Reply(json={"sid": TWILIO_SID, "friendly_name": "Acme ops", "status": "active"}),
+        Reply(json={"sid": TWILIO_SID, "friendly_name": "Acme ops", "status": "suspended"}),
+        twilio_error(401, 20003, "Authenticate"),
+    )
+    phone = TwilioVoice(TWILIO_SID, TWILIO_TOKEN, "+15005550006", server.url)
+    assert await phone.check() == "twilio: account Acme ops active, phone from +15005550006"
+    with pytest.raises(PermanentDeliveryError, match="suspended"):
+        await phone.check()
+    with pytest.raises(PermanentDeliveryError, match="401") as caught:
+        await phone.check()
+    assert_secret_free(caught.value)
+    assert server.calls() == [f"GET {ACCOUNT_PATH}"] * 3
+    assert server.requests[0].headers["authorization"] == basic(TWILIO_SID, TWILIO_TOKEN)
+
+
+def test_twilio_configuration(tmp_path: Path) -> None:
+    assert TwilioSms.from_env({}) is None
+    token_file = tmp_path / "token"
+    token_file.write_text(TWILIO_TOKEN + "\n")
+    env = {
+        "TOCSIN_TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TOCSIN_TWILIO_AUTH_TOKEN_FILE": str(token_file),
+        "TOCSIN_TWILIO_FROM": "+15005550006",
+        "TOCSIN_TWILIO_API_URL": "http://twilio.test/",
+    }
+    sms, phone = TwilioSms.from_env(env), TwilioVoice.from_env(env)
+    assert isinstance(sms, TwilioSms) and isinstance(phone, TwilioVoice)
+    assert sms.api_url == "http://twilio.test"
+    with pytest.raises(PermanentDeliveryError, match="TOCSIN_TWILIO_AUTH_TOKEN, TOCSIN_TWILIO_FROM not set"):
+        TwilioSms.from_env({"TOCSIN_TWILIO_ACCOUNT_SID": TWILIO_SID})
+    with pytest.raises(PermanentDeliveryError, match="TOCSIN_TWILIO_API_URL: not an absolute http"):
+        TwilioSms.from_env({**env, "TOCSIN_TWILIO_API_URL": "api.twilio.com"})
+
+
+# ======================================================================================================
+# Statuspage
+# ======================================================================================================
+
+PAGE = "kctbh9vrtdwd"
+
+
+class FakeStatuspage:
+    """The incident and component endpoints Tocsin uses, with state, in Statuspage's shapes."""
+
+    def __init__(self, server: VendorServer) -> None:
+        self.incidents: list[dict[str, Any]] = []
+        self.components: dict[str, str] = {"cmp_checkout": "operational"}
+        self.fail_create_after_saving = False
+        base = f"/pages/{PAGE}"
+        server.on("GET", base, Reply(json={"id": PAGE, "name": "Acme Status", "subdomain": "acme"}))
+        server.on("GET", f"{base}/incidents/unresolved", lambda r: Reply(json=self.listed(unresolved=True)))
+        server.on("GET", f"{base}/incidents", lambda r: Reply(json=self.listed(unresolved=False)))
+        server.on("POST", f"{base}/incidents", self.create)
+        server.on("PATCH", f"{base}/incidents/{{incident_id}}", self.update)
+        server.on("PATCH", f"{base}/components/{{component_id}}", self.set_component)
+
+    def listed(self, unresolved: bool) -> list[dict[str, Any]]:
+        chosen = [i for i in self.incidents if not unresolved or i["status"] != "resolved"]
+        return list(reversed(chosen))  # newest first
+
+    def create(self, request: Recorded) -> Reply:
+        fields = request.json["incident"]
+        incident = {
+            "id": f"inc{len(self.incidents) + 1}",
+            "page_id": PAGE,
+            "name": fields["name"],
+            "status": fields["status"],
+            "impact": "major",
+            "metadata": fields.get("metadata", {}),
+            "components": [{"id": c, "status": self.components[c]} for c in fields.get("component_ids", [])],
+            "incident_updates": [{"status": fields["status"], "body": fields.get("body", "")}],
+            "shortlink": "https://stspg.io/x",
+        }
+        self.incidents.append(incident)
+        if self.fail_create_after_saving:  # the write lands, the answer is lost
+            return Reply(504, body="gateway timeout")
+        return Reply(201, json=incident)
+
+    def update(self, request: Recorded) -> Reply:
+        fields = request.json["incident"]
+        [incident] = [i for i in self.incidents if i["id"] == request.params["incident_id"]]
+        incident["status"] = fields.get("status", incident["status"])
+        incident["metadata"] = fields.get("metadata", incident["metadata"])
+        incident["incident_updates"].append({"status": incident["status"], "body": fields.get("body", "")})
+        return Reply(json=incident)
+
+    def set_component(self, request: Recorded) -> Reply:
+        component = request.params["component_id"]
+        self.components[component] = request.json["component"]["status"]
+        return Reply(json={"id": component, "status": self.components[component]})
+
+
+@pytest.fixture
+def statuspage(server: VendorServer) -> FakeStatuspage:
+    return FakeStatuspage(server)
+
+
+def statuspage_channel(server: VendorServer) -> Statuspage:
+    return Statuspage(STATUSPAGE_KEY, PAGE, server.url, components={"checkout": "cmp_checkout"})
+
+
+async def test_statuspage_opens_updates_and_resolves_one_incident(
+    server: VendorServer, statuspage: FakeStatuspage
+) -> None:
+    channel = statuspage_channel(server)
+    opened = await channel.send(message(channel="statuspage", target="checkout", text="Investigating"))
+    acked = await channel.send(
+        message(channel="statuspage", target="checkout", idempotency_key="k2", status="acknowledged", text="Found it")
+    )
+    resolved = await channel.send(
+        message(channel="statuspage", target="checkout", idempotency_key="k3", status="resolved", text="Fixed")
+    )
+
+    assert opened.provider_id == acked.provider_id == resolved.provider_id == "inc1"
+    assert not (opened.duplicate or acked.duplicate or resolved.duplicate)
+    base = f"/pages/{PAGE}"
+    assert server.calls() == [
+        f"GET {base}/incidents/unresolved",
+        f"POST {base}/incidents",
+        f"PATCH {base}/components/cmp_checkout",
+        f"GET {base}/incidents/unresolved",
+        f"PATCH {base}/incidents/inc1",
+        f"PATCH {base}/components/cmp_checkout",
+        f"GET {base}/incidents/unresolved",
+        f"PATCH {base}/incidents/inc1",
+        f"PATCH {base}/components/cmp_checkout",
+    ]
+    assert all(r.headers["authorization"] == f"OAuth {STATUSPAGE_KEY}" for r in server.requests)
+    assert server.requests[0].query == {"per_page": ["100"]}
+    create = server.requests[1].json["incident"]
+    assert create == {
+        "name": "Checkout down <prod>",
+        "status": "investigating",
+        "body": "Investigating",
+        "metadata": {"tocsin": {"incident": "inc-checkout-1", "deliveries": delivery_mark("inc-checkout-1/page/0")}},
+        "component_ids": ["cmp_checkout"],
+    }
+    assert server.requests[2].json == {"component": {"status": "major_outage"}}
+    assert server.requests[4].json["incident"]["status"] == "identified"
+    assert server.requests[4].json["incident"]["body"] == "Found it"
+    assert server.requests[7].json["incident"]["status"] == "resolved"
+    assert server.requests[8].json == {"component": {"status": "operational"}}
+    [incident] = statuspage.incidents
+    assert [u["status"] for u in incident["incident_updates"]] == ["investigating", "identified", "resolved"]
+    assert statuspage.components["cmp_checkout"] == "operational"
+
+
+async def test_statuspage_retry_never_opens_a_second_incident(server: VendorServer, statuspage: FakeStatuspage) -> None:
+    channel = statuspage_channel(server)
+    statuspage.fail_create_after_saving = True
+    first = message(channel="statuspage", target="checkout")
+    with pytest.raises(RetryableDeliveryError, match="504"):
+        await channel.send(first)
+    statuspage.fail_create_after_saving = False
+
+    retried = await channel.send(first)  # the activity's next attempt
+    again = await channel.send(first)
+    assert retried.provider_id == again.provider_id == "inc1"
+    assert retried.duplicate and again.duplicate
+    assert len(statuspage.incidents) == 1
+    assert len(server.received("POST")) == 1
+    # The component is still set on the retry: the first attempt never got that far.
+    assert statuspage.components["cmp_checkout"] == "major_outage"
+
+    resolve = message(channel="statuspage", idempotency_key="k9", status="resolved", text="Fixed")
+    assert not (await channel.send(resolve)).duplicate
+    repeat = await channel.send(resolve)  # no longer unresolved: found among all incidents
+    assert repeat.provider_id == "inc1" and repeat.duplicate
+    assert server.calls()[-2:] == [f"GET /pages/{PAGE}/incidents/unresolved", f"GET /pages/{PAGE}/incidents"]
+    assert len(statuspage.incidents[0]["incident_updates"]) == 2
+
+
+async def test_statuspage_resolving_nothing_open_writes_nothing(
+    server: VendorServer, statuspage: FakeStatuspage
+) -> None:
+    receipt = await statuspage_channel(server).send(message(channel="statuspage", status="resolved", target="x"))
+    assert receipt.provider_id == "statuspage:no-open-incident"
+    assert [r.method for r in server.requests] == ["GET", "GET"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "reason", "retry_after"),
+    [
+        (Reply(400, json={"error": ["Name can't be blank"]}), PermanentDeliveryError, "400: Name can't be blank", None),
+        (Reply(401, json={"error": "Could not authenticate"}), PermanentDeliveryError, "401", None),
+        (Reply(404, json={"error": "Page not found"}), PermanentDeliveryError, "404: Page not found", None),
+        (Reply(420, json={"error": "Rate limited"}, headers={"Retry-After": "2"}), RetryableDeliveryError, "420", 2.0),
+        (Reply(429, json={"error": "Rate limited"}, headers={"Retry-After": "3"}), RetryableDeliveryError, "429", 3.0),
+        (Reply(500, json={"error": "Internal"}), RetryableDeliveryError, "500", None),
+    ],
+    ids=["400", "401", "404", "420", "429", "500"],
+)
+async def test_statuspage_errors(
+    server: VendorServer, reply: Reply, error: type[DeliveryError], reason: str, retry_after: float | None
+) -> None:
+    server.on("GET", f"/pages/{PAGE}/incidents/unresolved", Reply(json=[]))
+    server.on("POST", f"/pages/{PAGE}/incidents", reply)
+    with pytest.raises(error, match=reason) as caught:
+        await statuspage_channel(server).send(message(channel="statuspage"))
+    assert type(caught.value) is error
+    assert getattr(caught.value, "retry_after", None) == retry_after
+    assert_secret_free(caught.value)
+
+
+async def test_statuspage_timeout_and_refused(server: VendorServer, short_http_timeout: None) -> None:
+    server.on("GET", f"/pages/{PAGE}/incidents/unresolved", Reply(json=[], delay=2))
+    with pytest.raises(RetryableDeliveryError, match="statuspage timed out"):
+        await statuspage_channel(server).send(message())
+    gone = Statuspage(STATUSPAGE_KEY, PAGE, f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(RetryableDeliveryError, match="statuspage unreachable"):
+        await gone.check()
+
+
+async def test_statuspage_check(server: VendorServer, statuspage: FakeStatuspage) -> None:
+    assert await statuspage_channel(server).check() == f"statuspage: page Acme Status ({PAGE})"
+    assert server.calls() == [f"GET /pages/{PAGE}"]
+    server.on("GET", f"/pages/{PAGE}", Reply(401, json={"error": "Could not authenticate"}))
+    with pytest.raises(PermanentDeliveryError, match="401") as caught:
+        await statuspage_channel(server).check()
+    assert_secret_free(caught.value)
+
+
+def test_statuspage_configuration() -> None:
+    assert Statuspage.from_env({}) is None
+    channel = Statuspage.from_env(
+        {
+            "TOCSIN_STATUSPAGE_API_KEY": STATUSPAGE_KEY,
+            "TOCSIN_STATUSPAGE_PAGE_ID": PAGE,
+            "TOCSIN_STATUSPAGE_COMPONENTS": "checkout=cmp1, billing = cmp2",
+        }
+    )
+    assert channel is not None
+    assert channel.component_for("checkout") == "cmp1" and channel.component_for("billing") == "cmp2"
+    assert channel.component_for("component:cmp9") == "cmp9" and channel.component_for("search") is None
+    with pytest.raises(PermanentDeliveryError, match="TOCSIN_STATUSPAGE_PAGE_ID is not set"):
+        Statuspage.from_env({"TOCSIN_STATUSPAGE_API_KEY": STATUSPAGE_KEY})
+    with pytest.raises(PermanentDeliveryError, match="not service=component_id"):
+        Statuspage.from_env(
+            {"TOCSIN_STATUSPAGE_API_KEY": "k", "TOCSIN_STATUSPAGE_PAGE_ID": PAGE, "TOCSIN_STATUSPAGE_COMPONENTS": "x"}
+        )
+
+
+# ======================================================================================================
+# GitHub issues, through PyGithub
+# ======================================================================================================
+
+REPO = "acme/ops"
+
+
+class FakeGitHub:
+    """The REST endpoints PyGithub calls for get_repo, get_issues and create_issue, in GitHub's shapes."""
+
+    def __init__(self, server: VendorServer, page_size: int | None = None) -> None:
+        self.server = server
+        self.issues: dict[str, list[dict[str, Any]]] = {}
+        self.page_size = page_size
+        self.lock = threading.Lock()
+        server.on("GET", "/repos/{owner}/{repo}", self.repo)
+        server.on("GET", "/repos/{owner}/{repo}/issues", self.list_issues)
+        server.on("POST", "/repos/{owner}/{repo}/issues", self.create_issue)
+
+    def repo_json(self, full_name: str) -> dict[str, Any]:
+        owner, name = full_name.split("/")
+        return {
+            "id": 1296269,
+            "name": name,
+            "full_name": full_name,
+            "owner": {"login": owner, "id": 1, "type": "Organization"},
+            "private": True,
+            "url": f"{self.server.url}/repos/{full_name}",
+            "html_url": f"https://github.com/{full_name}",
+            "has_issues": True,
+            "permissions": {"admin": False, "push": True, "pull": True},
+        }
+
+    def repo(self, request: Recorded) -> Reply:
+        return Reply(json=self.repo_json(f"{request.params['owner']}/{request.params['repo']}"))
+
+    def list_issues(self, request: Recorded) -> Reply:
+        full_name = f"{request.params['owner']}/{request.params['repo']}"
+        state = request.query.get("state", ["open"])[0]
+        wanted = set(request.query.get("labels", [""])[0].split(",")) - {""}
+        found = [
+            issue
+            for issue in reversed(self.issues.get(full_name, []))
+            if (state == "all" or issue["state"] == state) and wanted <= {label["name"] for label in issue["labels"]}
+        ]
+        if self.page_size is None:
+            return Reply(json=found)
+        page = int(request.query.get("page", ["1"])[0])
+        chunk = found[(page - 1) * self.page_size : page * self.page_size]
+        headers = {}
+        if page * self.page_size < len(found):
+            headers["Link"] = f'<{self.server.url}/repos/{full_name}/issues?state=all&page={page + 1}>; rel="next"'
+        return Reply(json=chunk, headers=headers)
+
+    def create_issue(self, request: Recorded) -> Reply:
+        full_name = f"{request.params['owner']}/{request.params['repo']}"
+        return Reply(201, json=self.add(full_name, request.json))
+
+    def add(self, full_name: str, fields: dict[str, Any], state: str = "open") -> dict[str, Any]:
+        issues = self.issues.setdefault(full_name, [])
+        number = len(issues) + 1
+        issue = {
+            "id": 1000 + number,
+            "number": number,
+            "title": fields["title"],
+            "body": fields.get("body"),
+            "state": state,
+            "labels": [{"name": name} for name in fields.get("labels", [])],
+            "url": f"{self.server.url}/repos/{full_name}/issues/{number}",
+            "html_url": f"https://github.com/{full_name}/issues/{number}",
+            "user": {"login": "tocsin-bot", "id": 7},
+        }
+        issues.append(issue)
+        return issue
+
+
+@pytest.fixture
+def fake_github(server: VendorServer) -> FakeGitHub:
+    return FakeGitHub(server)
+
+
+def github_channel(server: VendorServer) -> GitHubIssues:
+    return GitHubIssues(GITHUB_TOKEN, REPO, server.url, pace=False)
+
+
+async def test_github_creates_an_issue_with_a_hidden_marker(server: VendorServer, fake_github: FakeGitHub) -> None:
+    receipt = await github_channel(server).send(message(channel="github", target="backlog", text="Schedule fix: x"))
+
+    assert receipt.provider_id == "acme/ops#1" and not receipt.duplicate
+    assert server.calls() == [f"GET /repos/{REPO}/issues", f"POST /repos/{REPO}/issues"]
+    listing, create = server.requests
+    assert listing.query == {
+        "state": ["all"],
+        "labels": ["tocsin"],
+        "sort": ["created"],
+        "direction": ["desc"],
+        "per_page": ["100"],
+    }
+    for request in server.requests:
+        assert request.headers["authorization"] == f"token {GITHUB_TOKEN}"
+    assert create.json["title"] == "Checkout down <prod>"
+    assert create.json["labels"] == ["tocsin", "backlog"]
+    body = create.json["body"]
+    assert body.startswith("Schedule fix: x\n")
+    assert "| Severity | sev1 |" in body
+    assert body.rstrip().endswith("<!-- tocsin:inc-checkout-1/page/0 -->")
+    assert marker("a-->b") == "<!-- tocsin:a-&#45;>b -->"
+
+
+async def test_github_retry_finds_the_first_attempts_issue(server: VendorServer, fake_github: FakeGitHub) -> None:
+    channel = github_channel(server)
+    first = await channel.send(message(channel="github", target="tickets"))
+    again = await channel.send(message(channel="github", target="tickets"))
+    other = await channel.send(message(channel="github", target="tickets", idempotency_key="k2"))
+    assert (first.provider_id, first.duplicate) == ("acme/ops#1", False)
+    assert (again.provider_id, again.duplicate) == ("acme/ops#1", True)
+    assert (other.provider_id, other.duplicate) == ("acme/ops#2", False)
+    assert len(server.received("POST")) == 2
+
+    # Closed issues count, and the marker is found on a later page.
+    fake_github.issues[REPO][0]["state"] = "closed"
+    for i in range(5):
+        fake_github.add(REPO, {"title": f"noise {i}", "body": "x", "labels": ["tocsin"]})
+    fake_github.page_size = 2
+    server.reset()
+    third = await channel.send(message(channel="github", target="tickets"))
+    assert (third.provider_id, third.duplicate) == ("acme/ops#1", True)
+    assert server.received("POST") == []
+    assert len(server.received("GET")) == 4
+
+
+async def test_github_target_repository(server: VendorServer, fake_github: FakeGitHub) -> None:
+    receipt = await github_channel(server).send(message(channel="github", target="acme/payments"))
+    assert receipt.provider_id == "acme/payments#1"
+    assert server.calls() == ["GET /repos/acme/payments/issues", "POST /repos/acme/payments/issues"]
+    assert server.requests[1].json["labels"] == ["tocsin"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "reason", "retry_after"),
+    [
+        (Reply(401, json={"message": "Bad credentials"}), PermanentDeliveryError, "401: Bad credentials", None),
+        (
+            Reply(403, json={"message": "Resource not accessible by personal access token"}),
+            PermanentDeliveryError,
+            "403: Resource not accessible",
+            None,
+        ),
+        (Reply(404, json={"message": "Not Found"}), PermanentDeliveryError, "404: Not Found", None),
+        (
+            Reply(
+                422,
+                json={
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "Issue", "code": "missing_field", "field": "title"}],
+                },
+            ),
+            PermanentDeliveryError,
+            "422: Validation Failed \\(code=missing_field field=title\\)",
+            None,
+        ),
+        (
+            Reply(
+                403,
+                json={"message": "API rate limit exceeded for user ID 1."},
+                headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "RESET"},
+            ),
+            RetryableDeliveryError,
+            "403: API rate limit exceeded",
+            "reset",
+        ),
+        (
+            Reply(403, json={"message": "You have exceeded a secondary rate limit."}, headers={"retry-after": "30"}),
+            RetryableDeliveryError,
+            "secondary rate limit",
+            30.0,
+        ),
+        (
+            Reply(429, json={"message": "Too many requests"}, headers={"Retry-After": "12"}),
+            RetryableDeliveryError,
+            "429",
+            12.0,
+        ),
+        (Reply(500, json={"message": "Server Error"}), RetryableDeliveryError, "500", None),
+        (Reply(502, body="<html>bad gateway</html>"), RetryableDeliveryError, "502", None),
+    ],
+    ids=["401", "403", "404", "422", "403-primary-rate-limit", "403-secondary-rate-limit", "429", "500", "502-html"],
+)
+async def test_github_errors(
+    server: VendorServer, reply: Reply, error: type[DeliveryError], reason: str, retry_after: float | str | None
+) -> None:
+    reset = int(dt.datetime.now(dt.UTC).timestamp()) + 120
+    if "x-ratelimit-reset" in reply.headers:
+        reply.headers["x-ratelimit-reset"] = str(reset)
+    server.on("GET", f"/repos/{REPO}/issues", Reply(json=[]))
+    server.on("POST", f"/repos/{REPO}/issues", reply)
+    with pytest.raises(error, match=reason) as caught:
+        await github_channel(server).send(message(channel="github"))
+    assert type(caught.value) is error
+    got = getattr(caught.value, "retry_after", None)
+    if retry_after == "reset":
+        assert got is not None and 100 < got <= 120
+    else:
+        assert got == retry_after
+    assert_secret_free(caught.value)
+
+
+async def test_github_timeout_and_refused(server: VendorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(github_module, "TIMEOUT_SECONDS", 1)  # PyGithub takes whole seconds
+    server.on("GET", f"/repos/{REPO}/issues", Reply(json=[], delay=3))
+    with pytest.raises(RetryableDeliveryError, match="github timed out"):
+        await github_channel(server).send(message(channel="github"))
+    gone = GitHubIssues(GITHUB_TOKEN, REPO, f"http://127.0.0.1:{closed_port()}", pace=False)
+    with pytest.raises(RetryableDeliveryError, match="github unreachable"):
+        await gone.check()
+
+
+async def test_github_check_reads_the_repository(server: VendorServer, fake_github: FakeGitHub) -> None:
+    assert await github_channel(server).check() == "github: acme/ops (issues enabled)"
+    assert server.calls() == [f"GET /repos/{REPO}"]
+
+    server.on("GET", f"/repos/{REPO}", Reply(json={**fake_github.repo_json(REPO), "has_issues": False}))
+    with pytest.raises(PermanentDeliveryError, match="issues disabled"):
+        await github_channel(server).check()
+    server.on("GET", f"/repos/{REPO}", Reply(401, json={"message": "Bad credentials"}))
+    with pytest.raises(PermanentDeliveryError, match="401: Bad credentials") as caught:
+        await github_channel(server).check()
+    assert_secret_free(caught.value)
+    assert server.received("POST") == []
+
+
+def test_github_configuration(tmp_path: Path) -> None:
+    assert GitHubIssues.from_env({}) is None
+    assert GitHubIssues.from_env({"GITHUB_TOKEN": GITHUB_TOKEN}) is None  # a CI token alone configures nothing
+    token_file = tmp_path / "token"
+    token_file.write_text(GITHUB_TOKEN)
+    channel = GitHubIssues.from_env(
+        {
+            "GITHUB_TOKEN_FILE": str(token_file),
+            "TOCSIN_GITHUB_REPO": REPO,
+            "TOCSIN_GITHUB_API_URL": "https://ghe/api/v3/",
+        }
+    )
+    assert channel is not None and channel.repo == REPO and channel.api_url == "https://ghe/api/v3"
+    with pytest.raises(PermanentDeliveryError, match="GITHUB_TOKEN is not"):
+        GitHubIssues.from_env({"TOCSIN_GITHUB_REPO": REPO})
+    with pytest.raises(PermanentDeliveryError, match="owner/name"):
+        GitHubIssues.from_env({"TOCSIN_GITHUB_REPO": "ops", "GITHUB_TOKEN": GITHUB_TOKEN})

@@ -1,0 +1,405 @@
+"""Slack through the Web API: posts to named channels, and a war room per incident with a pinned summary.
+
+Calls go to `{TOCSIN_SLACK_API_URL}/<method>` (default https://slack.com/api) with `Authorization: Bearer`;
+writes are JSON bodies, reads (`conversations.list`, `pins.list`, `conversations.history`) are GETs.
+
+Targets (the `target` of a delivery):
+- `#inc-<key>` of the delivery's own incident: the war room. Made idempotent in four steps, so that a retried
+  activity, a second worker or a later update never creates a second channel or a second summary:
+  1. `conversations.create` of `inc-<key>` (lower-cased, at most 80 characters: Slack's channel-name rule);
+     Slack refuses a taken name with `name_taken`, which is answered by finding the channel in
+     `conversations.list` (joining it if public and not yet a member). Creating first and looking up on
+     `name_taken` is the same "lookup before create" without paging through every channel of the workspace
+     for each new incident, and without a race between the lookup and the create.
+  2. `conversations.invite` of the configured stakeholders (`force`: valid ids are invited, `already_in_channel`
+     is fine). A refused invitation is logged and does not fail the delivery.
+  3. The summary is the message carrying Slack message metadata `event_type: tocsin_incident_summary` for
+     this incident: looked for in `pins.list`, then in the latest `conversations.history` (with
+     `include_all_metadata`), which catches a summary posted by an attempt that failed before pinning it.
+  4. None: `chat.postMessage` then `pins.add` (`already_pinned` is fine). Found: `chat.update` of that `ts`,
+     skipped when it already carries this delivery's key (the receipt then says `duplicate`).
+  Within one worker, deliveries to the same war room are serialised (create_war_room and
+  create_slack_channel of one incident arrive together). Two workers racing on the same new war room can
+  still both post a summary; the later updates go to whichever the lookup finds first.
+- `team:<name>`: the team's channel, `#team-<name>` (`TOCSIN_SLACK_TEAM_CHANNEL`, a format with `{team}`).
+- anything else (`#incidents`, `#leadership`, a channel id, a user id): `chat.postMessage` to it as given.
+  Slack has no idempotency key for `chat.postMessage` (`client_msg_id` is set by Slack's own clients and is
+  not a documented argument): every post carries metadata `event_type: tocsin_notification` with the
+  delivery's key, so a duplicate is identifiable, but a retry after a lost answer (a timeout after Slack
+  accepted the post) can post twice. That residual risk is accepted: looking a post up before every post
+  would cost a `conversations.history` call per notification, which Slack rate-limits hardest.
+
+Errors: Slack answers most failures with HTTP 200 and `{"ok": false, "error": "..."}`. `ratelimited`
+(HTTP 429 with Retry-After) and Slack's own server errors (`internal_error`, `fatal_error`,
+`service_unavailable`, `request_timeout`, HTTP 5xx) are retryable; everything else (`invalid_auth`,
+`not_authed`, `channel_not_found`, `is_archived`, `missing_scope` with the scope `needed`, ...) is permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+
+from tocsin.channels import _http
+from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
+from tocsin.channels.webhook import http_url, redact, setting
+
+log = logging.getLogger("tocsin.channels.slack")
+
+DEFAULT_API_URL = "https://slack.com/api"
+SUMMARY_EVENT = "tocsin_incident_summary"
+NOTIFICATION_EVENT = "tocsin_notification"
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+TEXT_LIMIT = 40_000  # Slack truncates longer messages
+NAME_LIMIT = 80
+HISTORY_PAGES = 3
+LIST_PAGES = 100
+# What `check` compares against the token's granted scopes (the x-oauth-scopes header), when Slack sends it.
+NEEDED_SCOPES = ("chat:write", "channels:manage", "channels:read", "channels:join", "channels:history", "pins:read")
+NEEDED_SCOPES_WRITE = ("pins:write",)
+
+
+def channel_name(name: str) -> str:
+    """A valid Slack channel name: lower case letters, digits, `-` and `_`, at most 80 characters (a long
+    name keeps its start and gains a short hash, so two long keys stay apart)."""
+    clean = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-") or "incident"
+    if len(clean) <= NAME_LIMIT:
+        return clean
+    digest = hashlib.sha256(clean.encode()).hexdigest()[:10]
+    return f"{clean[: NAME_LIMIT - 11].rstrip('-')}-{digest}"
+
+
+def war_room_name(incident: str) -> str:
+    return channel_name(f"inc-{incident}")
+
+
+@dataclass(frozen=True)
+class _Summary:
+    ts: str
+    delivery: str
+    pinned: bool
+
+
+class SlackChannel:
+    name: ClassVar[str] = "slack"
+    vendor: ClassVar[str] = "slack"
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        war_room_users: Sequence[str] = (),
+        team_channel: str = "#team-{team}",
+        private_war_rooms: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._token = token
+        self.api_url = http_url(api_url, "TOCSIN_SLACK_API_URL").rstrip("/")
+        self.war_room_users = tuple(u for u in war_room_users if u)
+        self.team_channel = team_channel
+        self.private_war_rooms = private_war_rooms
+        self._transport = transport
+        self._timeout = timeout
+        self._rooms: dict[str, str] = {}  # war room name -> channel id, once seen
+        self._invited: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SlackChannel | None:
+        token = setting(env, "TOCSIN_SLACK_TOKEN")
+        if not token:
+            return None
+        url = (env.get("TOCSIN_SLACK_API_URL") or "").strip() or DEFAULT_API_URL
+        users = [u.strip() for u in (env.get("TOCSIN_SLACK_WAR_ROOM_USERS") or "").split(",") if u.strip()]
+        team = (env.get("TOCSIN_SLACK_TEAM_CHANNEL") or "").strip() or "#team-{team}"
+        if "{team}" not in team:
+            raise PermanentDeliveryError("TOCSIN_SLACK_TEAM_CHANNEL: a channel name containing {team}")
+        private = (env.get("TOCSIN_SLACK_PRIVATE_WAR_ROOMS") or "").strip().lower() in ("1", "true", "yes")
+        return cls(token, url, war_room_users=users, team_channel=team, private_war_rooms=private)
+
+    def __repr__(self) -> str:
+        return f"SlackChannel(api_url={self.api_url!r})"
+
+    # -- HTTP ----------------------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        http = _http.client(self.api_url, transport=self._transport, headers={"Authorization": f"Bearer {self._token}"})
+        if self._timeout is not None:
+            http.timeout = httpx.Timeout(self._timeout)
+        return http
+
+    async def _call(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        ok_errors: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """One Web API call. Returns Slack's answer when `ok` (or its error is one of `ok_errors`)."""
+        if body is not None:
+            request = http.post(
+                f"/{method}",
+                content=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+        else:
+            request = http.get(f"/{method}", params=params)
+        response = await _http.send(f"{self.vendor} {method}", request)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        answer = answer if isinstance(answer, dict) else {}
+        error = str(answer.get("error") or "")
+        if not response.is_success:
+            _http.raise_for_vendor(f"{self.vendor} {method}", response, self._reason(answer))
+        if answer.get("ok") is True or (error and error in ok_errors):
+            return answer
+        reason = f"{self.vendor} {method}: {self._reason(answer) or 'answer without ok'}"
+        if error in RETRYABLE_ERRORS:
+            raise RetryableDeliveryError(reason, _http.retry_after(response))
+        raise PermanentDeliveryError(reason)
+
+    def _reason(self, answer: Mapping[str, Any]) -> str:
+        error = str(answer.get("error") or "")
+        if error == "missing_scope" and answer.get("needed"):
+            error += f" (needs {answer['needed']})"
+        notes = (answer.get("response_metadata") or {}).get("messages") if error else None
+        if isinstance(notes, list) and notes:  # e.g. invalid_arguments: which argument, and why
+            error += ": " + "; ".join(str(n) for n in notes[:3])
+        return redact(error[:300], self._token)
+
+    # -- sending -------------------------------------------------------------------------------------------
+
+    def _channel_for(self, target: str) -> str:
+        if target.startswith("team:"):
+            return self.team_channel.format(team=channel_name(target.removeprefix("team:")))
+        return target
+
+    async def send(self, message: Message) -> Receipt:
+        room = war_room_name(message.incident)
+        if message.target.startswith("#") and channel_name(message.target[1:]) == room:
+            lock = self._locks.setdefault(room, asyncio.Lock())
+            async with lock, self._client() as http:
+                try:
+                    return await self._war_room(http, room, message)
+                except PermanentDeliveryError:
+                    self._rooms.pop(room, None)  # archived or deleted since: look it up afresh next time
+                    raise
+        channel = self._channel_for(message.target)
+        async with self._client() as http:
+            answer = await self._call(
+                http,
+                "chat.postMessage",
+                body={
+                    "channel": channel,
+                    "text": self._post_text(message),
+                    "unfurl_links": False,
+                    "metadata": self._metadata(NOTIFICATION_EVENT, message),
+                },
+            )
+        log.debug("slack post %s -> %s: %s", message.idempotency_key, channel, answer.get("ts"))
+        return Receipt(provider_id=f"{answer.get('channel') or channel}:{answer.get('ts')}")
+
+    @staticmethod
+    def _metadata(event_type: str, message: Message) -> dict[str, Any]:
+        payload = {"incident": message.incident, "delivery": message.idempotency_key, "status": message.status}
+        return {"event_type": event_type, "event_payload": payload}
+
+    @staticmethod
+    def _post_text(message: Message) -> str:
+        head = f"*{message.title}*\n" if message.title else ""
+        return (head + message.text)[:TEXT_LIMIT]
+
+    @staticmethod
+    def _summary_text(message: Message) -> str:
+        title = message.title or f"Incident {message.incident}"
+        facts = [("Status", message.status), ("Severity", message.severity), ("Service", message.service)]
+        lines = [
+            f":rotating_light: *{title}*",
+            " · ".join(f"*{k}:* {v}" for k, v in facts if v),
+            f"*Incident:* `{message.incident}`",
+            "",
+            message.text,
+            "",
+            f"_Updated {message.at.isoformat(timespec='seconds')}_",
+        ]
+        return "\n".join(lines)[:TEXT_LIMIT]
+
+    # -- war room ------------------------------------------------------------------------------------------
+
+    async def _war_room(self, http: httpx.AsyncClient, room: str, message: Message) -> Receipt:
+        channel = await self._room(http, room)
+        await self._invite(http, channel)
+        summary = await self._find_summary(http, channel, message.incident)
+        text = self._summary_text(message)
+        metadata = self._metadata(SUMMARY_EVENT, message)
+        if summary is not None and summary.delivery == message.idempotency_key:
+            if not summary.pinned:
+                await self._pin(http, channel, summary.ts)
+            log.debug("slack war room %s: summary %s already has %s", room, summary.ts, message.idempotency_key)
+            return Receipt(provider_id=f"{channel}:{summary.ts}", duplicate=True)
+        if summary is not None:
+            answer = await self._call(
+                http,
+                "chat.update",
+                body={"channel": channel, "ts": summary.ts, "text": text, "metadata": metadata},
+                ok_errors=frozenset({"message_not_found"}),
+            )
+            if answer.get("ok"):
+                if not summary.pinned:
+                    await self._pin(http, channel, summary.ts)
+                log.debug("slack war room %s: summary %s updated", room, summary.ts)
+                return Receipt(provider_id=f"{channel}:{summary.ts}")
+        answer = await self._call(
+            http,
+            "chat.postMessage",
+            body={"channel": channel, "text": text, "unfurl_links": False, "metadata": metadata},
+        )
+        ts = str(answer.get("ts"))
+        await self._pin(http, channel, ts)
+        log.debug("slack war room %s: summary %s posted and pinned", room, ts)
+        return Receipt(provider_id=f"{channel}:{ts}")
+
+    async def _room(self, http: httpx.AsyncClient, room: str) -> str:
+        known = self._rooms.get(room)
+        if known:
+            return known
+        answer = await self._call(
+            http,
+            "conversations.create",
+            body={"name": room, "is_private": self.private_war_rooms},
+            ok_errors=frozenset({"name_taken"}),
+        )
+        if answer.get("ok"):
+            created = answer.get("channel")
+            if not isinstance(created, dict) or not created.get("id"):
+                raise PermanentDeliveryError(f"{self.vendor} conversations.create: answer without a channel id")
+            channel_id = str(created["id"])
+            log.info("slack war room #%s created (%s)", room, channel_id)
+        else:
+            found = await self._find_channel(http, room)
+            if found is None:
+                raise PermanentDeliveryError(
+                    f"{self.vendor}: #{room} is taken by a channel this app cannot see (private, and not a member)"
+                )
+            if found.get("is_archived"):
+                raise PermanentDeliveryError(f"{self.vendor}: war room #{room} is archived")
+            channel_id = str(found["id"])
+            if found.get("is_member") is False and not found.get("is_private"):
+                await self._call(http, "conversations.join", body={"channel": channel_id})
+        self._rooms[room] = channel_id
+        return channel_id
+
+    async def _find_channel(self, http: httpx.AsyncClient, room: str) -> dict[str, Any] | None:
+        types = "public_channel,private_channel" if self.private_war_rooms else "public_channel"
+        cursor = ""
+        for _ in range(LIST_PAGES):
+            params = {"types": types, "exclude_archived": "false", "limit": "200"}
+            if cursor:
+                params["cursor"] = cursor
+            answer = await self._call(http, "conversations.list", params=params)
+            for channel in answer.get("channels") or []:
+                if isinstance(channel, dict) and channel.get("name") == room:
+                    return channel
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return None
+
+    async def _invite(self, http: httpx.AsyncClient, channel: str) -> None:
+        if not self.war_room_users or channel in self._invited:
+            return
+        try:
+            await self._call(
+                http,
+                "conversations.invite",
+                body={"channel": channel, "users": ",".join(self.war_room_users), "force": True},
+                ok_errors=frozenset({"already_in_channel", "cant_invite_self"}),
+            )
+        except PermanentDeliveryError as err:
+            log.warning("slack war room %s: stakeholders not invited: %s", channel, err)
+            return
+        self._invited.add(channel)
+
+    async def _find_summary(self, http: httpx.AsyncClient, channel: str, incident: str) -> _Summary | None:
+        answer = await self._call(http, "pins.list", params={"channel": channel})
+        for item in answer.get("items") or []:
+            found = self._summary_in(item.get("message") if isinstance(item, dict) else None, incident, True)
+            if found:
+                return found
+        cursor = ""
+        for _ in range(HISTORY_PAGES):
+            params = {"channel": channel, "limit": "200", "include_all_metadata": "true"}
+            if cursor:
+                params["cursor"] = cursor
+            answer = await self._call(http, "conversations.history", params=params)
+            for item in answer.get("messages") or []:
+                found = self._summary_in(
+                    item, incident, bool(item.get("pinned_to")) if isinstance(item, dict) else False
+                )
+                if found:
+                    return found
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return None
+
+    @staticmethod
+    def _summary_in(item: object, incident: str, pinned: bool) -> _Summary | None:
+        if not isinstance(item, dict) or not item.get("ts"):
+            return None
+        metadata = item.get("metadata")
+        if not isinstance(metadata, dict) or metadata.get("event_type") != SUMMARY_EVENT:
+            return None
+        payload = metadata.get("event_payload")
+        if not isinstance(payload, dict) or payload.get("incident") != incident:
+            return None
+        return _Summary(ts=str(item["ts"]), delivery=str(payload.get("delivery") or ""), pinned=pinned)
+
+    async def _pin(self, http: httpx.AsyncClient, channel: str, ts: str) -> None:
+        await self._call(
+            http, "pins.add", body={"channel": channel, "timestamp": ts}, ok_errors=frozenset({"already_pinned"})
+        )
+
+    # -- check ---------------------------------------------------------------------------------------------
+
+    async def check(self) -> str:
+        async with self._client() as http:
+            response = await _http.send(f"{self.vendor} auth.test", http.post("/auth.test"))
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        answer = answer if isinstance(answer, dict) else {}
+        if not response.is_success:
+            _http.raise_for_vendor(f"{self.vendor} auth.test", response, self._reason(answer))
+        if answer.get("ok") is not True:
+            reason = f"{self.vendor} auth.test: {self._reason(answer) or 'answer without ok'}"
+            if answer.get("error") in RETRYABLE_ERRORS:
+                raise RetryableDeliveryError(reason, _http.retry_after(response))
+            raise PermanentDeliveryError(reason)
+        user = answer.get("user") or answer.get("user_id") or "?"
+        who = f"{user} in {answer.get('team') or answer.get('team_id') or '?'}"
+        line = f"authenticated as {who}" + (f" ({answer['url']})" if answer.get("url") else "")
+        granted = response.headers.get("x-oauth-scopes")
+        if granted is not None:
+            have = {s.strip() for s in granted.split(",")}
+            missing = [s for s in (*NEEDED_SCOPES, *NEEDED_SCOPES_WRITE) if s not in have]
+            if missing:
+                line += f"; missing scopes for war rooms: {', '.join(missing)}"
+        return line

@@ -1,0 +1,277 @@
+"""Webhooks: a generic JSON webhook for anything else, and a Microsoft Teams incoming webhook.
+
+Both URLs are secrets (a Teams incoming webhook URL, or a Workflows one, carries its own signature; a generic
+receiver often takes a token in the path or query), so neither appears in an error, a `check` line or a log
+line: errors name the vendor and the status, `check` names the host only, and httpx's own request log line
+is redacted for these URLs.
+
+This module also holds the small configuration helpers the vendor adapters share: `setting` reads `NAME`
+or the file `NAME_FILE` points to (Docker and Kubernetes secrets), and `http_url` validates a URL without
+echoing it.
+
+Idempotency: the generic webhook sends `Idempotency-Key` (the delivery's key, stable across retries), the
+de-facto header (IETF httpapi draft, Stripe) a receiver can de-duplicate on; a receiver that answers
+`Idempotent-Replayed: true` is reported as a duplicate. Teams offers nothing of the kind: a retry after a
+lost answer can post the card twice, which is accepted (the card carries the delivery key).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from tocsin.channels import _http
+from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
+
+log = logging.getLogger("tocsin.channels.webhook")
+
+
+# -- configuration helpers shared by the vendor adapters -------------------------------------------------
+
+
+def setting(env: Mapping[str, str], name: str) -> str | None:
+    """`NAME`, or the contents of the file `NAME_FILE` names (stripped); None when neither is set.
+
+    Errors name the variable and the file, never a value."""
+    value = (env.get(name) or "").strip()
+    path = (env.get(f"{name}_FILE") or "").strip()
+    if value and path:
+        raise PermanentDeliveryError(f"set {name} or {name}_FILE, not both")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or type(err).__name__
+            raise PermanentDeliveryError(f"{name}_FILE: cannot read {path}: {reason}") from None
+        if not value:
+            raise PermanentDeliveryError(f"{name}_FILE: {path} is empty")
+    return value or None
+
+
+def http_url(value: str, name: str) -> str:
+    """An absolute http(s) URL, or a PermanentDeliveryError naming the variable (not the value)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentDeliveryError(f"{name}: not an absolute http(s) URL")
+    return value
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with every non-empty secret replaced: for vendor answers that might echo what they were sent."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO; for webhook URLs that is the secret itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.urls:
+            return True
+        text = record.getMessage()
+        clean = text
+        for url in self.urls:
+            clean = clean.replace(url, f"{urlsplit(url).scheme}://{host_of(url)}/[redacted]")
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_redactor = _RedactUrls()
+logging.getLogger("httpx").addFilter(_redactor)
+
+
+def _hide_url_in_logs(url: str) -> None:
+    _redactor.urls.add(url)
+    _redactor.urls.add(str(httpx.URL(url)))  # the form httpx logs (normalised)
+
+
+def _answer_text(response: httpx.Response, limit: int = 200) -> str:
+    text = " ".join(response.text.split())
+    return text[:limit]
+
+
+# -- generic JSON webhook --------------------------------------------------------------------------------
+
+
+class WebhookChannel:
+    """POST the message as JSON to `TOCSIN_WEBHOOK_URL`, with `Idempotency-Key: <delivery key>`.
+
+    Any 2xx is delivered; 429 and 5xx retry (429 after Retry-After); any other 4xx is permanent."""
+
+    name: ClassVar[str] = "webhook"
+    vendor: ClassVar[str] = "webhook"
+
+    def __init__(
+        self, url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float | None = None
+    ) -> None:
+        self.url = http_url(url, "TOCSIN_WEBHOOK_URL")
+        self._transport = transport
+        self._timeout = timeout
+        _hide_url_in_logs(self.url)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebhookChannel | None:
+        url = setting(env, "TOCSIN_WEBHOOK_URL")
+        return cls(url) if url else None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(host={host_of(self.url)!r})"
+
+    def _client(self) -> httpx.AsyncClient:
+        http = _http.client("", transport=self._transport)
+        if self._timeout is not None:
+            http.timeout = httpx.Timeout(self._timeout)
+        return http
+
+    def payload(self, message: Message) -> dict[str, Any]:
+        return {"source": "tocsin", **message.model_dump(mode="json")}
+
+    async def send(self, message: Message) -> Receipt:
+        headers = {"Idempotency-Key": message.idempotency_key, "User-Agent": "tocsin"}
+        async with self._client() as http:
+            response = await _http.send(self.vendor, http.post(self.url, json=self.payload(message), headers=headers))
+        _http.raise_for_vendor(self.vendor, response, redact(_answer_text(response), self.url))
+        replayed = response.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+        provider_id = response.headers.get("X-Request-Id") or message.idempotency_key
+        log.debug("webhook %s: %s %s", host_of(self.url), response.status_code, message.idempotency_key)
+        return Receipt(provider_id=provider_id, duplicate=replayed)
+
+    async def check(self) -> str:
+        return f"POST to {host_of(self.url)}; a webhook has no side-effect-free check, so nothing was sent"
+
+
+# -- Microsoft Teams incoming webhook --------------------------------------------------------------------
+
+TeamsCard = Literal["adaptive", "messagecard"]
+
+_SEVERITY_COLOURS = {"sev1": "attention", "sev2": "warning", "sev3": "accent", "sev4": "default"}
+_THEME_COLOURS = {"sev1": "D13438", "sev2": "FF8C00", "sev3": "0078D7", "sev4": "8A8886"}
+# Connector webhooks have been seen to answer 200 with the failure in the body.
+_EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
+
+
+class TeamsChannel:
+    """POST a card to a Teams incoming webhook (`TOCSIN_TEAMS_WEBHOOK_URL`).
+
+    The default payload is an Adaptive Card in a `message` envelope, which both the Microsoft 365 connector
+    webhooks and their replacement, Workflows' "When a Teams webhook request is received", accept;
+    `card="messagecard"` sends the legacy connector MessageCard instead. Connector webhooks answer 200 with
+    body `1`, Workflows 202 with an empty body; both are delivered."""
+
+    name: ClassVar[str] = "teams"
+    vendor: ClassVar[str] = "teams"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        card: TeamsCard = "adaptive",
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.url = http_url(url, "TOCSIN_TEAMS_WEBHOOK_URL")
+        self.card = card
+        self._transport = transport
+        self._timeout = timeout
+        _hide_url_in_logs(self.url)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TeamsChannel | None:
+        url = setting(env, "TOCSIN_TEAMS_WEBHOOK_URL")
+        if not url:
+            return None
+        card = (env.get("TOCSIN_TEAMS_CARD") or "adaptive").strip().lower()
+        if card not in ("adaptive", "messagecard"):
+            raise PermanentDeliveryError("TOCSIN_TEAMS_CARD: 'adaptive' or 'messagecard'")
+        return cls(url, card="messagecard" if card == "messagecard" else "adaptive")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(host={host_of(self.url)!r})"
+
+    def _client(self) -> httpx.AsyncClient:
+        http = _http.client("", transport=self._transport)
+        if self._timeout is not None:
+            http.timeout = httpx.Timeout(self._timeout)
+        return http
+
+    @staticmethod
+    def _title(message: Message) -> str:
+        return message.title or f"Incident {message.incident}"
+
+    @staticmethod
+    def _facts(message: Message) -> list[tuple[str, str]]:
+        facts = [("Incident", message.incident), ("Status", message.status)]
+        facts += [(k, v) for k, v in (("Severity", message.severity), ("Service", message.service)) if v]
+        return [*facts, ("At", message.at.isoformat()), ("Delivery", message.idempotency_key)]
+
+    def payload(self, message: Message) -> dict[str, Any]:
+        if self.card == "messagecard":
+            return {
+                "@type": "MessageCard",
+                "@context": "https://schema.org/extensions",
+                "summary": self._title(message)[:200],
+                "themeColor": _THEME_COLOURS.get(message.severity, "8A8886"),
+                "title": self._title(message),
+                "text": message.text,
+                "sections": [{"facts": [{"name": k, "value": v} for k, v in self._facts(message)]}],
+            }
+        card = {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "msteams": {"width": "Full"},
+            "body": [
+                {
+                    "type": "TextBlock",
+                    "text": self._title(message),
+                    "weight": "Bolder",
+                    "size": "Medium",
+                    "wrap": True,
+                    "color": _SEVERITY_COLOURS.get(message.severity, "default"),
+                },
+                {"type": "TextBlock", "text": message.text, "wrap": True},
+                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in self._facts(message)]},
+            ],
+        }
+        return {
+            "type": "message",
+            "attachments": [
+                {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+            ],
+        }
+
+    async def send(self, message: Message) -> Receipt:
+        async with self._client() as http:
+            response = await _http.send(self.vendor, http.post(self.url, json=self.payload(message)))
+        detail = redact(_answer_text(response), self.url)
+        _http.raise_for_vendor(self.vendor, response, detail)
+        embedded = _EMBEDDED_STATUS.search(response.text)
+        if embedded:
+            status = int(embedded.group(1))
+            reason = f"{self.vendor} answered {response.status_code} reporting {status}: {detail}"
+            if status == 429 or status >= 500:
+                raise RetryableDeliveryError(reason, _http.retry_after(response))
+            raise PermanentDeliveryError(reason)
+        log.debug("teams %s: %s %s", host_of(self.url), response.status_code, message.idempotency_key)
+        return Receipt(provider_id=response.headers.get("request-id") or message.idempotency_key)
+
+    async def check(self) -> str:
+        return f"POST to {host_of(self.url)}; a webhook has no side-effect-free check, so nothing was sent"
