@@ -91,6 +91,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev3-alerts-auto-resolve": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
     # Recorded after the alerts-wake-on-change patch: a repeat of a firing alert no longer restarts the timer.
     "sev3-alerts-wake-on-change": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
+    # Recorded after the resolve-targets-via-roster patch: pages go to whoever is on call, by their address.
+    "sev1-roster": ("sev1", {"alertname": "ServiceAvailabilityLow", "environment": "prod"}, unacknowledged_sev1),
     # The same night as sev2-worked, recorded after the link-previous-incident patch.
     "sev2-worked-linked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
 }

@@ -270,3 +270,24 @@ async def test_a_running_incident_keeps_the_policy_it_opened_under(
         (10.0, "pagerduty"),
     ]
     await finish(env, inp.key, "test")
+
+
+async def test_an_empty_rotation_escalates_to_the_next_level_at_once_and_says_so(
+    env: WorkflowEnvironment, workers: Settings, tmp_path: Path
+) -> None:
+    text = (ROOT / "policies" / "default.yaml").read_text()
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.replace("members: [alice, bob, carol, dave]\n", "members: []\n", 1))
+    policy = load_policy(path)
+    assert policy.roster.rotations["primary_oncall"].members == []
+    inp, _ = await start_incident(env.client, policy, severity="sev1")
+    await env.sleep(timedelta(minutes=1))
+    state = await state_of(env, inp.key)
+    nobody = [e for e in state.timeline if e.kind == "page" and "nobody to page" in e.text]
+    assert [e.text.split(":")[0] for e in nobody] == ["level 1", "level 2", "level 3"]
+    assert all("the rotation has no members" in e.text for e in nobody)
+    # Each empty level moves on within seconds, not after its escalation delay.
+    assert all((e.at - state.opened_at) < timedelta(seconds=10) for e in nobody)
+    assert state.escalation.exhausted
+    assert not [line for line in outbox(workers, inp.key) if line["id"].split("/", 2)[2].startswith("page/")]
+    await finish(env, inp.key, "test")
