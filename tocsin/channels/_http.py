@@ -6,6 +6,7 @@ import email.utils
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -14,10 +15,21 @@ from tocsin.channels.base import PermanentDeliveryError, RetryableDeliveryError
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
-def client(base_url: str, **kwargs: object) -> httpx.AsyncClient:
-    """No retries inside httpx: every attempt is a Temporal activity attempt, visible in history."""
-    transport = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport(retries=0)
-    return httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, transport=transport, **kwargs)  # type: ignore[arg-type]
+def client(
+    base_url: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> httpx.AsyncClient:
+    """No retries inside httpx: every attempt is a Temporal activity attempt, visible in history.
+    `timeout` (seconds) replaces the default for tests and slow vendors."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout) if timeout is not None else TIMEOUT,
+        transport=transport or httpx.AsyncHTTPTransport(retries=0),
+        **kwargs,
+    )
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -78,10 +78,7 @@ class PagerDutyChannel:
         return f"PagerDutyChannel(events_url={self.events_url!r})"
 
     def _client(self) -> httpx.AsyncClient:
-        http = _http.client(self.events_url, transport=self._transport)
-        if self._timeout is not None:
-            http.timeout = httpx.Timeout(self._timeout)
-        return http
+        return _http.client(self.events_url, transport=self._transport, timeout=self._timeout)
 
     def event(self, message: Message) -> dict[str, Any]:
         """The Events API v2 body for this message (routing key included)."""

@@ -135,10 +135,8 @@ class SlackChannel:
     # -- HTTP ----------------------------------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
-        http = _http.client(self.api_url, transport=self._transport, headers={"Authorization": f"Bearer {self._token}"})
-        if self._timeout is not None:
-            http.timeout = httpx.Timeout(self._timeout)
-        return http
+        headers = {"Authorization": f"Bearer {self._token}"}
+        return _http.client(self.api_url, transport=self._transport, timeout=self._timeout, headers=headers)
 
     async def _call(
         self,

@@ -136,10 +136,7 @@ class WebhookChannel:
         return f"{type(self).__name__}(host={host_of(self.url)!r})"
 
     def _client(self) -> httpx.AsyncClient:
-        http = _http.client("", transport=self._transport)
-        if self._timeout is not None:
-            http.timeout = httpx.Timeout(self._timeout)
-        return http
+        return _http.client("", transport=self._transport, timeout=self._timeout)
 
     def payload(self, message: Message) -> dict[str, Any]:
         return {"source": "tocsin", **message.model_dump(mode="json")}
@@ -207,10 +204,7 @@ class TeamsChannel:
         return f"{type(self).__name__}(host={host_of(self.url)!r})"
 
     def _client(self) -> httpx.AsyncClient:
-        http = _http.client("", transport=self._transport)
-        if self._timeout is not None:
-            http.timeout = httpx.Timeout(self._timeout)
-        return http
+        return _http.client("", transport=self._transport, timeout=self._timeout)
 
     @staticmethod
     def _title(message: Message) -> str:
