@@ -31,18 +31,8 @@ class DeliveryActivities:
         channel = self.channels.get(delivery.channel)
         if channel is None:
             return await self._to_outbox(delivery)
-        message = Message(
-            idempotency_key=delivery.idempotency_key,
-            incident=delivery.incident,
-            channel=delivery.channel,
-            target=delivery.target,
-            text=delivery.message,
-            title=delivery.title,
-            severity=delivery.severity,
-            service=delivery.service,
-            status=delivery.status,
-            at=delivery.at,
-        )
+        # The same fields under the same names; only the text is called `message` in the workflow's model.
+        message = Message(text=delivery.message, **delivery.model_dump(exclude={"message"}))
         try:
             receipt = await channel.send(message)
         except PermanentDeliveryError as err:

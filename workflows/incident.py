@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route, stakeholder_routes
     from tocsin.policy.triage import REMEDIATION_ACTIONS
+    from tocsin.roster import ResolvedTarget
     from tocsin.roster import resolve as resolve_target
     from workflows._incident_closing import close_incident
     from workflows._incident_handlers import IncidentHandlers
@@ -152,6 +153,7 @@ class IncidentWorkflow(IncidentHandlers):
         message = f"[{self._state.severity}] {self._state.title} ({self._state.service}) — please acknowledge"
         route = Route(step.type, step.target, message)
         who = ""
+        resolved = None
         if self._roster_targets:
             resolved = resolve_target(self._policy.roster, step.target, workflow.now())
             who = f" ({resolved.reason})" if resolved.kind != "unknown" else ""
@@ -163,7 +165,7 @@ class IncidentWorkflow(IncidentHandlers):
                 self._publish()
                 return
         self._record("page", f"level {page.step + 1}: paging {step.target} via {step.type} ({how}){who}")
-        await self._deliver(f"page/{page.step}/{page.attempt}", route)
+        await self._deliver(f"page/{page.step}/{page.attempt}", route, resolved)
         self._publish()
 
     async def _exhausted(self, item: plan.ChainExhausted) -> None:
@@ -251,11 +253,12 @@ class IncidentWorkflow(IncidentHandlers):
         info = workflow.info()
         return f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step}"
 
-    async def _deliver(self, step: str, route: Route) -> bool:
-        """Deliver to whoever the target is now (through the roster), each as its own activity."""
+    async def _deliver(self, step: str, route: Route, resolved: ResolvedTarget | None = None) -> bool:
+        """Deliver to whoever the target is now (through the roster, unless the caller already resolved it),
+        each as its own activity."""
         if not self._roster_targets:
             return await self._deliver_one(step, route)
-        resolved = resolve_target(self._policy.roster, route.target, workflow.now())
+        resolved = resolved or resolve_target(self._policy.roster, route.target, workflow.now())
         pairs = addresses(resolved, route.channel)
         if not pairs:
             self._record("delivery_failed", f"{route.channel} → {route.target}: nobody to reach ({resolved.reason})")
