@@ -95,6 +95,9 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev1-roster": ("sev1", {"alertname": "ServiceAvailabilityLow", "environment": "prod"}, unacknowledged_sev1),
     # The same night as sev2-worked, recorded after the link-previous-incident patch.
     "sev2-worked-linked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
+    # Recorded after the channels-follow-incident patch: the war room and stakeholders follow each change.
+    "sev2-worked-followed": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
+    "sev1-followed": ("sev1", {"alertname": "ServiceAvailabilityLow", "environment": "prod"}, unacknowledged_sev1),
 }
 
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.vendor_server import Recorded, Reply, VendorServer
+from tests.vendor_fakes import FakeSlack
+from tests.vendor_server import Reply, VendorServer
 from tocsin.channels.base import Channel, Message, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.pagerduty import PagerDutyChannel
-from tocsin.channels.slack import SUMMARY_EVENT, SlackChannel, channel_name, war_room_name
+from tocsin.channels.slack import SlackChannel, channel_name, war_room_name
 from tocsin.channels.webhook import TeamsChannel, WebhookChannel, setting
 
 PD_KEY = "e93facc04764012d7bfb002500d5d1a6"
@@ -424,128 +425,6 @@ def test_channel_names_follow_slacks_rule():
 # -- Slack: the war room -----------------------------------------------------------------------------------
 
 
-class FakeSlack:
-    """Just enough of Slack's conversations, chat and pins methods, with Slack's own answer shapes."""
-
-    def __init__(self, server: VendorServer, *, pins_carry_metadata: bool = True) -> None:
-        self.server = server
-        self.pins_carry_metadata = pins_carry_metadata
-        self.channels: dict[str, dict[str, Any]] = {}
-        self.messages: dict[str, list[dict[str, Any]]] = {}
-        self.pins: dict[str, list[str]] = {}
-        self.members: dict[str, set[str]] = {}
-        self.clock = 1711760000
-        self.fail_next: dict[str, Reply] = {}
-        for method in (
-            "conversations.create",
-            "conversations.invite",
-            "conversations.join",
-            "chat.postMessage",
-            "chat.update",
-            "pins.add",
-        ):
-            server.on("POST", f"/api/{method}", self.handler(method))
-        for method in ("conversations.list", "pins.list", "conversations.history"):
-            server.on("GET", f"/api/{method}", self.handler(method))
-
-    def handler(self, method: str):
-        def answer(request: Recorded) -> Reply:
-            if request.headers.get("authorization") != f"Bearer {SLACK_TOKEN}":
-                return Reply(200, json={"ok": False, "error": "invalid_auth"})
-            if method in self.fail_next:
-                return self.fail_next.pop(method)
-            args = request.json if request.method == "POST" else {k: v[0] for k, v in request.query.items()}
-            result = getattr(self, method.replace(".", "_"))(args)
-            return Reply(200, json=result)
-
-        return answer
-
-    def next_ts(self) -> str:
-        self.clock += 1
-        return f"{self.clock}.000100"
-
-    def conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
-        if any(c["name"] == args["name"] for c in self.channels.values()):
-            return {"ok": False, "error": "name_taken"}
-        cid = f"C{len(self.channels) + 1:08d}"
-        self.channels[cid] = {
-            "id": cid,
-            "name": args["name"],
-            "is_private": args.get("is_private", False),
-            "is_archived": False,
-            "is_member": True,
-        }
-        self.messages[cid], self.pins[cid], self.members[cid] = [], [], {"UTOCSIN"}
-        return {"ok": True, "channel": self.channels[cid]}
-
-    def conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        channels = sorted(self.channels.values(), key=lambda c: c["id"])
-        start = int(args.get("cursor") or 0)
-        page = channels[start : start + 1]  # one a page, to exercise the cursor
-        more = start + 1 < len(channels)
-        return {"ok": True, "channels": page, "response_metadata": {"next_cursor": str(start + 1) if more else ""}}
-
-    def conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
-        users = set(args["users"].split(","))
-        if users <= self.members[args["channel"]]:
-            return {"ok": False, "error": "already_in_channel"}
-        self.members[args["channel"]] |= users
-        return {"ok": True, "channel": self.channels[args["channel"]]}
-
-    def conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.channels[args["channel"]]["is_member"] = True
-        return {"ok": True, "channel": self.channels[args["channel"]]}
-
-    def chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
-        if args["channel"] not in self.channels:
-            return {"ok": False, "error": "channel_not_found"}
-        msg = {"type": "message", "ts": self.next_ts(), "text": args["text"], "user": "UTOCSIN"}
-        if "metadata" in args:
-            msg["metadata"] = args["metadata"]
-        self.messages[args["channel"]].append(msg)
-        return {"ok": True, "channel": args["channel"], "ts": msg["ts"], "message": msg}
-
-    def chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        for msg in self.messages[args["channel"]]:
-            if msg["ts"] == args["ts"]:
-                msg["text"] = args["text"]
-                if "metadata" in args:
-                    msg["metadata"] = args["metadata"]
-                return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args["text"]}
-        return {"ok": False, "error": "message_not_found"}
-
-    def pins_add(self, args: dict[str, Any]) -> dict[str, Any]:
-        if args["timestamp"] in self.pins[args["channel"]]:
-            return {"ok": False, "error": "already_pinned"}
-        self.pins[args["channel"]].append(args["timestamp"])
-        return {"ok": True}
-
-    def pins_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        items = []
-        for msg in self.messages[args["channel"]]:
-            if msg["ts"] in self.pins[args["channel"]]:
-                shown = {k: v for k, v in msg.items() if k != "metadata" or self.pins_carry_metadata}
-                items.append({"type": "message", "channel": args["channel"], "created": 1, "message": shown})
-        return {"ok": True, "items": items}
-
-    def conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        with_metadata = args.get("include_all_metadata") == "true"
-        messages = [
-            {k: v for k, v in msg.items() if k != "metadata" or with_metadata}
-            for msg in reversed(self.messages[args["channel"]])
-        ]
-        return {"ok": True, "messages": messages, "has_more": False}
-
-    # what a test asserts on
-
-    def room(self, incident: str = INCIDENT) -> str:
-        [cid] = [str(c["id"]) for c in self.channels.values() if c["name"] == war_room_name(incident)]
-        return cid
-
-    def summaries(self, cid: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages[cid] if (m.get("metadata") or {}).get("event_type") == SUMMARY_EVENT]
-
-
 def war_room_message(**overrides: Any) -> Message:
     return message(
         **{
@@ -558,10 +437,10 @@ def war_room_message(**overrides: Any) -> Message:
 
 
 async def test_slack_war_room_is_created_with_stakeholders_and_a_pinned_summary(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     receipt = await slack(server, war_room_users=["U0ALICE", "U0BOB"]).send(war_room_message())
 
-    cid = fake.room()
+    cid = fake.room(INCIDENT)
     [summary] = fake.summaries(cid)
     assert receipt.provider_id == f"{cid}:{summary['ts']}" and not receipt.duplicate
     assert fake.pins[cid] == [summary["ts"]]
@@ -582,11 +461,11 @@ async def test_slack_war_room_is_created_with_stakeholders_and_a_pinned_summary(
 
 
 async def test_slack_war_room_second_send_creates_nothing_and_updates_the_summary_in_place(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     # A lookalike channel first, so that finding the war room takes the list's cursor.
     fake.conversations_create({"name": "inc-something-else"})
     await slack(server, war_room_users=["U0ALICE"]).send(war_room_message())
-    cid = fake.room()
+    cid = fake.room(INCIDENT)
     [first] = fake.summaries(cid)
     server.reset()
 
@@ -612,23 +491,23 @@ async def test_slack_war_room_second_send_creates_nothing_and_updates_the_summar
 
 
 async def test_slack_war_room_retry_of_the_same_delivery_is_a_duplicate(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     channel = slack(server)
     first = await channel.send(war_room_message())
     server.reset()
     again = await channel.send(war_room_message())
     assert again.provider_id == first.provider_id and again.duplicate
     assert server.calls() == ["GET /api/pins.list"]  # the room is known to this worker; nothing is written
-    assert len(fake.messages[fake.room()]) == 1
+    assert len(fake.messages[fake.room(INCIDENT)]) == 1
 
 
 async def test_slack_war_room_summary_posted_but_not_pinned_is_found_again(server):
     """An attempt that posted the summary and then failed (pins.add 500) must not post a second one."""
-    fake = FakeSlack(server, pins_carry_metadata=False)
+    fake = FakeSlack(server, SLACK_TOKEN, pins_carry_metadata=False)
     fake.fail_next["pins.add"] = Reply(500, body="upstream")
     with pytest.raises(RetryableDeliveryError):
         await slack(server).send(war_room_message())
-    cid = fake.room()
+    cid = fake.room(INCIDENT)
     assert len(fake.summaries(cid)) == 1 and fake.pins[cid] == []
 
     receipt = await slack(server).send(war_room_message())
@@ -642,21 +521,21 @@ async def test_slack_war_room_summary_posted_but_not_pinned_is_found_again(serve
 
 
 async def test_slack_war_room_concurrent_deliveries_make_one_room_and_one_summary(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     channel = slack(server)
     await asyncio.gather(
         channel.send(war_room_message()),
         channel.send(war_room_message(idempotency_key=f"{INCIDENT}/action/create_slack_channel")),
     )
     assert len(fake.channels) == 1
-    assert len(fake.summaries(fake.room())) == 1
+    assert len(fake.summaries(fake.room(INCIDENT))) == 1
     assert len(server.received("POST", "/api/conversations.create")) == 1
 
 
 async def test_slack_war_room_archived_is_permanent(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     fake.conversations_create({"name": war_room_name(INCIDENT)})
-    fake.channels[fake.room()]["is_archived"] = True
+    fake.channels[fake.room(INCIDENT)]["is_archived"] = True
     with pytest.raises(PermanentDeliveryError, match="archived") as caught:
         await slack(server).send(war_room_message())
     clean(caught.value)
@@ -664,15 +543,15 @@ async def test_slack_war_room_archived_is_permanent(server):
 
 
 async def test_slack_war_room_refused_invitation_does_not_fail_the_delivery(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     fake.fail_next["conversations.invite"] = Reply(200, json={"ok": False, "error": "user_not_found"})
     receipt = await slack(server, war_room_users=["U0GONE"]).send(war_room_message())
-    assert receipt.provider_id.startswith(fake.room())
-    assert len(fake.summaries(fake.room())) == 1
+    assert receipt.provider_id.startswith(fake.room(INCIDENT))
+    assert len(fake.summaries(fake.room(INCIDENT))) == 1
 
 
 async def test_slack_war_room_rate_limit_mid_way_is_retryable_and_the_retry_completes(server):
-    fake = FakeSlack(server)
+    fake = FakeSlack(server, SLACK_TOKEN)
     fake.fail_next["chat.postMessage"] = Reply(
         429, headers={"Retry-After": "1"}, json={"ok": False, "error": "ratelimited"}
     )
@@ -680,7 +559,7 @@ async def test_slack_war_room_rate_limit_mid_way_is_retryable_and_the_retry_comp
         await slack(server).send(war_room_message())
     assert caught.value.retry_after == 1.0
     await slack(server).send(war_room_message())
-    assert len(fake.channels) == 1 and len(fake.summaries(fake.room())) == 1
+    assert len(fake.channels) == 1 and len(fake.summaries(fake.room(INCIDENT))) == 1
 
 
 # -- generic webhook ---------------------------------------------------------------------------------------

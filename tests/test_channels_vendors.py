@@ -16,22 +16,19 @@ import ipaddress
 import logging
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.vendor_server import Recorded, Reply, VendorServer
+from tests.vendor_fakes import FakeGitHub, FakeStatuspage, MailRecorder, closed_port, smtp_server
+from tests.vendor_server import Reply, VendorServer
 from tocsin.channels import _http
 from tocsin.channels import github as github_module
 from tocsin.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, RetryableDeliveryError
@@ -92,12 +89,6 @@ def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 def server() -> Iterator[VendorServer]:
     with VendorServer() as running:
         yield running
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -169,52 +160,6 @@ def client_tls(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls_files[0]))
 
 
-class MailRecorder:
-    """An aiosmtpd handler that records what reaches it; `rcpt_reply`/`data_reply` force an answer."""
-
-    def __init__(self, rcpt_reply: str | None = None, data_reply: str | None = None) -> None:
-        self.rcpt_reply = rcpt_reply
-        self.data_reply = data_reply
-        self.mail_commands = 0
-        self.delivered: list[tuple[str, list[str], bytes]] = []
-        self.logins: list[tuple[str, bool]] = []
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        self.mail_commands += 1
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.data_reply:
-            return self.data_reply
-        self.delivered.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 2.0.0 Ok: queued as 4711"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
-        self.logins.append((mechanism, ok))
-        return AuthResult(success=ok, handled=False)
-
-
-@contextmanager
-def smtp_server(handler: MailRecorder, **kwargs: Any) -> Iterator[int]:
-    port = closed_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
-
-
 def parse(raw: bytes) -> email.message.EmailMessage:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, email.message.EmailMessage)
@@ -222,7 +167,7 @@ def parse(raw: bytes) -> email.message.EmailMessage:
 
 
 async def test_email_sends_text_and_html_parts_with_a_stable_message_id() -> None:
-    handler = MailRecorder()
+    handler = MailRecorder(login=(SMTP_USER, SMTP_PASSWORD))
     with smtp_server(handler) as port:
         channel = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"), "Tocsin <tocsin@example.com>")
         first = message(target="oncall@example.com, Bob <bob@example.com>")
@@ -256,7 +201,7 @@ async def test_email_sends_text_and_html_parts_with_a_stable_message_id() -> Non
 async def test_email_starttls_and_login_then_check_sends_nothing(
     server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
-    handler = MailRecorder()
+    handler = MailRecorder(login=(SMTP_USER, SMTP_PASSWORD))
     with smtp_server(
         handler, tls_context=server_tls, require_starttls=True, authenticator=handler.authenticate
     ) as port:
@@ -274,7 +219,7 @@ async def test_email_starttls_and_login_then_check_sends_nothing(
 async def test_email_wrong_password_is_permanent_and_names_no_credential(
     server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
-    handler = MailRecorder()
+    handler = MailRecorder(login=(SMTP_USER, SMTP_PASSWORD))
     with smtp_server(handler, tls_context=server_tls, authenticator=handler.authenticate) as port:
         settings = SmtpSettings("127.0.0.1", port, username=SMTP_USER, password="not-" + SMTP_PASSWORD[4:])
         channel = SmtpEmail(settings, "tocsin@example.com", ssl_context=client_tls)
@@ -287,7 +232,7 @@ async def test_email_wrong_password_is_permanent_and_names_no_credential(
 
 
 async def test_email_implicit_tls(server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
-    handler = MailRecorder()
+    handler = MailRecorder(login=(SMTP_USER, SMTP_PASSWORD))
     # aiosmtpd's auth_require_tls only knows STARTTLS; this connection is TLS from the first byte.
     with smtp_server(
         handler, ssl_context=server_tls, authenticator=handler.authenticate, auth_require_tls=False
@@ -300,14 +245,14 @@ async def test_email_implicit_tls(server_tls: ssl.SSLContext, client_tls: ssl.SS
 
 
 async def test_email_untrusted_certificate_is_permanent(server_tls: ssl.SSLContext) -> None:
-    with smtp_server(MailRecorder(), tls_context=server_tls) as port:
+    with smtp_server(MailRecorder(login=(SMTP_USER, SMTP_PASSWORD)), tls_context=server_tls) as port:
         channel = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"), "tocsin@example.com")
         with pytest.raises(PermanentDeliveryError, match="TLS certificate not trusted"):
             await channel.send(message())
 
 
 async def test_email_never_sends_a_password_in_the_clear() -> None:
-    handler = MailRecorder()
+    handler = MailRecorder(login=(SMTP_USER, SMTP_PASSWORD))
     with smtp_server(handler, authenticator=handler.authenticate, auth_require_tls=False) as port:
         creds = f"{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}"
         guarded = SmtpEmail(SmtpSettings.from_url(f"smtp://{creds}"), "tocsin@example.com")
@@ -529,60 +474,9 @@ def test_twilio_configuration(tmp_path: Path) -> None:
 PAGE = "kctbh9vrtdwd"
 
 
-class FakeStatuspage:
-    """The incident and component endpoints Tocsin uses, with state, in Statuspage's shapes."""
-
-    def __init__(self, server: VendorServer) -> None:
-        self.incidents: list[dict[str, Any]] = []
-        self.components: dict[str, str] = {"cmp_checkout": "operational"}
-        self.fail_create_after_saving = False
-        base = f"/pages/{PAGE}"
-        server.on("GET", base, Reply(json={"id": PAGE, "name": "Acme Status", "subdomain": "acme"}))
-        server.on("GET", f"{base}/incidents/unresolved", lambda r: Reply(json=self.listed(unresolved=True)))
-        server.on("GET", f"{base}/incidents", lambda r: Reply(json=self.listed(unresolved=False)))
-        server.on("POST", f"{base}/incidents", self.create)
-        server.on("PATCH", f"{base}/incidents/{{incident_id}}", self.update)
-        server.on("PATCH", f"{base}/components/{{component_id}}", self.set_component)
-
-    def listed(self, unresolved: bool) -> list[dict[str, Any]]:
-        chosen = [i for i in self.incidents if not unresolved or i["status"] != "resolved"]
-        return list(reversed(chosen))  # newest first
-
-    def create(self, request: Recorded) -> Reply:
-        fields = request.json["incident"]
-        incident = {
-            "id": f"inc{len(self.incidents) + 1}",
-            "page_id": PAGE,
-            "name": fields["name"],
-            "status": fields["status"],
-            "impact": "major",
-            "metadata": fields.get("metadata", {}),
-            "components": [{"id": c, "status": self.components[c]} for c in fields.get("component_ids", [])],
-            "incident_updates": [{"status": fields["status"], "body": fields.get("body", "")}],
-            "shortlink": "https://stspg.io/x",
-        }
-        self.incidents.append(incident)
-        if self.fail_create_after_saving:  # the write lands, the answer is lost
-            return Reply(504, body="gateway timeout")
-        return Reply(201, json=incident)
-
-    def update(self, request: Recorded) -> Reply:
-        fields = request.json["incident"]
-        [incident] = [i for i in self.incidents if i["id"] == request.params["incident_id"]]
-        incident["status"] = fields.get("status", incident["status"])
-        incident["metadata"] = fields.get("metadata", incident["metadata"])
-        incident["incident_updates"].append({"status": incident["status"], "body": fields.get("body", "")})
-        return Reply(json=incident)
-
-    def set_component(self, request: Recorded) -> Reply:
-        component = request.params["component_id"]
-        self.components[component] = request.json["component"]["status"]
-        return Reply(json={"id": component, "status": self.components[component]})
-
-
 @pytest.fixture
 def statuspage(server: VendorServer) -> FakeStatuspage:
-    return FakeStatuspage(server)
+    return FakeStatuspage(server, PAGE, {"cmp_checkout": "operational"})
 
 
 def statuspage_channel(server: VendorServer) -> Statuspage:
@@ -735,75 +629,6 @@ def test_statuspage_configuration() -> None:
 # ======================================================================================================
 
 REPO = "acme/ops"
-
-
-class FakeGitHub:
-    """The REST endpoints PyGithub calls for get_repo, get_issues and create_issue, in GitHub's shapes."""
-
-    def __init__(self, server: VendorServer, page_size: int | None = None) -> None:
-        self.server = server
-        self.issues: dict[str, list[dict[str, Any]]] = {}
-        self.page_size = page_size
-        self.lock = threading.Lock()
-        server.on("GET", "/repos/{owner}/{repo}", self.repo)
-        server.on("GET", "/repos/{owner}/{repo}/issues", self.list_issues)
-        server.on("POST", "/repos/{owner}/{repo}/issues", self.create_issue)
-
-    def repo_json(self, full_name: str) -> dict[str, Any]:
-        owner, name = full_name.split("/")
-        return {
-            "id": 1296269,
-            "name": name,
-            "full_name": full_name,
-            "owner": {"login": owner, "id": 1, "type": "Organization"},
-            "private": True,
-            "url": f"{self.server.url}/repos/{full_name}",
-            "html_url": f"https://github.com/{full_name}",
-            "has_issues": True,
-            "permissions": {"admin": False, "push": True, "pull": True},
-        }
-
-    def repo(self, request: Recorded) -> Reply:
-        return Reply(json=self.repo_json(f"{request.params['owner']}/{request.params['repo']}"))
-
-    def list_issues(self, request: Recorded) -> Reply:
-        full_name = f"{request.params['owner']}/{request.params['repo']}"
-        state = request.query.get("state", ["open"])[0]
-        wanted = set(request.query.get("labels", [""])[0].split(",")) - {""}
-        found = [
-            issue
-            for issue in reversed(self.issues.get(full_name, []))
-            if (state == "all" or issue["state"] == state) and wanted <= {label["name"] for label in issue["labels"]}
-        ]
-        if self.page_size is None:
-            return Reply(json=found)
-        page = int(request.query.get("page", ["1"])[0])
-        chunk = found[(page - 1) * self.page_size : page * self.page_size]
-        headers = {}
-        if page * self.page_size < len(found):
-            headers["Link"] = f'<{self.server.url}/repos/{full_name}/issues?state=all&page={page + 1}>; rel="next"'
-        return Reply(json=chunk, headers=headers)
-
-    def create_issue(self, request: Recorded) -> Reply:
-        full_name = f"{request.params['owner']}/{request.params['repo']}"
-        return Reply(201, json=self.add(full_name, request.json))
-
-    def add(self, full_name: str, fields: dict[str, Any], state: str = "open") -> dict[str, Any]:
-        issues = self.issues.setdefault(full_name, [])
-        number = len(issues) + 1
-        issue = {
-            "id": 1000 + number,
-            "number": number,
-            "title": fields["title"],
-            "body": fields.get("body"),
-            "state": state,
-            "labels": [{"name": name} for name in fields.get("labels", [])],
-            "url": f"{self.server.url}/repos/{full_name}/issues/{number}",
-            "html_url": f"https://github.com/{full_name}/issues/{number}",
-            "user": {"login": "tocsin-bot", "id": 7},
-        }
-        issues.append(issue)
-        return issue
 
 
 @pytest.fixture

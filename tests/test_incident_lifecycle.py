@@ -19,8 +19,6 @@ from tocsin.policy.models import Policy
 from tocsin.settings import Settings
 from tocsin.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SetSeverityRequest
 
-STAKEHOLDERS = "stakeholders"
-
 
 def at_minutes(entries: list[dict[str, Any]], opened_at: datetime) -> list[tuple[float, str, str, str]]:
     """(minutes after opening, channel, target, step) per outbox line, to the nearest tenth of a minute."""
@@ -69,10 +67,11 @@ async def test_sev1_pages_the_whole_chain_then_management_exactly_on_policy_time
         (21.0, "sms"),
     ]
     # Chain exhausted at 22 minutes: every sev1 stakeholder is told, nothing is dropped silently.
-    assert sorted((m, t) for m, _, t, s in rows if s.startswith("exhausted/")) == [
-        (22.0, "cto"),
-        (22.0, "engineering_manager"),
-        (22.0, "sre"),
+    # Each on their own channel, through the roster: sre's Slack channel, the others' email.
+    assert sorted((m, c, s.split("/")[1], t) for m, c, t, s in rows if s.startswith("exhausted/")) == [
+        (22.0, "email", "cto", "cto@company.com"),
+        (22.0, "email", "engineering_manager", "erin@company.com"),
+        (22.0, "slack", "sre", "#sre-alerts"),
     ]
     assert {m for m, _, _, s in rows if s.startswith("breach/response/")} == {5.0}
     assert {m for m, _, _, s in rows if s.startswith("breach/mitigation/")} == {15.0}
@@ -120,7 +119,7 @@ async def test_each_severity_follows_its_own_targets(
     mitigation_at = level.escalation_time.total_seconds() / 60
     assert {m for m, _, _, s in rows if s.startswith("breach/response/")} == {response_at}
     assert {m for m, _, _, s in rows if s.startswith("breach/mitigation/")} == {mitigation_at}
-    told = {t for _, _, t, s in rows if s.startswith("breach/response/")}
+    told = {s.split("/")[2] for _, _, _, s in rows if s.startswith("breach/response/")}
     assert told == set(level.stakeholders)
     # Management escalation is for sev1 only in the default policy.
     assert steps(rows, "management/") == []
@@ -235,7 +234,7 @@ async def test_resolve_hands_off_to_a_postmortem_that_outlives_the_incident(
     assert handoff.policy == default_policy
     assert handoff.parent_workflow_id == handle.id
 
-    told = {e["target"] for e in outbox(workers, inp.key) if e["id"].split("/", 2)[2].startswith("resolved/")}
+    told = {e["id"].split("/")[3] for e in outbox(workers, inp.key) if e["id"].split("/", 2)[2].startswith("resolved/")}
     assert told == set(default_policy.severity("sev2").stakeholders)
     with pytest.raises(IncidentError, match="resolved and closed"):
         await send_update(env.client, inp.key, "acknowledge", AcknowledgeRequest(by="late"))

@@ -84,6 +84,15 @@ class EscalationCursor(_Model):
     breaches: list[Literal["response", "mitigation"]] = Field(default_factory=list)
 
 
+class Follower(_Model):
+    """A delivery that left state behind (PagerDuty's alert, the war room summary, the status page incident),
+    and what it last showed, so the incident knows when it has gone stale (tocsin.policy.following)."""
+
+    channel: str
+    target: str
+    synced: str
+
+
 class IncidentState(_Model):
     """The whole incident, as the `status` query returns it and as continue-as-new carries it."""
 
@@ -115,6 +124,9 @@ class IncidentState(_Model):
     postmortem_workflow_id: str | None = None
     # The last closed incident under the same key, when this one is a recurrence.
     previous_run_id: str | None = None
+    # Channels that follow the incident's changes, and how many syncs have been sent (for idempotency keys).
+    followers: list[Follower] = Field(default_factory=list)
+    syncs: int = 0
 
 
 class IncidentInput(_Model):

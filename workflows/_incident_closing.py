@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 async def close_incident(wf: IncidentWorkflow) -> None:
     state, policy = wf._state, wf._policy
     state.next_escalation_at = None
+    if wf._follow_channels:
+        # PagerDuty stops paging, the war room and the status page say resolved, before anyone is told.
+        await wf._sync_followers()
     lasted = format_elapsed(workflow.now() - state.opened_at)
     summary = f" — {state.resolution_summary}" if state.resolution_summary else ""
     await wf._tell_stakeholders("resolved", f"resolved after {lasted}{summary}")

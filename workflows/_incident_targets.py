@@ -31,3 +31,12 @@ def addresses(resolved: ResolvedTarget, channel: str) -> list[tuple[str, str]]:
         if address:
             pairs.append((person.id, address))
     return pairs
+
+
+def stakeholder_channel(resolved: ResolvedTarget) -> str:
+    """How a stakeholder hears about the incident: a team's (or the named) Slack channel when there is one,
+    else email to each person; a name the roster does not know keeps the outbox's `stakeholders` channel,
+    so nothing is silently dropped from a policy without a roster."""
+    if resolved.kind == "unknown":
+        return "stakeholders"
+    return "slack" if resolved.channel else "email"

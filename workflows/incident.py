@@ -14,13 +14,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery import DeliveryActivities
     from activities.lookup import LookupActivities
     from activities.remediation import RemediationActivities
     from tocsin import search_attributes as sa
     from tocsin.durations import format_duration, format_elapsed
     from tocsin.models import (
-        Delivery,
         IncidentInput,
         IncidentState,
         PlannedAction,
@@ -29,18 +27,18 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
     from tocsin.policy import escalation as plan
-    from tocsin.policy.actions import Route, automatic_action_route, stakeholder_routes
+    from tocsin.policy.actions import Route, automatic_action_route
     from tocsin.policy.triage import REMEDIATION_ACTIONS
-    from tocsin.roster import ResolvedTarget
     from tocsin.roster import resolve as resolve_target
     from workflows._incident_closing import close_incident
+    from workflows._incident_delivery import IncidentDelivery
     from workflows._incident_handlers import IncidentHandlers
     from workflows._incident_targets import addresses
     from workflows._incident_view import activity_options, details_markdown
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(IncidentHandlers):
+class IncidentWorkflow(IncidentHandlers, IncidentDelivery):
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._input = inp
@@ -58,6 +56,7 @@ class IncidentWorkflow(IncidentHandlers):
         self._auto_resolve = False
         self._wake_on_every_alert = True
         self._roster_targets = False
+        self._follow_channels = False
         self._published: dict[str, object] = {}
 
     @workflow.run
@@ -67,12 +66,15 @@ class IncidentWorkflow(IncidentHandlers):
         self._auto_resolve = workflow.patched("auto-resolve-on-quiet-alerts")
         self._wake_on_every_alert = not workflow.patched("alerts-wake-on-change")
         self._roster_targets = workflow.patched("resolve-targets-via-roster")
+        self._follow_channels = workflow.patched("channels-follow-incident")
         if inp.carried is None:
             flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
             self._record("opened", f"{inp.title} (from {inp.source})")
             self._record("triaged", f"severity {state.severity}{flow}")
         while state.status != "resolved":
             await self._run_due()
+            if self._follow_channels and not self._resolved():
+                await self._sync_followers()
             if self._resolved():
                 # Resolved by the plan (quiet alerts) or by an update that landed while an activity ran.
                 break
@@ -246,63 +248,6 @@ class IncidentWorkflow(IncidentHandlers):
             self._record("remediation", f"{action.type}: {result.outcome} — {result.detail}")
         except ActivityError as err:
             self._record("remediation", f"{action.type}: failed — {err.cause or err}")
-
-    # --- effects ---------------------------------------------------------------------------------------
-
-    def _idempotency_key(self, step: str) -> str:
-        info = workflow.info()
-        return f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step}"
-
-    async def _deliver(self, step: str, route: Route, resolved: ResolvedTarget | None = None) -> bool:
-        """Deliver to whoever the target is now (through the roster, unless the caller already resolved it),
-        each as its own activity."""
-        if not self._roster_targets:
-            return await self._deliver_one(step, route)
-        resolved = resolved or resolve_target(self._policy.roster, route.target, workflow.now())
-        pairs = addresses(resolved, route.channel)
-        if not pairs:
-            self._record("delivery_failed", f"{route.channel} → {route.target}: nobody to reach ({resolved.reason})")
-            return False
-        sends = [
-            self._deliver_one(step if len(pairs) == 1 else f"{step}/{who}", route._replace(target=address))
-            for who, address in pairs
-        ]
-        return any(await asyncio.gather(*sends))
-
-    async def _deliver_one(self, step: str, route: Route) -> bool:
-        """One delivery as an activity. A channel that keeps failing is recorded and skipped, never a stall."""
-        delivery = Delivery(
-            idempotency_key=self._idempotency_key(step),
-            incident=self._state.key,
-            channel=route.channel,
-            target=route.target,
-            message=route.message,
-            at=workflow.now(),
-            title=self._state.title,
-            severity=self._state.severity,
-            service=self._state.service,
-            status=self._state.status,
-        )
-        try:
-            receipt = await workflow.execute_activity_method(
-                DeliveryActivities.deliver,
-                delivery,
-                **activity_options(self._policy, f"{route.channel} → {route.target}"),
-            )
-            # The receipt is the provider's word that it has the message (or the outbox line's id).
-            again = " (already there: a retry)" if receipt.duplicate else ""
-            self._record("delivered", f"{route.channel} → {route.target}: {receipt.provider_id}{again}")
-            return True
-        except ActivityError as err:
-            self._record("delivery_failed", f"{route.channel} → {route.target}: {err.cause or err}")
-            return False
-
-    async def _tell_stakeholders(self, step: str, text: str) -> None:
-        stakeholders = self._policy.severity(self._state.severity).stakeholders
-        message = f"[{self._state.severity}] {self._state.title} ({self._state.service}): {text}"
-        routes = stakeholder_routes(stakeholders, message)
-        await asyncio.gather(*(self._deliver(f"{step}/{r.target}", r) for r in routes))
-        self._record("notify", f"stakeholders told ({', '.join(stakeholders) or 'none defined'}): {text}")
 
     # --- visibility ------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from tocsin.channels.base import DeliveryError
-from tocsin.cli import commands, oncall
+from tocsin.cli import commands, oncall, runbooks
 from tocsin.cli.commands import CliError, Connect
 from tocsin.cli.rules import export as export_rules
 from tocsin.cli.up import receiver_only, up, worker_only
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--receiver-url", help="default: http://127.0.0.1:$TOCSIN_HTTP_PORT/api/v1/alerts/alertmanager")
     export.add_argument("--token-file", help="file Alertmanager reads the receiver's bearer token from")
     oncall.add_parser(sub)
+    runbooks.add_parser(sub)
     return p
 
 
@@ -171,6 +172,8 @@ def _main(argv: list[str] | None) -> int:
             return channels_command(args)
         elif args.command == "oncall":
             oncall.run(settings, args)
+        elif args.command == "runbook":
+            return runbooks.run(settings, args)
         else:
             asyncio.run(_run(args.func, settings, args))
     except PolicyError as err:

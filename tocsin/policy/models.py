@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -24,24 +23,13 @@ from pydantic import (
 
 from tocsin.durations import Duration
 from tocsin.policy.conditions import parse_condition
-from tocsin.policy.templating import check_template
+from tocsin.policy.fields import LOADING as LOADING  # the loader validates with it
+from tocsin.policy.fields import ReplicaExpression, Template
+from tocsin.policy.fields import Strict as _Strict
+from tocsin.runbooks.models import Runbook
+from tocsin.runbooks.steps import NAME as RUNBOOK_NAME
 
 SEVERITY_PATTERN = r"^sev[1-9]$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-LOADING = {"loading_policy_file": True}
-
-
-def _template(value: str, info: ValidationInfo) -> str:
-    # Compiled when a policy file is loaded, not each time a workflow decodes its snapshot:
-    # Jinja's compiler has no place in the workflow sandbox, and a snapshot was checked when it was made.
-    if info.context and info.context.get("loading_policy_file"):
-        check_template(value)
-    return value
 
 
 def _condition(value: str) -> str:
@@ -49,7 +37,6 @@ def _condition(value: str) -> str:
     return value
 
 
-Template = Annotated[str, AfterValidator(_template)]
 ConditionText = Annotated[str, AfterValidator(_condition)]
 # The seed's automatic actions; the channels issue gives each a real vendor, until then they go to the outbox.
 AutomaticAction = Literal[
@@ -63,27 +50,6 @@ AutomaticAction = Literal[
     "create_ticket",
     "schedule_fix",
 ]
-
-_REPLICAS_SEED = re.compile(r"^\{\{\s*\.current_replicas\s*(.*?)\s*\}\}$")
-_REPLICAS = re.compile(r"^(current(\s*[*+-]\s*\d+)?|\d+)$")
-
-
-def _replicas(value: str | int) -> str:
-    """`current * 2`, `current + 1` or a fixed count; the seed's Go-style `{{ .current_replicas * 2 }}` is accepted.
-
-    It is not a label template: the runbook engine evaluates it against the live replica count.
-    """
-    text = str(value).strip()
-    seed = _REPLICAS_SEED.match(text)
-    if seed:
-        text = f"current {seed.group(1)}".strip()
-    text = re.sub(r"\s+", " ", text)
-    if not _REPLICAS.match(text):
-        raise ValueError(f"replicas {value!r} must be a count or 'current', 'current * N', 'current + N'")
-    return text
-
-
-ReplicaExpression = Annotated[str | int, AfterValidator(_replicas)]
 
 
 class SeverityLevel(_Strict):
@@ -478,6 +444,9 @@ class Policy(_Strict):
     escalation_policies: EscalationPolicies
     # Tocsin's addition: who escalation targets are (tocsin.roster resolves them). Empty: targets stay names.
     roster: Roster = Field(default_factory=Roster)
+    # Tocsin's addition: what `execute_runbook` actions run (tocsin.runbooks). A policy without any (the seed)
+    # may still name runbooks there: they are then reported as undefined when one is requested, not at load.
+    runbooks: dict[Annotated[str, Field(pattern=RUNBOOK_NAME)], Runbook] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Policy:
@@ -515,7 +484,23 @@ class Policy(_Strict):
                 if condition.field == "severity":
                     need(str(condition.value), f"escalation_policies.management_escalation.{i}.conditions.{j}")
         self._roster_references()
+        self._runbook_references()
         return self
+
+    def _runbook_references(self) -> None:
+        if not self.runbooks:
+            return  # the seed names runbooks it does not define: see the `runbooks` field
+        for name, flow in self.automated_response_workflows.items():
+            for i, action in enumerate(flow.actions):
+                if isinstance(action, ExecuteRunbook) and action.runbook not in self.runbooks:
+                    raise ValueError(
+                        f"automated_response_workflows.{name}.actions.{i}.runbook: unknown runbook "
+                        f"{action.runbook!r}{_known(self.runbooks)}"
+                    )
+        is_target = None if self.roster.is_empty() else (lambda who: self.roster.target_kind(who) is not None)
+        for name, runbook in self.runbooks.items():
+            for where, problem in runbook.problems(list(self.incident_classification.severity_levels), is_target):
+                raise ValueError(f"runbooks.{name}.{where}: {problem}")
 
     def _roster_references(self) -> None:
         problems = self.roster.problems()

@@ -11,6 +11,9 @@ Temporal code and tests drive it with fakes. Every request goes through the same
    Temporal unreachable → 503 with `Retry-After` (Alertmanager and PagerDuty senders retry on 5xx)
 
 and is answered 202 with the incident keys once Temporal has durably accepted the work.
+
+`GET /status` and `/status.json` (tocsin/receiver/status_page.py) are public, whatever credentials the alert
+endpoints take: they show only titles, components, public status words, impact and times.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Literal
 import pydantic_core
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
@@ -52,6 +55,7 @@ from tocsin.receiver.auth import (
 )
 from tocsin.receiver.config import Credentials, ReceiverConfig, SignedSource
 from tocsin.receiver.metrics import LatencyMiddleware, ReceiverMetrics
+from tocsin.receiver.status_page import StatusPage, StatusUnavailable, StatusView
 
 log = logging.getLogger("tocsin.receiver")
 
@@ -65,6 +69,17 @@ ENDPOINTS: dict[ReceiverSource, str] = {
     "generic": "/api/v1/alerts",
 }
 RETRY_AFTER_SECONDS = 5
+# The status page is public and may sit behind a CDN: short caching, and no script may ever run in it.
+STATUS_HEADERS = {
+    "Cache-Control": "public, max-age=10",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+STATUS_DOWN_HTML = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="60">'
+    "<title>Status unavailable</title></head><body><p>The status is unavailable right now. "
+    "This page tries again every minute.</p></body></html>"
+)
 
 
 class Accepted(IngestResult):
@@ -158,9 +173,11 @@ def create_app(
     healthcheck: HealthCheck,
     config: ReceiverConfig | None = None,
     clock: Callable[[], float] = time.time,
+    status_page: StatusPage | None = None,
 ) -> FastAPI:
     """The receiver. `ingest` gets every alert of a valid payload at once and raises TemporalUnavailable when
-    Temporal does not accept them; `healthcheck` says whether Temporal answers."""
+    Temporal does not accept them; `healthcheck` says whether Temporal answers; `status_page`, when given,
+    serves GET /status and /status.json."""
     config = config or ReceiverConfig()
     metrics = ReceiverMetrics()
     app = FastAPI(
@@ -363,6 +380,38 @@ def create_app(
     )
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if status_page is not None:
+        down_headers = {**STATUS_HEADERS, "Cache-Control": "no-store"}
+        # A failed look-up is remembered for the cache period too: a Temporal outage is not hammered either.
+        down_headers["Retry-After"] = str(max(int(status_page.config.cache_seconds), 1))
+
+        @app.get(
+            "/status.json",
+            summary="Public status: current incidents, components, recent history (no credentials needed)",
+            response_model=StatusView,
+            responses={503: {"model": Problem, "description": "Temporal is unreachable"}},
+        )
+        async def status_json() -> Response:
+            try:
+                view = await status_page.view()
+            except StatusUnavailable as err:
+                problem = Problem(reason="temporal_unavailable", message=str(err))
+                return JSONResponse(problem.model_dump(exclude_none=True), status_code=503, headers=down_headers)
+            return JSONResponse(view.model_dump(mode="json"), headers=STATUS_HEADERS)
+
+        @app.get(
+            "/status",
+            summary="Public status page (HTML, reloads every minute; no credentials needed)",
+            response_class=HTMLResponse,
+            responses={503: {"content": {"text/html": {}}, "description": "Temporal is unreachable"}},
+        )
+        async def status_html() -> Response:
+            try:
+                view = await status_page.view()
+            except StatusUnavailable:
+                return HTMLResponse(STATUS_DOWN_HTML, status_code=503, headers=down_headers)
+            return HTMLResponse(status_page.html(view), headers=STATUS_HEADERS)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -26,6 +26,7 @@ from tocsin.intake.ingest import ingest_alerts
 from tocsin.policy.models import Policy
 from tocsin.receiver.app import ENDPOINTS, HealthCheck, Ingest, create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverError
+from tocsin.receiver.status_page import temporal_status_page
 from tocsin.settings import Settings
 
 log = logging.getLogger("tocsin.receiver")
@@ -126,13 +127,18 @@ def temporal_healthcheck(client: Client) -> HealthCheck:
 
 
 def temporal_app(client: Client, policy: Policy, config: ReceiverConfig) -> FastAPI:
-    return create_app(ingest=temporal_ingest(client, policy), healthcheck=temporal_healthcheck(client), config=config)
+    return create_app(
+        ingest=temporal_ingest(client, policy),
+        healthcheck=temporal_healthcheck(client),
+        config=config,
+        status_page=temporal_status_page(client, policy),
+    )
 
 
 def announce(listener: Listener, config: ReceiverConfig) -> str:
     """The start-up lines: where it listens, what each endpoint accepts, never a secret."""
     endpoints = ", ".join(f"POST {path}" for path in ENDPOINTS.values())
     return (
-        f"tocsin: receiver {listener.url} ({endpoints}; GET /healthz, /metrics, /openapi.json)\n"
+        f"tocsin: receiver {listener.url} ({endpoints}; GET /healthz, /metrics, /openapi.json; public GET /status)\n"
         f"tocsin: receiver auth: {config.describe()}"
     )

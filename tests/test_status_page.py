@@ -1,0 +1,500 @@
+"""The public status page: the pure view model (ordering, component status, history window, nothing internal
+leaking, escaped titles), its cache and routes with a fake source, and the whole path against a real Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import ROOT, run_workers, start_incident, unique_key
+from tocsin.incidents import open_incident, send_update
+from tocsin.intake.models import IngestResult, NormalizedAlert
+from tocsin.models import AlertRecord, IncidentState, TimelineEntry
+from tocsin.policy.models import Policy
+from tocsin.receiver.app import create_app
+from tocsin.receiver.config import ReceiverConfig, ReceiverConfigError
+from tocsin.receiver.serve import temporal_app
+from tocsin.receiver.status_page import (
+    IncidentSummary,
+    StatusPage,
+    StatusUnavailable,
+    build_view,
+    fetch_incidents,
+    summarize,
+)
+from tocsin.receiver.status_setup import StatusPageConfig, load_status_config, template_dir, took
+from tocsin.settings import Settings
+from tocsin.updates import AcknowledgeRequest, ResolveRequest
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+XSS = "<script>alert('owned')</script> checkout slow"
+
+
+def incident(
+    title: str,
+    service: str = "checkout",
+    severity: str = "sev2",
+    status: str = "triggered",
+    *,
+    started: timedelta = timedelta(hours=1),
+    resolved: timedelta | None = None,
+) -> IncidentSummary:
+    """An incident that started `started` before NOW (and was resolved `resolved` before NOW)."""
+    return IncidentSummary(
+        title=title,
+        service=service,
+        severity=severity,
+        status=status,
+        started_at=NOW - started,
+        updated_at=NOW - (resolved if resolved is not None else started),
+        resolved_at=NOW - resolved if resolved is not None else None,
+    )
+
+
+def secret_state(**overrides: Any) -> IncidentState:
+    """An incident full of what must never reach a public page."""
+    fields: dict[str, Any] = {
+        "key": "payments-db-prod-7",
+        "title": "Payments slow",
+        "service": "payments",
+        "severity": "sev1",
+        "status": "acknowledged",
+        "labels": {"pod": "secret-pod-7", "instance": "10.1.2.3:9100"},
+        "response_workflow": "database_performance_degradation",
+        "opened_at": NOW - timedelta(minutes=30),
+        "acknowledged_by": "alice.oncall",
+        "acknowledged_at": NOW - timedelta(minutes=20),
+        "alerts": {
+            "fp-1": AlertRecord(status="firing", summary="disk 97% on db-prod-7", first_seen=NOW, last_seen=NOW)
+        },
+        "timeline": [
+            TimelineEntry(at=NOW - timedelta(minutes=30), kind="opened", text="Payments slow (from alertmanager)"),
+            TimelineEntry(at=NOW - timedelta(minutes=25), kind="page", text="paging bob via phone +4915112345678"),
+            TimelineEntry(at=NOW - timedelta(minutes=20), kind="acknowledged", text="acked", by="alice.oncall"),
+            TimelineEntry(at=NOW - timedelta(minutes=10), kind="severity_changed", text="sev2 → sev1", by="carol"),
+            TimelineEntry(at=NOW - timedelta(minutes=5), kind="note", text="runbook: restart pgbouncer", by="dave"),
+            TimelineEntry(at=NOW - timedelta(minutes=2), kind="delivered", text="slack → #inc-payments: 1234.5"),
+        ],
+    }
+    fields.update(overrides)
+    return IncidentState(**fields)
+
+
+SECRETS = [
+    "secret-pod-7",
+    "10.1.2.3",
+    "database_performance_degradation",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "+4915112345678",
+    "pgbouncer",
+    "db-prod-7",
+    "#inc-payments",
+    "payments-db-prod-7",
+    "rolled back",
+    "sev1",
+    "sev2",
+]
+
+
+def page(fetch: Any = None, **config: Any) -> StatusPage:
+    async def nothing(since: datetime) -> list[IncidentSummary]:
+        return []
+
+    return StatusPage(fetch or nothing, StatusPageConfig(**config), clock=lambda: NOW.timestamp())
+
+
+# --- the view model -------------------------------------------------------------------------------------
+
+
+def test_current_incidents_worst_impact_first_then_newest() -> None:
+    view = build_view(
+        [
+            incident("minor old", severity="sev3", started=timedelta(hours=5)),
+            incident("partial new", severity="sev2", started=timedelta(minutes=5)),
+            incident("major old", severity="sev1", started=timedelta(hours=3)),
+            incident("partial old", severity="sev2", started=timedelta(hours=2)),
+            incident("major new", severity="sev1", started=timedelta(minutes=1)),
+        ],
+        now=NOW,
+    )
+    assert [i.title for i in view.incidents] == ["major new", "major old", "partial new", "partial old", "minor old"]
+    assert [i.impact for i in view.incidents] == [
+        "major_outage",
+        "major_outage",
+        "partial_outage",
+        "partial_outage",
+        "degraded_performance",
+    ]
+    assert view.history == []
+
+
+def test_public_status_words_follow_the_statuspage_channel() -> None:
+    view = build_view(
+        [
+            incident("a", service="a", status="triggered"),
+            incident("b", service="b", status="acknowledged"),
+            incident("c", service="c", status="mitigated"),
+            incident("d", service="d", status="resolved", resolved=timedelta(minutes=1)),
+        ],
+        now=NOW,
+    )
+    assert {i.title: i.status for i in view.incidents + view.history} == {
+        "a": "investigating",
+        "b": "identified",
+        "c": "monitoring",
+        "d": "resolved",
+    }
+
+
+def test_each_component_shows_its_worst_open_incident() -> None:
+    view = build_view(
+        [
+            incident("slow", service="checkout", severity="sev3"),
+            incident("down", service="checkout", severity="sev1"),
+            incident("errors", service="search", severity="sev2"),
+            incident("mitigated outage", service="login", severity="sev1", status="mitigated"),
+            incident("old", service="billing", severity="sev1", status="resolved", resolved=timedelta(days=1)),
+        ],
+        now=NOW,
+        components=["search", "api", "checkout"],
+    )
+    # Named components first, in their order (even when operational), then others alphabetically.
+    assert [(c.name, c.status) for c in view.components] == [
+        ("search", "partial_outage"),
+        ("api", "operational"),
+        ("checkout", "major_outage"),
+        ("billing", "operational"),  # resolved: its service is listed, operational
+        ("login", "degraded_performance"),  # mitigated: degraded, as the Statuspage channel sets it
+    ]
+    assert view.status == "major_outage"
+    assert view.headline == "Major outage"
+    assert next(i for i in view.incidents if i.title == "mitigated outage").impact == "major_outage"
+
+
+def test_nothing_open_is_all_operational() -> None:
+    view = build_view(
+        [incident("old", status="resolved", resolved=timedelta(hours=2))], now=NOW, components=["api", "checkout"]
+    )
+    assert view.status == "operational"
+    assert view.headline == "All systems operational"
+    assert {c.status for c in view.components} == {"operational"}
+    assert view.incidents == []
+    assert build_view([], now=NOW).components == []
+
+
+def test_history_is_the_window_newest_resolution_first() -> None:
+    incidents = [
+        incident("yesterday", status="resolved", started=timedelta(days=1, hours=2), resolved=timedelta(days=1)),
+        incident("an hour ago", status="resolved", started=timedelta(hours=3), resolved=timedelta(hours=1)),
+        incident("13 days", status="resolved", started=timedelta(days=13, hours=1), resolved=timedelta(days=13)),
+        incident("15 days", status="resolved", started=timedelta(days=15, hours=1), resolved=timedelta(days=15)),
+        incident("open", status="acknowledged"),
+    ]
+    view = build_view(incidents, now=NOW)
+    assert [i.title for i in view.history] == ["an hour ago", "yesterday", "13 days"]
+    assert view.history[0].duration_seconds == 2 * 3600
+    assert view.history[0].resolved_at == NOW - timedelta(hours=1)
+    assert view.history_days == 14
+    short = build_view(incidents, now=NOW, history_days=2)
+    assert [i.title for i in short.history] == ["an hour ago", "yesterday"]
+    assert [i.title for i in short.incidents] == ["open"]
+
+
+def test_last_updated_counts_status_and_severity_changes_only() -> None:
+    summary = summarize(secret_state())
+    assert summary.started_at == NOW - timedelta(minutes=30)
+    # The severity change (10 min ago) counts; the later note and delivery are not public updates.
+    assert summary.updated_at == NOW - timedelta(minutes=10)
+    resolved = summarize(secret_state(status="resolved", resolved_at=NOW - timedelta(minutes=1)))
+    assert resolved.resolved_at == resolved.updated_at == NOW - timedelta(minutes=1)
+
+
+def test_nothing_internal_reaches_the_page() -> None:
+    states = [
+        secret_state(),
+        secret_state(
+            key="payments-db-prod-7-old",
+            status="resolved",
+            opened_at=NOW - timedelta(days=2),
+            resolved_at=NOW - timedelta(days=1),
+            resolved_by="bob",
+            resolution_summary="rolled back payments-api",
+        ),
+    ]
+    view = build_view(states, now=NOW)
+    document = view.model_dump_json()
+    html = page().html(view)
+    for secret in SECRETS:
+        assert secret not in document, secret
+        assert secret not in html, secret
+    # What is there is exactly the public fields.
+    fields = {"title", "component", "status", "impact", "started_at", "updated_at", "resolved_at", "duration_seconds"}
+    for item in json.loads(document)["incidents"] + json.loads(document)["history"]:
+        assert set(item) == fields
+    assert "Payments slow" in html and "payments" in html and "Major outage" in html
+
+
+def test_titles_are_escaped_and_the_page_is_self_contained() -> None:
+    html = page().html(build_view([incident(XSS, severity="sev1")], now=NOW))
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt; checkout slow" in html
+    assert '<meta http-equiv="refresh" content="60">' in html
+    assert "<style>" in html
+    assert "<link" not in html and "src=" not in html and "http://" not in html and "https://" not in html
+    assert "Major outage" in html and "Investigating" in html
+
+
+def test_durations_for_readers() -> None:
+    assert took(30) == "under a minute"
+    assert took(12 * 60 + 5) == "12 min"
+    assert took(3600 + 5 * 60) == "1 h 5 min"
+    assert took(2 * 86400 + 3 * 3600 + 59) == "2 d 3 h"
+
+
+# --- configuration --------------------------------------------------------------------------------------
+
+
+def test_components_come_from_the_environment_else_the_policy(default_policy: Policy) -> None:
+    flows = dict(default_policy.automated_response_workflows)
+    first = next(iter(flows))
+    flows[first] = flows[first].model_copy(update={"match": {"service": ["checkout", "search", "checkout"]}})
+    policy = default_policy.model_copy(update={"automated_response_workflows": flows})
+    assert load_status_config({}, policy).components == ("checkout", "search")
+    env = {"TOCSIN_STATUS_COMPONENTS": " api, checkout ,,api", "TOCSIN_STATUS_HISTORY_DAYS": "30"}
+    config = load_status_config(env, policy)
+    assert config.components == ("api", "checkout")
+    assert config.history_days == 30
+    assert load_status_config({}).history_days == 14
+    for bad in ("0", "-3", "two", "91"):
+        with pytest.raises(ReceiverConfigError, match="TOCSIN_STATUS_HISTORY_DAYS"):
+            load_status_config({"TOCSIN_STATUS_HISTORY_DAYS": bad})
+
+
+def test_the_template_is_found_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert template_dir() == ROOT / "templates"
+    (tmp_path / "templates").mkdir()
+    assert template_dir() == ROOT / "templates", "a templates/ without the page is not taken"
+    (tmp_path / "templates" / "status_page.html.j2").write_text("custom {{ view.headline }}")
+    assert template_dir() == tmp_path / "templates"
+    assert page().html(build_view([], now=NOW)) == "custom All systems operational"
+
+
+# --- cache and routes, with a fake source ---------------------------------------------------------------
+
+
+class Source:
+    def __init__(self, incidents: list[IncidentSummary]) -> None:
+        self.incidents = incidents
+        self.calls: list[datetime] = []
+        self.error: Exception | None = None
+
+    async def __call__(self, since: datetime) -> list[IncidentSummary]:
+        self.calls.append(since)
+        await asyncio.sleep(0.01)
+        if self.error:
+            raise self.error
+        return self.incidents
+
+
+async def test_one_query_per_cache_period_however_many_readers() -> None:
+    source = Source([incident("down", severity="sev1")])
+    now = [NOW.timestamp()]
+    status = StatusPage(source, StatusPageConfig(history_days=7), clock=lambda: now[0])
+    views = await asyncio.gather(*(status.view() for _ in range(50)))
+    assert len(source.calls) == 1
+    assert source.calls[0] == NOW - timedelta(days=7)
+    assert {v.incidents[0].title for v in views} == {"down"}
+    now[0] += 9
+    await status.view()
+    assert len(source.calls) == 1
+    now[0] += 2
+    source.error = ConnectionError("temporal down")
+    with pytest.raises(StatusUnavailable):
+        await status.view()
+    with pytest.raises(StatusUnavailable):
+        await status.view()
+    assert len(source.calls) == 2, "a failure is remembered for the period too"
+    now[0] += 11
+    source.error = None
+    assert (await status.view()).incidents[0].title == "down"
+    assert len(source.calls) == 3
+
+
+async def never_called(alerts: list[NormalizedAlert]) -> IngestResult:
+    raise AssertionError("no ingest expected")
+
+
+async def healthy() -> bool:
+    return True
+
+
+def client_for(status: StatusPage, config: ReceiverConfig | None = None) -> httpx.AsyncClient:
+    app = create_app(ingest=never_called, healthcheck=healthy, config=config, status_page=status)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver")
+
+
+async def test_the_page_is_public_even_when_alert_endpoints_need_credentials() -> None:
+    status = page(Source([incident(XSS, severity="sev1", status="acknowledged")]))
+    async with client_for(status, ReceiverConfig(token=SecretStr("t" * 32))) as http:
+        refused = await http.post("/api/v1/alerts", json={"labels": {"alertname": "x"}})
+        html = await http.get("/status")
+        document = await http.get("/status.json")
+    assert refused.status_code == 401
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in html.headers["content-security-policy"]
+    assert "&lt;script&gt;" in html.text and "<script" not in html.text
+    assert document.status_code == 200
+    body = document.json()
+    assert body["status"] == "major_outage"
+    assert body["incidents"][0]["title"] == XSS
+    assert body["incidents"][0]["status"] == "identified"
+    assert document.headers["cache-control"] == "public, max-age=10"
+
+
+async def test_temporal_unreachable_is_a_short_503_never_a_traceback() -> None:
+    source = Source([])
+    source.error = RuntimeError("Failed client connect: Server connection error: tonic::transport::Error(...)")
+    async with client_for(page(source)) as http:
+        html = await http.get("/status")
+        document = await http.get("/status.json")
+    assert html.status_code == 503
+    assert "unavailable" in html.text and "tonic" not in html.text and "Traceback" not in html.text
+    assert html.headers["retry-after"] == "10"
+    assert document.status_code == 503
+    assert document.json() == {"reason": "temporal_unavailable", "message": "incident data is unavailable right now"}
+
+
+async def test_without_a_status_page_there_is_no_route() -> None:
+    app = create_app(ingest=never_called, healthcheck=healthy)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as http:
+        assert (await http.get("/status")).status_code == 404
+
+
+# --- against a real Temporal dev server -----------------------------------------------------------------
+
+
+async def poll(status: StatusPage, done: Any, seconds: float = 30.0) -> Any:
+    """The view once `done(view)` holds (visibility is eventually consistent; the workflow closes after its
+    resolution's notifications)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        view = await status.view()
+        if done(view) or asyncio.get_running_loop().time() > deadline:
+            return view
+        await asyncio.sleep(0.3)
+
+
+async def test_status_page_against_temporal(
+    dev_env: WorkflowEnvironment, default_policy: Policy, tmp_path: Path
+) -> None:
+    client = dev_env.client
+    down, slow, fixed = unique_key("down"), unique_key("slow"), unique_key("fixed")
+    async with run_workers(client, Settings(home=tmp_path / "home")):
+        inp, _ = await start_incident(client, default_policy, service=down, severity="sev1", labels={"pod": "pod-x1"})
+        xss = inp.model_copy(update={"key": unique_key("xss"), "title": XSS, "service": unique_key("xss")})
+        assert await open_incident(client, xss)
+        await asyncio.sleep(1.1)  # else the acknowledgement lands in the first workflow task, at the same instant
+        await send_update(client, inp.key, "acknowledge", AcknowledgeRequest(by="alice.oncall"))
+        await start_incident(client, default_policy, service=slow, severity="sev2")
+        old, handle = await start_incident(client, default_policy, service=fixed, severity="sev3")
+        await send_update(client, old.key, "resolve", ResolveRequest(by="bob.oncall", summary="rolled back v2.3"))
+        await handle.result()
+
+        known: dict[str, IncidentSummary] = {}
+
+        async def fetch(since: datetime) -> list[IncidentSummary]:
+            return await fetch_incidents(client, since, known)
+
+        mine = {down, slow, fixed}
+        live = StatusPage(fetch, StatusPageConfig(cache_seconds=0))
+        view = await poll(
+            live,
+            lambda v: (
+                {i.component for i in v.incidents} >= {down, slow} and any(i.component == fixed for i in v.history)
+            ),
+        )
+        current = {i.component: i for i in view.incidents if i.component in mine}
+        assert set(current) == {down, slow}
+        assert current[down].status == "identified"
+        assert current[down].impact == "major_outage"
+        assert current[down].updated_at > current[down].started_at  # the acknowledgement
+        assert current[slow].status == "investigating"
+        assert current[slow].impact == "partial_outage"
+        assert current[slow].updated_at == current[slow].started_at
+        (past,) = [i for i in view.history if i.component == fixed]
+        assert past.status == "resolved" and past.impact == "degraded_performance"
+        assert past.resolved_at is not None and past.duration_seconds is not None
+        assert past.duration_seconds == int((past.resolved_at - past.started_at).total_seconds())
+        statuses = {c.name: c.status for c in view.components}
+        assert statuses[down] == "major_outage"
+        assert statuses[slow] == "partial_outage"
+        assert statuses[fixed] == "operational"
+        assert view.status == "major_outage"
+        assert known, "the closed run's result is remembered"
+
+        # The real wiring, public despite a token on the alert endpoints.
+        app = temporal_app(client, default_policy, ReceiverConfig(token=SecretStr("t" * 32)))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver") as http:
+            document = await http.get("/status.json")
+            html = await http.get("/status")
+        assert document.status_code == 200 and html.status_code == 200
+        body = document.json()
+        assert {i["component"] for i in body["incidents"]} >= {down, slow}
+        assert XSS in {i["title"] for i in body["incidents"]}
+        assert fixed in {i["component"] for i in body["history"]}
+        assert "&lt;script&gt;" in html.text and "<script" not in html.text
+        assert down in html.text and fixed in html.text
+        for text in (document.text, html.text):
+            for secret in ("alice", "bob", "pod-x1", "rolled back", inp.key, old.key, "sev1", "sev2", "sev3"):
+                assert secret not in text, secret
+
+    # No worker to answer the status query: visibility alone, within the lookup budget, instead of no page.
+    fresh: dict[str, IncidentSummary] = {}
+
+    async def fetch_without_worker(since: datetime) -> list[IncidentSummary]:
+        return await fetch_incidents(client, since, fresh)
+
+    blind = StatusPage(fetch_without_worker, StatusPageConfig(cache_seconds=0))
+    started = asyncio.get_running_loop().time()
+    view = await blind.view()
+    assert asyncio.get_running_loop().time() - started < 4.5
+    current = {i.component: i for i in view.incidents if i.component in mine}
+    assert current[down].status == "identified"  # from the IncidentStatus search attribute
+    assert current[slow].impact == "partial_outage"
+    assert current[down].title == inp.title  # from the memo
+    assert current[down].updated_at == current[down].started_at  # visibility knows no later change
+    (past,) = [i for i in view.history if i.component == fixed]
+    assert past.duration_seconds is not None, "a closed run's result needs no worker"
+    assert len(fresh) >= 1
+
+
+async def test_status_page_when_temporal_is_gone() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = await Client.connect(f"127.0.0.1:{port}", lazy=True)
+    known: dict[str, IncidentSummary] = {}
+
+    async def fetch(since: datetime) -> list[IncidentSummary]:
+        return await fetch_incidents(client, since, known)
+
+    async with client_for(StatusPage(fetch, StatusPageConfig(timeout=3.0))) as http:
+        html = await http.get("/status")
+        document = await http.get("/status.json")
+    assert html.status_code == 503 and "<title>Status unavailable</title>" in html.text
+    assert document.status_code == 503 and document.json()["reason"] == "temporal_unavailable"

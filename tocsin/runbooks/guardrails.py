@@ -1,0 +1,83 @@
+"""The runbook guardrails as pure functions: replica ceiling, namespace allow-list, rate limit.
+
+No I/O and no clock (the caller passes `now`): the runbook workflow can call them as they are, and the
+activities call the same ones again at the moment they act (defence in depth: a plan is checked when it is
+made, a step when it runs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from tocsin.policy.fields import evaluate_replicas
+from tocsin.runbooks.errors import GuardrailViolation
+from tocsin.runbooks.models import RateLimit
+
+# RFC 1123: what Kubernetes accepts as a namespace (a label) and as a deployment name (a subdomain).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def target_replicas(
+    expression: str, current: int, max_replicas: int | None, previous: int | None = None
+) -> tuple[int, bool]:
+    """(the count to set, whether the ceiling or the floor of 0 changed it).
+
+    `current * 2` of 4 with max_replicas 6 is (6, True). `previous` (a compensation) is the count the
+    compensated step found, restored as it was: it is not clamped, since it only puts back what was there.
+    """
+    if expression == "previous":
+        if previous is None:
+            raise GuardrailViolation("replicas 'previous': the count before the step is not known")
+        return previous, False
+    if current < 0:
+        raise ValueError(f"current replicas cannot be negative ({current})")
+    wanted = evaluate_replicas(expression, current)
+    target = max(wanted, 0)
+    if max_replicas is not None:
+        target = min(target, max_replicas)
+    return target, target != wanted
+
+
+def namespace_problem(namespace: str, allowed: Iterable[str]) -> str | None:
+    """Why a step may not touch `namespace`, or None when it may."""
+    listed = list(allowed)
+    if namespace not in listed:
+        return f"namespace {namespace!r} is not in the runbook's allowed_namespaces ({', '.join(listed) or 'none'})"
+    return None
+
+
+def check_namespace(namespace: str, allowed: Iterable[str]) -> None:
+    """Raise GuardrailViolation unless the runbook may touch `namespace` (activities call it before acting)."""
+    problem = namespace_problem(namespace, allowed)
+    if problem:
+        raise GuardrailViolation(problem)
+
+
+def kubernetes_name_problem(kind: str, value: str) -> str | None:
+    """Why a rendered namespace or deployment name is not one Kubernetes accepts (labels come from alerts:
+    a value such as `a/../b` must never reach an API path)."""
+    if kind == "namespace":
+        ok = bool(_DNS_LABEL.match(value))
+    else:
+        ok = len(value) <= 253 and bool(_DNS_SUBDOMAIN.match(value))
+    if ok:
+        return None
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return f"{kind} {shown!r} is not a valid Kubernetes name (lower-case letters, digits and '-')"
+
+
+def next_run_allowed_at(started: Sequence[datetime], now: datetime, limit: RateLimit | None) -> datetime | None:
+    """None when a run may start at `now`; else the moment the oldest run in the window leaves it.
+
+    `started` are the start times of this runbook's earlier runs (any order, older ones are ignored)."""
+    if limit is None:
+        return None
+    window_start = now - limit.per
+    recent = sorted(t for t in started if t > window_start)
+    if len(recent) < limit.max_runs:
+        return None
+    # The run that must leave the window before another fits.
+    return recent[len(recent) - limit.max_runs] + limit.per

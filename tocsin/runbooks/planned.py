@@ -1,0 +1,214 @@
+"""The runbook workflow's input: a runbook with every template rendered for one incident (RunbookPlan).
+
+Plain pydantic data, safe to import in the workflow sandbox (through `imports_passed_through`) and to
+carry in a history: no secret is in it (secrets are `SecretRef` names and `${NAME}` URL bases) and no
+template is left to render. `describe()` is what `tocsin runbook dry-run` prints.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from tocsin.durations import Duration, format_duration
+from tocsin.runbooks.errors import GuardrailViolation
+from tocsin.runbooks.models import Guardrails
+from tocsin.runbooks.steps import Outcome, SecretRef
+
+# A step without its own `timeout`: how long its activity (or wait) may take.
+DEFAULT_TIMEOUTS: dict[str, timedelta] = {
+    "kubernetes.scale": timedelta(minutes=2),
+    "kubernetes.rollout_restart": timedelta(minutes=10),
+    "kubernetes.rollout_undo": timedelta(minutes=10),
+    "http": timedelta(seconds=30),
+    "notify": timedelta(minutes=1),
+}
+
+
+class _Planned(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    # The whole step: an activity's schedule-to-close, an approval's wait, a verify's overall deadline.
+    timeout: Duration
+    compensate: PlannedCompensation | None = None
+
+
+class _PlannedKubernetes(_Planned):
+    namespace: str
+    deployment: str
+    wait_for_rollout: bool
+
+    @property
+    def target(self) -> str:
+        return f"deployment {self.namespace}/{self.deployment}"
+
+
+class PlannedScale(_PlannedKubernetes):
+    action: Literal["kubernetes.scale"] = "kubernetes.scale"
+    # A normalised expression ("current * 2", "4") or "previous" (a compensation: the count `restores` found).
+    replicas: str
+    # The ceiling: the lower of the step's and the runbook's. None only for "previous".
+    max_replicas: int | None
+    restores: str | None = None
+
+    def summary(self) -> str:
+        if self.replicas == "previous":
+            return f"scale {self.target} back to the count {self.restores or 'the step'} found"
+        return f"scale {self.target} to {self.replicas} (at most {self.max_replicas})"
+
+
+class PlannedRestart(_PlannedKubernetes):
+    action: Literal["kubernetes.rollout_restart"] = "kubernetes.rollout_restart"
+
+    def summary(self) -> str:
+        return f"restart {self.target}" + (", wait for the rollout" if self.wait_for_rollout else "")
+
+
+class PlannedUndo(_PlannedKubernetes):
+    action: Literal["kubernetes.rollout_undo"] = "kubernetes.rollout_undo"
+    to_revision: int | None = None
+
+    def summary(self) -> str:
+        to = f"revision {self.to_revision}" if self.to_revision else "the previous revision"
+        return f"roll {self.target} back to {to}" + (", wait for the rollout" if self.wait_for_rollout else "")
+
+
+class PlannedHttp(_Planned):
+    action: Literal["http"] = "http"
+    method: str
+    # Rendered; may start with `${NAME}`, the base URL read from the worker's environment when the step runs.
+    url: str
+    headers: dict[str, SecretRef | str] = Field(default_factory=dict)
+    json_body: dict[str, JsonValue] | None = None
+    text_body: str | None = None
+    expect: list[int] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        secrets = [f"{h} from ${s.secret}" for h, s in self.headers.items() if isinstance(s, SecretRef)]
+        expect = "/".join(str(c) for c in self.expect) or "2xx"
+        extra = f" ({', '.join(secrets)})" if secrets else ""
+        return f"{self.method} {self.url}{extra}, expect {expect}"
+
+
+class PlannedVerify(_Planned):
+    action: Literal["verify"] = "verify"
+    query: str
+    condition: str
+    hold_for: Duration
+    interval: Duration
+    no_data: Literal["fail", "pass"] = "fail"
+
+    def summary(self) -> str:
+        held = f" for {format_duration(self.hold_for)}" if self.hold_for else ""
+        return (
+            f"verify `{self.query}` {self.condition}{held} "
+            f"(every {format_duration(self.interval)}, fail after {format_duration(self.timeout)})"
+        )
+
+
+class PlannedApproval(_Planned):
+    action: Literal["approval"] = "approval"
+    approvers: list[str]
+    message: str = ""
+    # The outcome when nobody decides within `timeout`, for this incident's severity.
+    default: Outcome
+
+    def summary(self) -> str:
+        ask = f": {self.message}" if self.message else ""
+        return (
+            f"approval by {', '.join(self.approvers)}{ask} "
+            f"(no answer in {format_duration(self.timeout)}: {self.default})"
+        )
+
+
+class PlannedWait(_Planned):
+    action: Literal["wait"] = "wait"
+    duration: Duration
+
+    def summary(self) -> str:
+        return f"wait {format_duration(self.duration)}"
+
+
+class PlannedNotify(_Planned):
+    action: Literal["notify"] = "notify"
+    channels: list[str]
+    message: str
+
+    def summary(self) -> str:
+        return f"notify {', '.join(self.channels)}: {self.message}"
+
+
+PlannedStep = Annotated[
+    PlannedScale
+    | PlannedRestart
+    | PlannedUndo
+    | PlannedHttp
+    | PlannedVerify
+    | PlannedApproval
+    | PlannedWait
+    | PlannedNotify,
+    Field(discriminator="action"),
+]
+PlannedCompensation = Annotated[
+    PlannedScale | PlannedUndo | PlannedHttp | PlannedNotify,
+    Field(discriminator="action"),
+]
+for _model in (PlannedScale, PlannedRestart, PlannedUndo, PlannedHttp, PlannedVerify, PlannedApproval, PlannedWait):
+    _model.model_rebuild()
+PlannedNotify.model_rebuild()
+
+
+class RunbookPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runbook: str
+    description: str = ""
+    service: str
+    severity: str
+    # What the templates saw: the incident's labels, its service, the execute_runbook parameters.
+    labels: dict[str, str]
+    guardrails: Guardrails
+    steps: list[PlannedStep]
+    # Guardrails the plan already breaks (a namespace not on the allow-list): the runbook must not start.
+    violations: list[str] = Field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise GuardrailViolation (all of them, in one message) before a real run starts."""
+        if self.violations:
+            raise GuardrailViolation(f"runbook {self.runbook} refused: " + "; ".join(self.violations))
+
+    def describe(self) -> str:
+        """The plan for a person: what would run, in order, what would undo it, and what is refused."""
+        g = self.guardrails
+        lines = [f"Runbook {self.runbook} for {self.service} ({self.severity})"]
+        if self.description:
+            lines.append(f"  {self.description}")
+        rules = [
+            "one runbook per service at a time; another request "
+            + ("waits" if g.concurrency == "wait" else "is refused")
+        ]
+        if g.allowed_namespaces:
+            rules.append(f"namespaces {', '.join(g.allowed_namespaces)}")
+        if g.max_replicas is not None:
+            rules.append(f"at most {g.max_replicas} replicas")
+        if g.rate_limit:
+            rules.append(f"at most {g.rate_limit.max_runs} runs per {format_duration(g.rate_limit.per)}")
+        lines.append(f"Guardrails: {'; '.join(rules)}")
+        if self.labels:
+            lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in self.labels.items()))
+        lines.append("Steps:")
+        for i, step in enumerate(self.steps, start=1):
+            lines.append(f"  {i}. {step.name}: {step.summary()}  [timeout {format_duration(step.timeout)}]")
+            if step.compensate is not None:
+                lines.append(f"     undo ({step.compensate.name}): {step.compensate.summary()}")
+        undo = [s.compensate.name for s in reversed(self.steps) if s.compensate is not None]
+        if undo:
+            lines.append(f"If a step fails: {', '.join(undo)} (for the steps done, latest first), then escalate.")
+        else:
+            lines.append("If a step fails: nothing to undo; escalate.")
+        lines.extend(f"REFUSED: {v}" for v in self.violations)
+        return "\n".join(lines)
