@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
+from activities.runbook import RunbookActivities
 from tocsin import search_attributes as sa
 from tocsin.incidents import open_incident
 from tocsin.models import IncidentInput, incident_workflow_id
@@ -87,8 +88,14 @@ async def workers(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator
 class run_workers:  # used like a function
     """`async with run_workers(client, settings, delivery=...)`: both task queues, stopped on exit."""
 
-    def __init__(self, client: Client, settings: Settings, delivery: DeliveryActivities | None = None) -> None:
-        self._workers = build_workers(client, settings, delivery)
+    def __init__(
+        self,
+        client: Client,
+        settings: Settings,
+        delivery: DeliveryActivities | None = None,
+        runbooks: RunbookActivities | None = None,
+    ) -> None:
+        self._workers = build_workers(client, settings, delivery, runbooks=runbooks)
 
     async def __aenter__(self) -> None:
         for w in self._workers:

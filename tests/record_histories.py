@@ -8,6 +8,7 @@ incidents already running in production still replay after the change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, run_workers, venv_binary
+from tests.runbook_stack import running_stack
 from tocsin import search_attributes as sa
 from tocsin.incidents import open_incident, send_update
 from tocsin.models import AlertBatch, AlertEvent
@@ -61,6 +63,13 @@ async def worked_sev2(env: WorkflowEnvironment, key: str) -> None:
     await send_update(env.client, key, "resolve", ResolveRequest(by="dba"))
 
 
+async def runbook_ran(env: WorkflowEnvironment, key: str) -> None:
+    """The response workflow's runbook runs to its end (mitigated, or compensated and escalated); then a person
+    resolves the incident."""
+    await env.sleep(timedelta(minutes=18))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="done"))
+
+
 async def quiet_sev3(env: WorkflowEnvironment, key: str) -> None:
     """No paging, both targets missed, no post-mortem."""
     await env.sleep(timedelta(hours=3))
@@ -98,7 +107,21 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     # Recorded after the channels-follow-incident patch: the war room and stakeholders follow each change.
     "sev2-worked-followed": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
     "sev1-followed": ("sev1", {"alertname": "ServiceAvailabilityLow", "environment": "prod"}, unacknowledged_sev1),
+    # Recorded after the runbooks-as-children patch, against tests/runbook_stack.py: the service recovery
+    # playbook scales, restarts, verifies and mitigates; then a second run whose verification never holds.
+    "sev1-runbook-mitigated": (
+        "sev1",
+        {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
+        runbook_ran,
+    ),
+    "sev1-runbook-compensated": (
+        "sev1",
+        {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
+        runbook_ran,
+    ),
 }
+# The error rate Prometheus answers in each runbook scenario: below the playbook's 5% verifies, above fails.
+RUNBOOK_SCENARIOS = {"sev1-runbook-mitigated": "0.01", "sev1-runbook-compensated": "0.30"}
 
 
 async def _record(client: Client, workflow_id: str) -> None:
@@ -128,7 +151,13 @@ async def main() -> None:
         try:
             await sa.register(env.client, "default")
             settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
-            async with run_workers(env.client, settings):
+            async with contextlib.AsyncExitStack() as stack:
+                runbooks = None
+                if name in RUNBOOK_SCENARIOS:
+                    cluster = stack.enter_context(running_stack())
+                    cluster.error_rate = RUNBOOK_SCENARIOS[name]
+                    runbooks = cluster.activities()
+                await stack.enter_async_context(run_workers(env.client, settings, runbooks=runbooks))
                 key = f"golden-{name}"
                 request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key)
                 assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
@@ -136,6 +165,8 @@ async def main() -> None:
                 await _record(env.client, f"incident-{key}")
                 if severity in policy.lifecycle.postmortem_severities:
                     await _record(env.client, f"postmortem-{key}")
+                if name in RUNBOOK_SCENARIOS:
+                    await _record(env.client, f"runbook-{key}-1")
         finally:
             await env.shutdown()
 

@@ -109,7 +109,10 @@ def test_seed_policy_triages_an_outage() -> None:
         "runbook": "service_recovery_playbook",
         "parameters.service": "checkout",
         "parameters.environment": "prod",
+        # The seed defines no runbooks: the incident opens all the same and says why this one cannot run.
+        "plan_error": "unknown runbook 'service_recovery_playbook' (the policy defines none)",
     }
+    assert incident.runbooks == []
     assert params["scale_resources"] == {"target": "deployment/checkout", "replicas": "current * 2"}
 
 

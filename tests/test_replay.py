@@ -13,6 +13,7 @@ from temporalio.workflow import NondeterminismError
 from tests.changed_workflow import ReorderedIncidentWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
+from workflows.runbook import RunbookWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -22,15 +23,17 @@ def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
 
 
-def test_there_are_golden_histories_of_both_workflows() -> None:
+def test_there_are_golden_histories_of_every_workflow() -> None:
     names = {p.stem.split("-golden-")[0] for p in HISTORIES}
-    assert names == {"incident", "postmortem"}
+    assert names == {"incident", "postmortem", "runbook"}
     assert len(HISTORIES) >= 5
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_golden_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[IncidentWorkflow, PostMortemWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow, PostMortemWorkflow, RunbookWorkflow], data_converter=pydantic_data_converter
+    )
     result = await replayer.replay_workflow(load(path))
     assert result.replay_failure is None
 

@@ -308,5 +308,6 @@ def test_the_dry_run_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert RunbookPlan.model_validate_json(capsys.readouterr().out).runbook == "service_recovery_playbook"
     assert main(["runbook", "dry-run", "nope", "--service", "checkout", "--policy", policy]) == 2
     assert capsys.readouterr().err == (
-        "tocsin: unknown runbook 'nope' (service_recovery_playbook, database_performance_optimization)\n"
+        "tocsin: unknown runbook 'nope' (service_recovery_playbook, database_performance_optimization, "
+        "scale_resources, enable_read_replicas, throttle_non_critical_queries)\n"
     )

@@ -62,7 +62,14 @@ def _error(text: str) -> str:
 
 def test_the_default_policy_defines_the_seed_runbooks() -> None:
     policy = load_policy(DEFAULT)
-    assert list(policy.runbooks) == ["service_recovery_playbook", "database_performance_optimization"]
+    assert list(policy.runbooks) == [
+        "service_recovery_playbook",
+        "database_performance_optimization",
+        # The seed's standalone remediation actions, each its own runbook.
+        "scale_resources",
+        "enable_read_replicas",
+        "throttle_non_critical_queries",
+    ]
     recovery = policy.runbooks["service_recovery_playbook"]
     assert [s.action for s in recovery.steps] == ["kubernetes.scale", "kubernetes.rollout_restart", "verify", "notify"]
     scale, restart, verify, notify = recovery.steps
@@ -107,7 +114,8 @@ def test_the_seed_names_runbooks_it_does_not_define() -> None:
     line = _line_of(broken, 'runbook: "db_tuning"')
     assert _error(broken) == (
         f"p.yaml:{line}: automated_response_workflows.database_performance_degradation.actions.1.runbook: "
-        "unknown runbook 'db_tuning' (known: service_recovery_playbook, database_performance_optimization)"
+        "unknown runbook 'db_tuning' (known: service_recovery_playbook, database_performance_optimization, "
+        "scale_resources, enable_read_replicas, throttle_non_critical_queries)"
     )
 
 

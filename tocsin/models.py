@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tocsin.policy.models import Policy
+from tocsin.runbooks.planned import RunbookPlan
 
 IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -93,6 +94,14 @@ class Follower(_Model):
     synced: str
 
 
+class PendingRunbook(_Model):
+    """A runbook run asked for and not started yet: its id is fixed when asked, so the update can answer it."""
+
+    workflow_id: str
+    plan: RunbookPlan
+    requested_by: str
+
+
 class IncidentState(_Model):
     """The whole incident, as the `status` query returns it and as continue-as-new carries it."""
 
@@ -127,6 +136,11 @@ class IncidentState(_Model):
     # Channels that follow the incident's changes, and how many syncs have been sent (for idempotency keys).
     followers: list[Follower] = Field(default_factory=list)
     syncs: int = 0
+    # Runbook runs asked for (ids runbook-<key>-<n>, in order) and those not started yet.
+    runbooks: list[str] = Field(default_factory=list)
+    runbooks_pending: list[PendingRunbook] = Field(default_factory=list)
+    # Runs that have reported at least once (granted their service, or refused).
+    runbooks_heard: list[str] = Field(default_factory=list)
 
 
 class IncidentInput(_Model):
@@ -141,6 +155,8 @@ class IncidentInput(_Model):
     actions: list[PlannedAction] = Field(default_factory=list)
     source: str = "cli"
     policy: Policy
+    # The execute_runbook actions' plans, rendered at triage (Jinja cannot run in a workflow), in order.
+    runbooks: list[RunbookPlan] = Field(default_factory=list)
     carried: IncidentState | None = Field(default=None, description="set only by continue-as-new")
 
 

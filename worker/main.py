@@ -18,6 +18,7 @@ from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
 from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
+from activities.runbook import GuardActivities, RunbookActivities
 from tocsin.channels.registry import channels_from_env
 from tocsin.channels.registry import describe as describe_channels
 from tocsin.client import connect_when_ready
@@ -28,6 +29,8 @@ from tocsin.settings import Settings, load_settings
 from workflows.detection import DetectionWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
+from workflows.runbook import RunbookWorkflow
+from workflows.runbook_guard import RunbookGuardWorkflow
 
 log = logging.getLogger("tocsin.worker")
 
@@ -40,6 +43,7 @@ def build_workers(
     settings: Settings,
     delivery: DeliveryActivities | None = None,
     prometheus: PrometheusActivities | None = None,
+    runbooks: RunbookActivities | None = None,
 ) -> list[Worker]:
     outbox = Outbox(settings.outbox_path)
     if delivery is None:
@@ -53,17 +57,27 @@ def build_workers(
     # The detector's Prometheus comes from this worker's environment; without it, detection runs fail fast.
     prometheus = prometheus or PrometheusActivities(prometheus_url_from_env())
     intake = IntakeActivities(client)
+    # Cluster credentials, admin-endpoint secrets and Prometheus come from this worker's environment.
+    runbooks = runbooks or RunbookActivities()
+    guard = GuardActivities(client)
     return [
         Worker(
             client,
             task_queue=INCIDENT_TASK_QUEUE,
-            workflows=[IncidentWorkflow, DetectionWorkflow],
+            workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow],
             activities=[
                 delivery.deliver,
                 remediation.remediate,
                 lookup.find_previous_incident,
                 prometheus.evaluate,
                 intake.ingest,
+                runbooks.preflight,
+                runbooks.get_scale,
+                runbooks.apply_scale,
+                runbooks.rollout,
+                runbooks.http,
+                runbooks.query_prometheus,
+                guard.acquire,
             ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),

@@ -33,12 +33,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows._incident_closing import close_incident
     from workflows._incident_delivery import IncidentDelivery
     from workflows._incident_handlers import IncidentHandlers
+    from workflows._incident_runbooks import IncidentRunbooks
     from workflows._incident_targets import addresses
     from workflows._incident_view import activity_options, details_markdown
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(IncidentHandlers, IncidentDelivery):
+class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._input = inp
@@ -57,6 +58,7 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery):
         self._wake_on_every_alert = True
         self._roster_targets = False
         self._follow_channels = False
+        self._runbooks_enabled = False
         self._published: dict[str, object] = {}
 
     @workflow.run
@@ -67,6 +69,7 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery):
         self._wake_on_every_alert = not workflow.patched("alerts-wake-on-change")
         self._roster_targets = workflow.patched("resolve-targets-via-roster")
         self._follow_channels = workflow.patched("channels-follow-incident")
+        self._runbooks_enabled = workflow.patched("runbooks-as-children")
         if inp.carried is None:
             flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
             self._record("opened", f"{inp.title} (from {inp.source})")
@@ -75,6 +78,8 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery):
             await self._run_due()
             if self._follow_channels and not self._resolved():
                 await self._sync_followers()
+            if self._runbooks_enabled:
+                await self._start_runbooks()
             if self._resolved():
                 # Resolved by the plan (quiet alerts) or by an update that landed while an activity ran.
                 break
@@ -229,6 +234,8 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery):
                 message = action.params.get("message", "")
                 await asyncio.gather(*(self._deliver(f"respond/{i}/{c}", Route("slack", c, message)) for c in channels))
                 self._record("action", f"notify_stakeholders: {', '.join(channels)}")
+            elif self._runbooks_enabled and (action.type == "execute_runbook" or "plan" in action.params):
+                self._runbook_action(action)
             elif action.type in REMEDIATION_ACTIONS:
                 await self._remediate(i, action)
 

@@ -172,7 +172,7 @@ def _main(argv: list[str] | None) -> int:
             return channels_command(args)
         elif args.command == "oncall":
             oncall.run(settings, args)
-        elif args.command == "runbook":
+        elif args.command == "runbook" and args.runbook_command == "dry-run":
             return runbooks.run(settings, args)
         else:
             asyncio.run(_run(args.func, settings, args))

@@ -1,8 +1,11 @@
-"""`tocsin runbook dry-run NAME --service S`: the plan a runbook would run for a service, touching nothing.
+"""`tocsin runbook dry-run | run | approve`: see a runbook's plan, run it for an incident, decide an approval.
 
-It renders the runbook exactly as a real request would (tocsin.runbooks.plan) and prints RunbookPlan.describe();
-it reads neither the cluster, nor Prometheus, nor any secret. A guardrail the plan already breaks is printed as
-REFUSED and the exit code is 1; a template that cannot render is one message and exit code 2.
+`dry-run NAME --service S` renders the runbook exactly as a real request would (tocsin.runbooks.plan) and
+prints RunbookPlan.describe(); it reads neither the cluster, nor Prometheus, nor any secret. A guardrail the
+plan already breaks is printed as REFUSED and the exit code is 1; a template that cannot render is one
+message and exit code 2. `run NAME --incident KEY` renders the same plan against the incident's labels and
+asks the incident (update `run_runbook`) to start it as `runbook-<key>-<n>`; `approve KEY STEP --by NAME`
+decides that run's approval step.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from tocsin.cli.commands import CliError
+from temporalio.client import WorkflowUpdateFailedError
+
+from tocsin.cli.commands import CliError, Connect
+from tocsin.incidents import get_incident, send_update
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import ExecuteRunbook, Policy
+from tocsin.runbooks.contracts import ApproveStepRequest, RunRunbookRequest
 from tocsin.runbooks.plan import plan_from_policy
 from tocsin.settings import Settings
 
@@ -27,6 +34,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     dry.add_argument("--label", action="append", default=[], metavar="NAME=VALUE", help="incident label (repeatable)")
     dry.add_argument("--policy", help="default: TOCSIN_POLICY or policies/default.yaml")
     dry.add_argument("--json", action="store_true", help="the plan as JSON (the runbook workflow's input)")
+    start = runbook_sub.add_parser("run", help="run a runbook for an open incident (as runbook-<key>-<n>)")
+    start.add_argument("name", help="a runbook of the policy's `runbooks:` section")
+    start.add_argument("--incident", required=True, metavar="KEY")
+    start.add_argument("--by", required=True, help="who asks for it (on the incident's timeline)")
+    start.add_argument("--policy", help="default: TOCSIN_POLICY or policies/default.yaml")
+    start.set_defaults(func=run_for_incident)
+    approve = runbook_sub.add_parser("approve", help="approve (or --reject) a runbook step that waits for a person")
+    approve.add_argument("key", help="the incident key")
+    approve.add_argument("step", help="the approval step's name")
+    approve.add_argument("--by", required=True)
+    approve.add_argument("--reject", action="store_true", help="reject instead: the runbook compensates and stops")
+    approve.add_argument("--note", default="")
+    approve.add_argument("--run", type=int, help="which run of the incident (default: its latest)")
+    approve.set_defaults(func=approve_step)
 
 
 def _pairs(pairs: list[str]) -> dict[str, str]:
@@ -61,3 +82,30 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(plan.describe())
         print("Dry run: nothing was changed.")
     return 1 if plan.violations else 0
+
+
+async def run_for_incident(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+    client = await connect()
+    state = await get_incident(client, args.incident)
+    policy = load_policy(args.policy or settings.policy)
+    plan = plan_from_policy(policy, args.name, service=state.service, severity=state.severity, labels=state.labels)
+    if plan.violations:
+        raise CliError(f"runbook {args.name} refused: " + "; ".join(plan.violations))
+    result = await send_update(client, args.incident, "run_runbook", RunRunbookRequest(plan=plan, by=args.by))
+    print(f"{result.key}: {result.message}")
+
+
+async def approve_step(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+    client = await connect()
+    state = await get_incident(client, args.key)
+    if not state.runbooks:
+        raise CliError(f"incident {args.key} has run no runbook")
+    if args.run is not None and not 1 <= args.run <= len(state.runbooks):
+        raise CliError(f"incident {args.key} has runs 1 to {len(state.runbooks)}")
+    workflow_id = state.runbooks[(args.run or len(state.runbooks)) - 1]
+    request = ApproveStepRequest(step=args.step, by=args.by, approve=not args.reject, note=args.note)
+    try:
+        answer = await client.get_workflow_handle(workflow_id).execute_update("approve_step", request, result_type=str)
+    except WorkflowUpdateFailedError as err:
+        raise CliError(f"{workflow_id}: {err.cause or err}") from None
+    print(f"{workflow_id}: {answer}")

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tocsin.models import IncidentInput, PlannedAction
 from tocsin.policy.models import CreateIncident, Policy, ResponseWorkflow
 from tocsin.policy.templating import render_template
+from tocsin.runbooks.plan import PlanError, plan_from_policy
+from tocsin.runbooks.planned import RunbookPlan
 
 REMEDIATION_ACTIONS = (
     "execute_runbook",
@@ -80,6 +82,45 @@ def _render_actions(flow: ResponseWorkflow, labels: dict[str, str]) -> list[Plan
     return planned
 
 
+# Seed actions that run the policy's runbook of the same name, when it defines one, with the action's fields
+# as parameters; without one they stay queued remediation requests (the outbox).
+RUNBOOK_ACTIONS = ("scale_resources", "enable_read_replicas", "throttle_non_critical_queries")
+
+
+def _runbook_of(policy: Policy, action: PlannedAction) -> tuple[str, dict[str, str]] | None:
+    if action.type == "execute_runbook":
+        prefix = "parameters."
+        return action.params["runbook"], {
+            k.removeprefix(prefix): v for k, v in action.params.items() if k.startswith(prefix)
+        }
+    if action.type in RUNBOOK_ACTIONS and action.type in policy.runbooks:
+        return action.type, dict(action.params)
+    return None
+
+
+def _plan_runbooks(
+    policy: Policy, actions: list[PlannedAction], service: str, severity: str, labels: dict[str, str]
+) -> list[RunbookPlan]:
+    """Render each runbook an action asks for, now. One that cannot be planned does not stop the incident from
+    opening: the action carries the reason to the timeline instead."""
+    plans: list[RunbookPlan] = []
+    for action in actions:
+        found = _runbook_of(policy, action)
+        if found is None:
+            continue
+        name, parameters = found
+        try:
+            plan = plan_from_policy(
+                policy, name, service=service, severity=severity, labels=labels, parameters=parameters
+            )
+        except PlanError as err:
+            action.params["plan_error"] = str(err)
+            continue
+        action.params["plan"] = str(len(plans))
+        plans.append(plan)
+    return plans
+
+
 def plan_incident(policy: Policy, request: TriggerRequest, now: datetime) -> IncidentInput:
     labels = {"service": request.service, **request.labels}
     flow_name = request.response_workflow or match_response_workflow(policy, labels)
@@ -95,6 +136,7 @@ def plan_incident(policy: Policy, request: TriggerRequest, now: datetime) -> Inc
         known = ", ".join(policy.incident_classification.severity_levels)
         raise TriageError(f"unknown severity {severity!r} (known: {known})")
     title = request.title or (render_template(create.title, labels) if create else f"{request.service} incident")
+    actions = _render_actions(flow, labels) if flow else []
     return IncidentInput(
         key=request.key or new_key(request.service, now),
         title=title,
@@ -102,7 +144,8 @@ def plan_incident(policy: Policy, request: TriggerRequest, now: datetime) -> Inc
         severity=severity,
         labels=labels,
         response_workflow=flow_name,
-        actions=_render_actions(flow, labels) if flow else [],
+        actions=actions,
         source=request.source,
         policy=policy,
+        runbooks=_plan_runbooks(policy, actions, request.service, severity, labels),
     )
