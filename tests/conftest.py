@@ -6,17 +6,19 @@ installed in the venv; nothing is downloaded.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
@@ -28,6 +30,7 @@ from tocsin.models import IncidentInput, incident_workflow_id
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
+from tocsin.postmortem.state import PostMortemState
 from tocsin.settings import Settings
 from worker.main import build_workers
 
@@ -94,8 +97,12 @@ class run_workers:  # used like a function
         settings: Settings,
         delivery: DeliveryActivities | None = None,
         runbooks: RunbookActivities | None = None,
+        postmortem_env: Mapping[str, str] | None = None,
     ) -> None:
-        self._workers = build_workers(client, settings, delivery, runbooks=runbooks)
+        # Post-mortem sources, LLM and GitHub read `postmortem_env`; by default none is configured, so a test
+        # never reaches for a real Prometheus, model or repository through the developer's environment.
+        env = {} if postmortem_env is None else postmortem_env
+        self._workers = build_workers(client, settings, delivery, runbooks=runbooks, postmortem_env=env)
 
     async def __aenter__(self) -> None:
         for w in self._workers:
@@ -134,3 +141,25 @@ async def start_incident(
 def outbox(settings: Settings, key: str) -> list[dict[str, Any]]:
     """The outbox lines of one incident."""
     return [line for line in Outbox(settings.outbox_path).read() if line["incident"] == key]
+
+
+async def settle_postmortem(client: Client, workflow_id: str, timeout: float = 30.0) -> PostMortemState:
+    """Wait until a post-mortem's draft is up for review, then end it, so no task outlives the test's worker.
+
+    Its review waits days on timers, and the time-skipping server does not move its clock for the timers of
+    an ABANDON child once its parent has closed: awaiting the post-mortem's result would hang the test."""
+    handle = client.get_workflow_handle(workflow_id)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            state: PostMortemState = await handle.query("status", result_type=PostMortemState)
+        except RPCError:
+            state = PostMortemState(key="")
+        if state.phase in ("in_review", "done", "unreviewed"):
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"{workflow_id} did not reach review within {timeout:.0f}s (phase {state.phase})")
+        await asyncio.sleep(0.05)
+    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate("test over: the post-mortem was drafted")
+    return state

@@ -22,9 +22,18 @@ from tests.conftest import ROOT, run_workers, venv_binary
 from tests.runbook_stack import running_stack
 from tocsin import search_attributes as sa
 from tocsin.incidents import open_incident, send_update
-from tocsin.models import AlertBatch, AlertEvent
+from tocsin.models import (
+    POSTMORTEM_TASK_QUEUE,
+    AlertBatch,
+    AlertEvent,
+    IncidentState,
+    PostMortemInput,
+    TimelineEntry,
+)
 from tocsin.policy.loader import load_policy
+from tocsin.policy.models import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
+from tocsin.postmortem.state import ApproveRequest, RequestChangesRequest
 from tocsin.settings import Settings
 from tocsin.updates import (
     AcknowledgeRequest,
@@ -163,12 +172,65 @@ async def main() -> None:
                 assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
                 await scenario(env, key)
                 await _record(env.client, f"incident-{key}")
-                if severity in policy.lifecycle.postmortem_severities:
-                    await _record(env.client, f"postmortem-{key}")
+                # Post-mortems now wait days for a review: their pipeline is recorded on its own, below.
                 if name in RUNBOOK_SCENARIOS:
                     await _record(env.client, f"runbook-{key}-1")
         finally:
             await env.shutdown()
+    await record_postmortem_pipeline(policy)
+
+
+async def record_postmortem_pipeline(policy: Policy) -> None:
+    """The whole pipeline with nothing configured (every source skipped, the built-in analyzer, no GitHub):
+    a draft, changes requested, a second draft, approval, publication to disk, weekly follow-through with
+    nudges until the horizon. Started directly: the test server stalls the timers of an abandoned child."""
+    workflow_id = "postmortem-golden-pipeline"
+    if (HISTORIES / f"{workflow_id}.json").exists():
+        print(f"kept {workflow_id}")
+        return
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    try:
+        await sa.register(env.client, "default")
+        settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
+        async with run_workers(env.client, settings):
+            now = datetime.now(UTC)
+            request = TriggerRequest(service="checkout", severity="sev1", key="golden-pipeline")
+            incident = plan_incident(policy, request, now)
+            state = IncidentState(
+                key=incident.key,
+                title=incident.title,
+                service=incident.service,
+                severity=incident.severity,
+                status="resolved",
+                opened_at=now - timedelta(hours=2),
+                acknowledged_by="alice",
+                acknowledged_at=now - timedelta(hours=1, minutes=55),
+                resolved_by="alice",
+                resolved_at=now - timedelta(hours=1),
+                timeline=[
+                    TimelineEntry(at=now - timedelta(hours=2), kind="opened", text="checkout down (from cli)"),
+                    TimelineEntry(at=now - timedelta(hours=1), kind="resolved", text="resolved by alice", by="alice"),
+                ],
+            )
+            handoff = PostMortemInput(
+                incident=state,
+                policy=policy,
+                parent_workflow_id="incident-golden-pipeline",
+                parent_run_id="00000000-0000-0000-0000-000000000000",
+            )
+            handle = await env.client.start_workflow(
+                "PostMortemWorkflow", handoff, id=workflow_id, task_queue=POSTMORTEM_TASK_QUEUE
+            )
+            await env.sleep(timedelta(minutes=1))
+            await handle.execute_update("request_changes", RequestChangesRequest(by="erin", notes="name the deploy"))
+            await env.sleep(timedelta(hours=2))
+            await handle.execute_update("approve", ApproveRequest(by="erin"))
+            await env.sleep(timedelta(days=100))
+            await _record(env.client, workflow_id)
+    finally:
+        await env.shutdown()
 
 
 if __name__ == "__main__":

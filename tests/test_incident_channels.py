@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
-from tests.conftest import ROOT, outbox, run_workers, start_incident
+from tests.conftest import ROOT, outbox, run_workers, settle_postmortem, start_incident
 from tests.vendor_fakes import FakeGitHub, FakeSlack, FakeStatuspage, MailRecorder, smtp_server
 from tests.vendor_server import Recorded, Reply, VendorServer
 from tocsin.channels.registry import CHANNEL_NAMES, channels_from_env
@@ -139,7 +139,7 @@ async def test_sev1_end_to_end_with_every_channel_live(
             await env.sleep(timedelta(minutes=15))
             await send_update(env.client, inp.key, "resolve", ResolveRequest(by="alice", summary="rolled back"))
             final = IncidentState.model_validate(await handle.result())
-            await env.client.get_workflow_handle(final.postmortem_workflow_id or "").result()
+            await settle_postmortem(env.client, final.postmortem_workflow_id or "")
             history = (await handle.fetch_history()).to_json()
 
     assert outbox(settings, inp.key) == [], "nothing fell back to the outbox"
@@ -166,8 +166,10 @@ async def test_sev1_end_to_end_with_every_channel_live(
     assert [u["metadata"]["event_payload"]["status"] for u in updates] == ["acknowledged", "resolved"]
     posts = [r.json["channel"] for r in vendors.received("/api/chat.postMessage")]
     # The summary, then stakeholders (#sre-alerts) at breach 5, breach 15, exhaustion, and #leadership at 30,
-    # and #sre-alerts again at resolution.
-    assert posts == [room, "#sre-alerts", "#sre-alerts", "#sre-alerts", "#leadership", "#sre-alerts"]
+    # #sre-alerts again at resolution, and the post-mortem's draft as a plain message in the war room.
+    assert posts == [room, "#sre-alerts", "#sre-alerts", "#sre-alerts", "#leadership", "#sre-alerts", room]
+    draft = vendors.slack.messages[room][-1]
+    assert draft["ts"] not in vendors.slack.pins[room] and "Post-mortem draft r1" in draft["text"]
     assert len(vendors.slack.messages[vendors.named["sre-alerts"]]) == 4
 
     # Statuspage: one public incident, investigating -> identified -> resolved; the component follows.
@@ -190,7 +192,8 @@ async def test_sev1_end_to_end_with_every_channel_live(
     rcpts = [tuple(to) for _, to, _ in mail.delivered]
     assert sorted(rcpts[:2]) == [("cto@company.com",), ("vp-engineering@company.com",)]
     assert ("cto@company.com", "vp-engineering@company.com") in rcpts  # the management step's recipients
-    assert rcpts.count(("erin@company.com",)) == 4  # engineering_manager: breach x2, exhausted, resolved
+    # engineering_manager: breach x2, exhausted, resolved; then, as the post-mortem's reviewer, its draft.
+    assert rcpts.count(("erin@company.com",)) == 5
 
     # No secret anywhere in what Temporal stored, nor in anything logged.
     logged = "\n".join(r.getMessage() for r in caplog.records)
@@ -213,7 +216,7 @@ async def test_followed_channels_sync_on_each_change_through_the_outbox(
     await env.sleep(timedelta(minutes=1))
     await send_update(env.client, inp.key, "resolve", ResolveRequest(by="bob"))
     final = IncidentState.model_validate(await handle.result())
-    await env.client.get_workflow_handle(final.postmortem_workflow_id or "").result()
+    await settle_postmortem(env.client, final.postmortem_workflow_id or "")
 
     steps = [e["id"].split("/", 2)[2] for e in outbox(workers, inp.key)]
     syncs = [s for s in steps if s.startswith("sync/")]

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
-from tests.conftest import outbox, run_workers, start_incident
+from tests.conftest import outbox, run_workers, settle_postmortem, start_incident
 from tocsin.incidents import get_incident, send_update
 from tocsin.models import AlertEvent, Delivery, DeliveryReceipt, IncidentState
 from tocsin.policy.models import Policy
@@ -72,7 +72,7 @@ async def test_acknowledge_is_rejected_once_resolved_before_anything_is_written(
         final = IncidentState.model_validate(await handle.result())
         assert final.acknowledged_by == "alice"
         assert [e.kind for e in final.timeline].count("acknowledged") == 0
-        await env.client.get_workflow_handle(f"postmortem-{inp.key}").result()
+        await settle_postmortem(env.client, f"postmortem-{inp.key}")
 
 
 async def test_a_repeated_request_id_is_applied_once(
@@ -137,4 +137,4 @@ async def test_a_dead_channel_is_recorded_and_the_chain_moves_on_on_time(
         assert state.escalation_level == 2
         await send_update(env.client, inp.key, "resolve", ResolveRequest(by="x"))
         await handle.result()
-        await env.client.get_workflow_handle(f"postmortem-{inp.key}").result()
+        await settle_postmortem(env.client, f"postmortem-{inp.key}")

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tocsin.policy.models import Policy
+from tocsin.postmortem.state import PostMortemState
 from tocsin.runbooks.planned import RunbookPlan
 
 IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
@@ -211,6 +212,8 @@ class PostMortemInput(_Model):
     policy: Policy
     parent_workflow_id: str
     parent_run_id: str
+    # Set only by continue-as-new, during the weeks of follow-through.
+    carried: PostMortemState | None = None
 
 
 class PostMortemResult(_Model):

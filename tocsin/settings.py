@@ -40,6 +40,11 @@ class Settings(BaseModel):
         return self.home / "postmortems"
 
     @property
+    def artifacts_dir(self) -> Path:
+        """Where post-mortem activities keep what is too big for a history (a shared volume for several workers)."""
+        return self.home / "artifacts"
+
+    @property
     def temporal_db(self) -> Path:
         return self.home / "temporal.sqlite"
 

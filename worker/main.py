@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -16,6 +17,9 @@ from activities.intake import IntakeActivities
 from activities.lookup import LookupActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
+from activities.postmortem_analysis import AnalysisActivities
+from activities.postmortem_gather import GatherActivities
+from activities.postmortem_report import ReportActivities
 from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
 from activities.runbook import GuardActivities, RunbookActivities
@@ -25,6 +29,7 @@ from tocsin.client import connect_when_ready
 from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.policy.loader import load_policy
+from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.settings import Settings, load_settings
 from workflows.detection import DetectionWorkflow
 from workflows.incident import IncidentWorkflow
@@ -44,7 +49,10 @@ def build_workers(
     delivery: DeliveryActivities | None = None,
     prometheus: PrometheusActivities | None = None,
     runbooks: RunbookActivities | None = None,
+    postmortem_env: Mapping[str, str] | None = None,
 ) -> list[Worker]:
+    """Both task queues' workers. `postmortem_env` (tests) replaces os.environ for the post-mortem's sources,
+    LLM and GitHub; in production each reads the worker's environment when it runs."""
     outbox = Outbox(settings.outbox_path)
     if delivery is None:
         # Live channels come from this worker's environment (secrets never travel through workflows).
@@ -53,6 +61,10 @@ def build_workers(
         delivery = DeliveryActivities(outbox, live)
     remediation = RemediationActivities(outbox)
     postmortem = PostMortemActivities(settings.postmortem_dir)
+    store = ArtifactStore(settings.artifacts_dir)
+    gathering = GatherActivities(store, postmortem_env)
+    analysis = AnalysisActivities(postmortem_env)
+    reports = ReportActivities(store, settings.postmortem_dir, settings.home, env=postmortem_env)
     lookup = LookupActivities(client)
     # The detector's Prometheus comes from this worker's environment; without it, detection runs fail fast.
     prometheus = prometheus or PrometheusActivities(prometheus_url_from_env())
@@ -85,7 +97,20 @@ def build_workers(
             client,
             task_queue=POSTMORTEM_TASK_QUEUE,
             workflows=[PostMortemWorkflow],
-            activities=[postmortem.record_input],
+            activities=[
+                postmortem.record_input,
+                gathering.metrics,
+                gathering.logs,
+                gathering.changes,
+                gathering.pagerduty,
+                gathering.incident,
+                analysis.analyze,
+                reports.render,
+                reports.publish,
+                reports.follow_up,
+                # The post-mortem's notifications go out through the same channels as the incident's.
+                delivery.deliver,
+            ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
     ]

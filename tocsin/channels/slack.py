@@ -21,6 +21,7 @@ Targets (the `target` of a delivery):
   Within one worker, deliveries to the same war room are serialised (create_war_room and
   create_slack_channel of one incident arrive together). Two workers racing on the same new war room can
   still both post a summary; the later updates go to whichever the lookup finds first.
+- `post:<channel>`: a plain post, even in the war room (whose summary it leaves alone): the post-mortem's draft.
 - `team:<name>`: the team's channel, `#team-<name>` (`TOCSIN_SLACK_TEAM_CHANNEL`, a format with `{team}`).
 - anything else (`#incidents`, `#leadership`, a channel id, a user id): `chat.postMessage` to it as given.
   Slack has no idempotency key for `chat.postMessage` (`client_msg_id` is set by Slack's own clients and is
@@ -57,6 +58,8 @@ log = logging.getLogger("tocsin.channels.slack")
 DEFAULT_API_URL = "https://slack.com/api"
 SUMMARY_EVENT = "tocsin_incident_summary"
 NOTIFICATION_EVENT = "tocsin_notification"
+# `post:#inc-<key>`: a plain message in the war room instead of rewriting its pinned summary.
+POST_PREFIX = "post:"
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -190,6 +193,9 @@ class SlackChannel:
 
     async def send(self, message: Message) -> Receipt:
         room = war_room_name(message.incident)
+        if message.target.startswith(POST_PREFIX):
+            # A message in the war room (the post-mortem's draft), leaving its pinned summary alone.
+            return await self._post_in(message, message.target.removeprefix(POST_PREFIX), room)
         if message.target.startswith("#") and channel_name(message.target[1:]) == room:
             lock = self._locks.setdefault(room, asyncio.Lock())
             async with lock, self._client() as http:
@@ -211,6 +217,22 @@ class SlackChannel:
                 },
             )
         log.debug("slack post %s -> %s: %s", message.idempotency_key, channel, answer.get("ts"))
+        return Receipt(provider_id=f"{answer.get('channel') or channel}:{answer.get('ts')}")
+
+    async def _post_in(self, message: Message, target: str, room: str) -> Receipt:
+        async with self._client() as http:
+            is_room = target.startswith("#") and channel_name(target[1:]) == room
+            channel = await self._room(http, room) if is_room else self._channel_for(target)
+            answer = await self._call(
+                http,
+                "chat.postMessage",
+                body={
+                    "channel": channel,
+                    "text": self._post_text(message),
+                    "unfurl_links": False,
+                    "metadata": self._metadata(NOTIFICATION_EVENT, message),
+                },
+            )
         return Receipt(provider_id=f"{answer.get('channel') or channel}:{answer.get('ts')}")
 
     @staticmethod

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from tocsin.channels.base import DeliveryError
-from tocsin.cli import commands, oncall, runbooks
+from tocsin.cli import commands, oncall, postmortems, runbooks
 from tocsin.cli.commands import CliError, Connect
 from tocsin.cli.rules import export as export_rules
 from tocsin.cli.up import receiver_only, up, worker_only
@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--token-file", help="file Alertmanager reads the receiver's bearer token from")
     oncall.add_parser(sub)
     runbooks.add_parser(sub)
+    postmortems.add_parser(sub)
     return p
 
 

@@ -26,6 +26,7 @@ from tocsin.policy.conditions import parse_condition
 from tocsin.policy.fields import LOADING as LOADING  # the loader validates with it
 from tocsin.policy.fields import ReplicaExpression, Template
 from tocsin.policy.fields import Strict as _Strict
+from tocsin.policy.postmortem import PostmortemPolicy
 from tocsin.runbooks.models import Runbook
 from tocsin.runbooks.steps import NAME as RUNBOOK_NAME
 
@@ -447,6 +448,8 @@ class Policy(_Strict):
     # Tocsin's addition: what `execute_runbook` actions run (tocsin.runbooks). A policy without any (the seed)
     # may still name runbooks there: they are then reported as undefined when one is requested, not at load.
     runbooks: dict[Annotated[str, Field(pattern=RUNBOOK_NAME)], Runbook] = Field(default_factory=dict)
+    # Tocsin's addition: evidence, objectives, review and follow-through of post-mortems (tocsin.postmortem).
+    postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Policy:

@@ -1,0 +1,145 @@
+"""Action items from an analysis: the seed's rules, the analysis' own items, one list without duplicates. Pure.
+
+The seed's rules (incident-response-seed.txt, `_generate_action_items`), in Tocsin's terms:
+
+- a deployment cause (the primary cause cites "changes" evidence, or speaks of a deployment) → "Add
+  deployment validation" (P1) and "Roll out with canary deployments" (P2);
+- a monitoring or detection cause (the primary cause or a contributing factor speaks of monitoring,
+  detection or alerting) → "Improve monitoring coverage for <service>" (P1);
+- each preventive measure → an item of its own (P2), citing what the measure cites.
+
+Then the analysis' own items. Titles that are the same once normalized (case, spacing, punctuation, an
+"Implement:" prefix) are one item: the first keeps its place, gains the others' evidence and the most urgent
+priority. Owners nobody named are the policy's `action_items.default_owner`; every item is due `today` plus
+the policy's `action_items.due` for its priority (the date the report is drafted, or approved).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
+from tocsin.postmortem.models import ActionItem, Analysis, Claim, Priority
+
+_DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
+_MONITORING = re.compile(r"\bmonitor|\bdetect|\balert", re.IGNORECASE)
+_PREFIX = re.compile(r"^(implement|todo|action)\s*:\s*", re.IGNORECASE)
+_NOT_WORDS = re.compile(r"[^\w]+")
+_UNOWNED = {"", "tbd", "unassigned", "unknown", "none", "n/a", "nobody"}
+TITLE_LIMIT = 120
+
+
+def title_key(title: str) -> str:
+    """What two titles must share to be one item: 'Implement: Add deployment validation.' = 'add deployment
+    validation'."""
+    return _NOT_WORDS.sub(" ", _PREFIX.sub("", title.strip())).strip().casefold()
+
+
+def is_deployment_cause(cause: Claim | None) -> bool:
+    if cause is None:
+        return False
+    return any(e.startswith("changes-") for e in cause.evidence) or bool(_DEPLOYMENT.search(cause.text))
+
+
+def is_monitoring_cause(analysis: Analysis) -> bool:
+    claims = ([analysis.primary_cause] if analysis.primary_cause else []) + analysis.contributing_factors
+    return any(_MONITORING.search(c.text) for c in claims)
+
+
+def _title(text: str) -> str:
+    """A measure's text as a title: its first line, at most TITLE_LIMIT characters, cut at a word."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_LIMIT:
+        return line.rstrip(".")
+    cut = line[: TITLE_LIMIT - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def _rules(analysis: Analysis, owner: str, service: str | None, today: date) -> list[ActionItem]:
+    items: list[ActionItem] = []
+    cause = analysis.primary_cause
+    if cause is not None and is_deployment_cause(cause):
+        items.append(
+            ActionItem(
+                title="Add deployment validation",
+                description="Enhance pre-deployment testing and validation, so a change like this one is caught "
+                "before it reaches production.",
+                owner=owner,
+                priority="P1",
+                due=today,
+                evidence=list(cause.evidence),
+            )
+        )
+        items.append(
+            ActionItem(
+                title="Roll out with canary deployments",
+                description="Deploy to a canary first, compare its error rate and latency with the baseline, and "
+                "roll back automatically when they degrade.",
+                owner=owner,
+                priority="P2",
+                due=today,
+                evidence=list(cause.evidence),
+            )
+        )
+    if is_monitoring_cause(analysis):
+        claims = ([cause] if cause else []) + analysis.contributing_factors
+        cited = [e for c in claims if _MONITORING.search(c.text) for e in c.evidence]
+        items.append(
+            ActionItem(
+                title=f"Improve monitoring coverage for {service}" if service else "Improve monitoring coverage",
+                description="Add the missing alerts and shorten the time to detect.",
+                owner=owner,
+                priority="P1",
+                due=today,
+                evidence=list(dict.fromkeys(cited)),
+            )
+        )
+    for measure in analysis.preventive_measures:
+        items.append(
+            ActionItem(
+                title=_title(measure.text),
+                description=measure.text,
+                owner=owner,
+                priority="P2",
+                due=today,
+                origin="analysis",
+                evidence=list(measure.evidence),
+            )
+        )
+    return items
+
+
+def _more_urgent(a: Priority, b: Priority) -> Priority:
+    return min(a, b)  # "P1" < "P2" < "P3"
+
+
+def action_items(
+    analysis: Analysis, settings: PostmortemPolicy, today: date, *, service: str | None = None
+) -> list[ActionItem]:
+    """The report's action items. `service` names the monitoring item ("... for checkout") when given."""
+    owner = settings.action_items.default_owner
+    merged: dict[str, ActionItem] = {}
+    for item in [*_rules(analysis, owner, service, today), *analysis.action_items]:
+        key = title_key(item.title)
+        if not key:
+            continue
+        found = merged.get(key)
+        if found is None:
+            merged[key] = item.model_copy()
+            continue
+        found.priority = _more_urgent(found.priority, item.priority)
+        found.evidence = list(dict.fromkeys([*found.evidence, *item.evidence]))
+        if not found.description and item.description:
+            found.description = item.description
+        if found.owner.strip().casefold() in _UNOWNED or found.owner == owner:
+            named = item.owner.strip()
+            if named.casefold() not in _UNOWNED:
+                found.owner = named
+    result: list[ActionItem] = []
+    for item in merged.values():
+        named = item.owner.strip()
+        item.owner = owner if named.casefold() in _UNOWNED else named
+        item.due = today + settings.action_items.due.get(item.priority, DEFAULT_DUE[item.priority])
+        result.append(item)
+    return result
