@@ -557,6 +557,9 @@ async def test_pipeline_drafts_reviews_publishes_and_follows_through(
         assert state.checks == 1 and not any(i.open for i in state.items)
         assert not [line for line in outbox(settings, key) if "/nudge/" in line["id"] or "/horizon/" in line["id"]]
         result = PostMortemResult.model_validate(await handle.result())
+        # Big data went to the artifact store: no event of the history comes near Temporal's 256 KiB warning.
+        history = await handle.fetch_history()
+        assert max(event.ByteSize() for event in history.events) < 64 * 1024
         assert result.key == key and Path(result.input_ref).name == f"{key}.input.json"
         assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
         assert [r.path for r in server.received("GET") if "/issues/" in r.path] == [

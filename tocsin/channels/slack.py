@@ -204,35 +204,27 @@ class SlackChannel:
                 except PermanentDeliveryError:
                     self._rooms.pop(room, None)  # archived or deleted since: look it up afresh next time
                     raise
-        channel = self._channel_for(message.target)
         async with self._client() as http:
-            answer = await self._call(
-                http,
-                "chat.postMessage",
-                body={
-                    "channel": channel,
-                    "text": self._post_text(message),
-                    "unfurl_links": False,
-                    "metadata": self._metadata(NOTIFICATION_EVENT, message),
-                },
-            )
-        log.debug("slack post %s -> %s: %s", message.idempotency_key, channel, answer.get("ts"))
-        return Receipt(provider_id=f"{answer.get('channel') or channel}:{answer.get('ts')}")
+            return await self._post(http, self._channel_for(message.target), message)
 
     async def _post_in(self, message: Message, target: str, room: str) -> Receipt:
         async with self._client() as http:
             is_room = target.startswith("#") and channel_name(target[1:]) == room
             channel = await self._room(http, room) if is_room else self._channel_for(target)
-            answer = await self._call(
-                http,
-                "chat.postMessage",
-                body={
-                    "channel": channel,
-                    "text": self._post_text(message),
-                    "unfurl_links": False,
-                    "metadata": self._metadata(NOTIFICATION_EVENT, message),
-                },
-            )
+            return await self._post(http, channel, message)
+
+    async def _post(self, http: httpx.AsyncClient, channel: str, message: Message) -> Receipt:
+        answer = await self._call(
+            http,
+            "chat.postMessage",
+            body={
+                "channel": channel,
+                "text": self._post_text(message),
+                "unfurl_links": False,
+                "metadata": self._metadata(NOTIFICATION_EVENT, message),
+            },
+        )
+        log.debug("slack post %s -> %s: %s", message.idempotency_key, channel, answer.get("ts"))
         return Receipt(provider_id=f"{answer.get('channel') or channel}:{answer.get('ts')}")
 
     @staticmethod
