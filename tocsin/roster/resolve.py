@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.policy.models import Person, Roster, RosterOverride, Rotation
+from tocsin.policy.roster_models import Person, Roster, RosterOverride, Rotation
 
 TargetKind = Literal["person", "team", "rotation", "channel", "unknown"]
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
