@@ -62,7 +62,7 @@ def build_workers(
     remediation = RemediationActivities(outbox)
     postmortem = PostMortemActivities(settings.postmortem_dir)
     store = ArtifactStore(settings.artifacts_dir)
-    gathering = GatherActivities(store, postmortem_env)
+    gathering = GatherActivities(store, postmortem_env, client=client)
     analysis = AnalysisActivities(postmortem_env)
     reports = ReportActivities(store, settings.postmortem_dir, settings.home, env=postmortem_env)
     lookup = LookupActivities(client)
