@@ -71,8 +71,6 @@ class RunbookActivities:
         if self._kubernetes is None:
             try:
                 self._kubernetes = self._make_kubernetes()
-            except RemediationError:
-                raise
             except (OSError, ValueError) as err:  # a kubeconfig that cannot be read or parsed
                 raise PermanentRemediationError(f"no Kubernetes credentials: {err}", "NoCluster") from None
         return self._kubernetes

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy.models import Policy
     from tocsin.roster import ResolvedTarget
     from tocsin.roster import resolve as resolve_target
+    from workflows._idempotency import idempotency_key
     from workflows._incident_targets import addresses, stakeholder_channel
     from workflows._incident_view import activity_options
 
@@ -32,10 +33,6 @@ class IncidentDelivery:
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
         raise NotImplementedError
-
-    def _idempotency_key(self, step: str) -> str:
-        info = workflow.info()
-        return f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step}"
 
     async def _deliver(self, step: str, route: Route, resolved: ResolvedTarget | None = None) -> bool:
         """Deliver to whoever the target is now (through the roster, unless the caller already resolved it),
@@ -57,7 +54,7 @@ class IncidentDelivery:
         """One delivery as an activity. A channel that keeps failing is recorded and skipped, never a stall."""
         state = self._state
         delivery = Delivery(
-            idempotency_key=self._idempotency_key(step),
+            idempotency_key=idempotency_key(step),
             incident=state.key,
             channel=route.channel,
             target=route.target,

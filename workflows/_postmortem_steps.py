@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         SourceResult,
     )
     from tocsin.roster import resolve as resolve_target
+    from workflows._idempotency import idempotency_key
     from workflows._incident_targets import addresses, stakeholder_channel
 
 SOURCES: tuple[SourceName, ...] = ("metrics", "logs", "changes", "pagerduty")
@@ -54,10 +55,10 @@ def gather_request(data: PostMortemInput) -> GatherRequest:
     )
 
 
-async def _one(source: SourceName, request: GatherRequest) -> SourceResult:
+async def _one(source: SourceName, request: GatherRequest | IncidentEvidenceRequest, summary: str) -> SourceResult:
     try:
         result: SourceResult = await workflow.execute_activity(
-            f"postmortem_gather_{source}", request, result_type=SourceResult, **options(f"gather {source}")
+            f"postmortem_gather_{source}", request, result_type=SourceResult, **options(summary)
         )
         return result
     except ActivityError as err:
@@ -70,22 +71,13 @@ async def gather(data: PostMortemInput) -> list[SourceResult]:
     own = IncidentEvidenceRequest(
         incident=data.incident, parent_workflow_id=data.parent_workflow_id, parent_run_id=data.parent_run_id
     )
-
-    async def incident() -> SourceResult:
-        try:
-            result: SourceResult = await workflow.execute_activity(
-                "postmortem_gather_incident", own, result_type=SourceResult, **options("gather the incident's record")
-            )
-            return result
-        except ActivityError as err:
-            return SourceResult(source="incident", status="failed", reason=f"gave up: {err.cause or err}")
-
-    return list(await asyncio.gather(incident(), *(_one(s, request) for s in SOURCES)))
+    incident = _one("incident", own, "gather the incident's record")
+    return list(await asyncio.gather(incident, *(_one(s, request, f"gather {s}") for s in SOURCES)))
 
 
 async def notify(data: PostMortemInput, step: str, audience: list[str], text: str) -> list[str]:
     """Tell people (roster names, teams, #channels) through the delivery activity; returns what failed."""
-    info, incident, roster = workflow.info(), data.incident, data.policy.roster
+    incident, roster = data.incident, data.policy.roster
     sends = []
     for who in audience:
         if who.startswith(POST_PREFIX):
@@ -96,7 +88,7 @@ async def notify(data: PostMortemInput, step: str, audience: list[str], text: st
             pairs = addresses(resolved, channel)
         for name, address in pairs:
             delivery = Delivery(
-                idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step}/{who}/{name}",
+                idempotency_key=idempotency_key(f"{step}/{who}/{name}"),
                 incident=incident.key,
                 channel=channel,
                 target=address,

@@ -41,8 +41,11 @@ with workflow.unsafe.imports_passed_through():
         PlannedWait,
     )
     from tocsin.runbooks.verify import VerifyCheck, VerifyProgress, advance, evaluate
+    from workflows._idempotency import idempotency_key
 
-PERMANENT = ["GuardrailViolation", "Forbidden", "NotFound", "Invalid", "NoCluster", "NoHistory", "RolloutFailed"]
+# Permanent failures arrive non-retryable from the activity itself (activities/runbook.py). A conflict is
+# retryable there but not here: the workflow reads again and decides again instead of rewriting stale data.
+RETHINK = ["Conflict"]
 CONFLICT_REREADS = 3
 Approver = Callable[[PlannedApproval], Awaitable[tuple[StepOutcome, str]]]
 
@@ -58,7 +61,7 @@ def _options(timeout: timedelta, summary: str, *, heartbeat: bool = False) -> wo
             initial_interval=timedelta(seconds=2),
             maximum_interval=timedelta(seconds=30),
             maximum_attempts=5,
-            non_retryable_error_types=[*PERMANENT, "Conflict"],
+            non_retryable_error_types=RETHINK,
         ),
         summary=summary[:200],
     )
@@ -194,11 +197,10 @@ class StepRunner:
             await workflow.sleep(step.interval, summary=f"{step.name}: next check")
 
     async def _notify(self, step: PlannedNotify) -> str:
-        info = workflow.info()
         receipts = []
         for channel in step.channels:
             delivery = Delivery(
-                idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id[:8]}/{step.name}/{channel}",
+                idempotency_key=idempotency_key(f"{step.name}/{channel}"),
                 incident=self._input.incident,
                 channel="slack",
                 target=channel,

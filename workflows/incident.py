@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy.actions import Route, automatic_action_route
     from tocsin.policy.triage import REMEDIATION_ACTIONS
     from tocsin.roster import resolve as resolve_target
+    from workflows._idempotency import idempotency_key
     from workflows._incident_closing import close_incident
     from workflows._incident_delivery import IncidentDelivery
     from workflows._incident_handlers import IncidentHandlers
@@ -241,7 +242,7 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
 
     async def _remediate(self, index: int, action: PlannedAction) -> None:
         request = RemediationRequest(
-            idempotency_key=self._idempotency_key(f"remediate/{index}"),
+            idempotency_key=idempotency_key(f"remediate/{index}"),
             incident=self._state.key,
             action=action,
             at=workflow.now(),

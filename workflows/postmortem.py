@@ -9,7 +9,7 @@ horizon). Runs recorded before "postmortem-pipeline" only recorded their input, 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tocsin.postmortem.state import PostMortemState, TrackedItem
     from tocsin.postmortem.timeline import merge_timeline
+    from workflows._idempotency import idempotency_key
     from workflows._postmortem_follow_up import follow_up
     from workflows._postmortem_review import ReviewHandlers
     from workflows._postmortem_steps import gather, notify, options
@@ -121,7 +122,8 @@ class PostMortemWorkflow(ReviewHandlers):
             TrackedItem(
                 title=i.title,
                 owner=i.owner,
-                due=workflow.now().replace(year=i.due.year, month=i.due.month, day=i.due.day),
+                # Due at this time of day on its due date: nudges fire on the day, at the hour it was published.
+                due=datetime.combine(i.due, workflow.now().timetz()),
                 issue_number=i.issue_number,
                 issue_url=i.issue_url,
             )
@@ -214,12 +216,11 @@ class PostMortemWorkflow(ReviewHandlers):
         return "approved" if state.approved_by is not None else "changes"
 
     async def _publish(self, draft: Draft, items: list[ActionItem]) -> Publication:
-        info = workflow.info()
         request = PublishRequest(
             key=self._data.incident.key,
             draft=draft,
             action_items=items,
-            idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id[:8]}/publish/{draft.revision}",
+            idempotency_key=idempotency_key(f"publish/{draft.revision}"),
             report_path=self._data.policy.postmortem.report_path,
         )
         try:
