@@ -5,7 +5,6 @@ All of it lands in workflow histories: plans carry secret *names*, never values,
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -144,9 +143,6 @@ class PreflightAnswer(_Model):
     missing: list[str] = Field(default_factory=list)
 
 
-_URL_BASE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}")
-
-
 def preflight_of(plan: RunbookPlan) -> Preflight:
     """Pure: from the plan's steps and compensations. A runbook that cannot run here is refused before it
     touches anything, instead of failing halfway (as a channel without credentials goes to the outbox)."""
@@ -159,9 +155,8 @@ def preflight_of(plan: RunbookPlan) -> Preflight:
             elif isinstance(planned, PlannedVerify):
                 needs.prometheus = True
             elif isinstance(planned, PlannedHttp):
-                base = _URL_BASE.match(planned.url)
-                if base:
-                    settings[base.group(1)] = None
+                if planned.base_setting:
+                    settings[planned.base_setting] = None
                 settings.update({v.secret: None for v in planned.headers.values() if isinstance(v, SecretRef)})
     needs.settings = list(settings)
     return needs

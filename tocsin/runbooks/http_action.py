@@ -62,9 +62,10 @@ class _Resolved:
         return value
 
     def _url(self, step: PlannedHttp, env: Mapping[str, str]) -> str:
-        if not step.url.startswith("${"):
+        name = step.base_setting
+        if name is None:
             return step.url
-        name, rest = step.url[2:].split("}", 1)
+        rest = step.url[len(name) + 3 :]  # after "${NAME}"
         base = self._setting(env, name, f"the URL of step {step.name}")
         self.secrets.append(base)
         try:

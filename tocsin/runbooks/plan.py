@@ -152,37 +152,28 @@ class _Renderer:
     ) -> PlannedStep:
         self.where = f"step {step.name}"
         name, description = step.name, step.description
-        if isinstance(step, ScaleStep):
+        if isinstance(step, ScaleStep | RolloutRestartStep | RolloutUndoStep):
+            # What every Kubernetes step plans the same way: its target, rendered and checked, and its wait.
+            target = {
+                "name": name,
+                "description": description,
+                "timeout": step.timeout or DEFAULT_TIMEOUTS[step.action],
+                "namespace": self.name("namespace", step.namespace),
+                "deployment": self.name("deployment", step.deployment),
+                "wait_for_rollout": step.wait_for_rollout,
+            }
+            if isinstance(step, RolloutRestartStep):
+                return PlannedRestart.model_validate(target)
+            if isinstance(step, RolloutUndoStep):
+                return PlannedUndo.model_validate({**target, "to_revision": step.to_revision})
             previous = step.replicas == "previous"
-            return PlannedScale(
-                name=name,
-                description=description,
-                timeout=step.timeout or DEFAULT_TIMEOUTS[step.action],
-                namespace=self.name("namespace", step.namespace),
-                deployment=self.name("deployment", step.deployment),
-                replicas=str(step.replicas),
-                max_replicas=None if previous else self.runbook.ceiling(step),
-                wait_for_rollout=step.wait_for_rollout,
-                restores=compensates.name if previous and compensates is not None else None,
-            )
-        if isinstance(step, RolloutRestartStep):
-            return PlannedRestart(
-                name=name,
-                description=description,
-                timeout=step.timeout or DEFAULT_TIMEOUTS[step.action],
-                namespace=self.name("namespace", step.namespace),
-                deployment=self.name("deployment", step.deployment),
-                wait_for_rollout=step.wait_for_rollout,
-            )
-        if isinstance(step, RolloutUndoStep):
-            return PlannedUndo(
-                name=name,
-                description=description,
-                timeout=step.timeout or DEFAULT_TIMEOUTS[step.action],
-                namespace=self.name("namespace", step.namespace),
-                deployment=self.name("deployment", step.deployment),
-                wait_for_rollout=step.wait_for_rollout,
-                to_revision=step.to_revision,
+            return PlannedScale.model_validate(
+                {
+                    **target,
+                    "replicas": str(step.replicas),
+                    "max_replicas": None if previous else self.runbook.ceiling(step),
+                    "restores": compensates.name if previous and compensates is not None else None,
+                }
             )
         if isinstance(step, HttpStep):
             return self._http(step)

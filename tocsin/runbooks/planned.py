@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from tocsin.durations import Duration, format_duration
 from tocsin.runbooks.errors import GuardrailViolation
 from tocsin.runbooks.models import Guardrails
-from tocsin.runbooks.steps import Outcome, SecretRef
+from tocsin.runbooks.steps import URL_BASE, Outcome, SecretRef
 
 # A step without its own `timeout`: how long its activity (or wait) may take.
 DEFAULT_TIMEOUTS: dict[str, timedelta] = {
@@ -86,6 +86,12 @@ class PlannedHttp(_Planned):
     json_body: dict[str, JsonValue] | None = None
     text_body: str | None = None
     expect: list[int] = Field(default_factory=list)
+
+    @property
+    def base_setting(self) -> str | None:
+        """The worker's environment variable the URL starts with (`${NAME}`), or None for a literal URL."""
+        found = URL_BASE.match(self.url)
+        return found.group(1) if found else None
 
     def summary(self) -> str:
         secrets = [f"{h} from ${s.secret}" for h, s in self.headers.items() if isinstance(s, SecretRef)]

@@ -40,7 +40,7 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _SENSITIVE_HEADER = re.compile(r"auth|token|secret|key|passw|cookie|session|signature|credential", re.IGNORECASE)
 _CREDENTIAL_VALUE = re.compile(r"^\s*(bearer|basic|digest|token|apikey)\s+\S", re.IGNORECASE)
 # `${NAME}` at the start of a URL: the base, substituted from the worker's environment when the step runs.
-_URL_BASE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}")
+URL_BASE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}")
 _LITERAL_ORIGIN = re.compile(r"^https?://[^/{}$?#@]+(?=$|[/?#])")
 
 Outcome = Literal["approve", "reject"]
@@ -136,7 +136,7 @@ class HttpStep(Step):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        base = _URL_BASE.match(url)
+        base = URL_BASE.match(url)
         if url.count("${") > (1 if base else 0):
             raise ValueError("'${NAME}' may only start the URL, as its base (e.g. '${TOCSIN_DB_ADMIN_URL}/replicas')")
         rest = url[base.end() :] if base else url
