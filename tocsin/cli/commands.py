@@ -35,7 +35,8 @@ class CliError(Exception):
     """Printed as one line on stderr; the command exits non-zero."""
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
+def parse_labels(pairs: list[str]) -> dict[str, str]:
+    """`--label NAME=VALUE` options, as a dict; one line of error for a malformed one."""
     labels = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -53,7 +54,7 @@ async def trigger(connect: Connect, settings: Settings, args: argparse.Namespace
         service=args.service,
         severity=args.severity,
         title=args.title,
-        labels=_labels(args.label),
+        labels=parse_labels(args.label),
         response_workflow=args.workflow,
         key=args.key,
         source="cli",

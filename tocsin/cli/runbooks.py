@@ -15,7 +15,7 @@ import json
 
 from temporalio.client import WorkflowUpdateFailedError
 
-from tocsin.cli.commands import CliError, Connect
+from tocsin.cli.commands import CliError, Connect, parse_labels
 from tocsin.incidents import get_incident, send_update
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import ExecuteRunbook, Policy
@@ -50,16 +50,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     approve.set_defaults(func=approve_step)
 
 
-def _pairs(pairs: list[str]) -> dict[str, str]:
-    found = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise CliError(f"--label {pair!r}: expected NAME=VALUE")
-        found[name] = value
-    return found
-
-
 def default_severity(policy: Policy, runbook: str) -> str:
     """The severity an incident that runs `runbook` opens with: that of the first response workflow naming it."""
     for flow in policy.automated_response_workflows.values():
@@ -75,7 +65,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if severity not in policy.incident_classification.severity_levels:
         known = ", ".join(policy.incident_classification.severity_levels)
         raise CliError(f"unknown severity {severity!r} (known: {known})")
-    plan = plan_from_policy(policy, args.name, service=args.service, severity=severity, labels=_pairs(args.label))
+    plan = plan_from_policy(policy, args.name, service=args.service, severity=severity, labels=parse_labels(args.label))
     if args.json:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
     else:
