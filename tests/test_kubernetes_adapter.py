@@ -13,12 +13,9 @@ from pathlib import Path
 import certifi
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.fake_kubernetes import FakeKubernetes
+from tests.tls import self_signed
 from tests.vendor_server import Reply, VendorServer
 from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
 from tocsin.runbooks.guardrails import target_replicas
@@ -318,29 +315,8 @@ def test_kubeconfig_users_tocsin_cannot_use(tmp_path: Path, user: dict[str, obje
         load_kubeconfig([_kubeconfig(tmp_path / "config", "https://k8s.example:6443", user)])
 
 
-def _self_signed() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tocsin")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
-
-
 def test_kubeconfig_with_a_client_certificate_and_cluster_ca(tmp_path: Path) -> None:
-    cert, key = _self_signed()
+    cert, key = self_signed("tocsin")
 
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()
