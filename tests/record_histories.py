@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import ROOT, run_workers, venv_binary
 from tests.runbook_stack import running_stack
 from tocsin import search_attributes as sa
-from tocsin.incidents import open_incident, send_update
+from tocsin.incidents import get_incident, open_incident, send_update
 from tocsin.models import (
     POSTMORTEM_TASK_QUEUE,
     AlertBatch,
@@ -98,6 +98,21 @@ async def alerts_auto_resolve(env: WorkflowEnvironment, key: str) -> None:
     await env.sleep(timedelta(minutes=6))
 
 
+async def held_by_a_storm(env: WorkflowEnvironment, key: str) -> None:
+    """The 21st new incident within five minutes: held by the storm, then a person escalates it out of it,
+    acknowledges and resolves it; the storm incident summarizes the burst and is resolved."""
+    await env.sleep(timedelta(minutes=1))
+    await send_update(env.client, key, "escalate", EscalateRequest(by="bob", reason="this one is mine"))
+    await env.sleep(timedelta(minutes=2))
+    await send_update(env.client, key, "acknowledge", AcknowledgeRequest(by="bob"))
+    await env.sleep(timedelta(minutes=6))
+    state = await get_incident(env.client, key)
+    assert state.storm_key, "the scenario's incident joined a storm"
+    await send_update(env.client, state.storm_key, "resolve", ResolveRequest(by="alice", summary="zone back"))
+    await _record(env.client, f"incident-{state.storm_key}", as_name="incident-golden-storm")
+    await send_update(env.client, key, "resolve", ResolveRequest(by="bob"))
+
+
 SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev1-unacknowledged": (
         "sev1",
@@ -128,16 +143,20 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
         {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
         runbook_ran,
     ),
+    # Recorded after the bounded-state-and-storms patch: opened as the 21st new incident within the storm window.
+    "sev1-storm-member": ("sev1", {"alertname": "ZoneDown", "environment": "prod"}, held_by_a_storm),
 }
+# Scenarios opened from an alert source after this many other new incidents (a storm's threshold).
+STORM_SCENARIOS = {"sev1-storm-member": 20}
 # The error rate Prometheus answers in each runbook scenario: below the playbook's 5% verifies, above fails.
 RUNBOOK_SCENARIOS = {"sev1-runbook-mitigated": "0.01", "sev1-runbook-compensated": "0.30"}
 
 
-async def _record(client: Client, workflow_id: str) -> None:
+async def _record(client: Client, workflow_id: str, as_name: str | None = None) -> None:
     handle = client.get_workflow_handle(workflow_id)
     await handle.result()
     history = await handle.fetch_history()
-    (HISTORIES / f"{workflow_id}.json").write_text(history.to_json() + "\n", encoding="utf-8")
+    (HISTORIES / f"{as_name or workflow_id}.json").write_text(history.to_json() + "\n", encoding="utf-8")
     print(f"recorded {workflow_id}: {len(history.events)} events")
 
 
@@ -168,7 +187,14 @@ async def main() -> None:
                     runbooks = cluster.activities()
                 await stack.enter_async_context(run_workers(env.client, settings, runbooks=runbooks))
                 key = f"golden-{name}"
-                request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key)
+                source = "cli"
+                if name in STORM_SCENARIOS:
+                    source = "alertmanager"
+                    for n in range(STORM_SCENARIOS[name]):
+                        other = TriggerRequest(service=f"svc{n}", severity=severity, key=f"other-{n}", source=source)
+                        assert await open_incident(env.client, plan_incident(policy, other, datetime.now(UTC)))
+                    await env.sleep(timedelta(seconds=5))
+                request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key, source=source)
                 assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
                 await scenario(env, key)
                 await _record(env.client, f"incident-{key}")

@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin import search_attributes as sa
-from tocsin.models import INCIDENT_TASK_QUEUE, AlertBatch, IncidentInput, IncidentState, incident_workflow_id
+from tocsin.models import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, incident_workflow_id
 from tocsin.updates import UpdateResult
 
 R = TypeVar("R", bound=BaseModel)
@@ -46,13 +46,13 @@ async def open_incident(client: Client, inp: IncidentInput) -> bool:
     return True
 
 
-async def open_or_signal(client: Client, inp: IncidentInput, batch: AlertBatch) -> None:
-    """Signal-with-start: one call that opens the incident or adds the alerts to the open one, so
-    concurrent alerts for one key never make two incidents."""
+async def open_or_signal(client: Client, inp: IncidentInput, batch: BaseModel, signal: str = "alerts") -> None:
+    """Signal-with-start: one call that opens the incident or adds the alerts (or a storm's members) to the
+    open one, so concurrent alerts for one key never make two incidents."""
     for attempt in range(3):
         try:
             await client.start_workflow(
-                "IncidentWorkflow", inp, start_signal="alerts", start_signal_args=[batch], **_start_options(inp)
+                "IncidentWorkflow", inp, start_signal=signal, start_signal_args=[batch], **_start_options(inp)
             )
             return
         except WorkflowAlreadyStartedError:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tocsin.policy.models import Policy
 from tocsin.postmortem.state import PostMortemState
 from tocsin.runbooks.planned import RunbookPlan
+from tocsin.storm_models import StormRecord
 
 IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -142,6 +143,21 @@ class IncidentState(_Model):
     runbooks_pending: list[PendingRunbook] = Field(default_factory=list)
     # Runs that have reported at least once (granted their service, or refused).
     runbooks_heard: list[str] = Field(default_factory=list)
+    # Bounds (policy `limits`): every alert notification counted by status, fingerprints beyond the cap
+    # counted but not kept, timeline entries folded away. Each signal and update stays in the history.
+    alert_events: dict[str, int] = Field(default_factory=dict)
+    alerts_untracked: int = 0
+    timeline_folded: int = 0
+    # A member of a storm: the storm incident it joined, and whether its own paging is held.
+    storm_key: str | None = None
+    paging_held: bool = False
+    # A storm incident: the incidents it pages for.
+    storm: StormRecord | None = None
+
+    @property
+    def alert_count(self) -> int:
+        """Alerts this incident has seen: one per tracked fingerprint, plus each untracked notification."""
+        return len(self.alerts) + self.alerts_untracked
 
 
 class IncidentInput(_Model):
@@ -159,6 +175,8 @@ class IncidentInput(_Model):
     # The execute_runbook actions' plans, rendered at triage (Jinja cannot run in a workflow), in order.
     runbooks: list[RunbookPlan] = Field(default_factory=list)
     carried: IncidentState | None = Field(default=None, description="set only by continue-as-new")
+    # A storm incident (opened by storm consolidation, tocsin.storm): it never asks to join a storm itself.
+    storm: bool = False
 
 
 class Delivery(_Model):

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.models import AlertBatch, AlertEvent, AlertRecord, IncidentState
+    from tocsin import incident_bounds as bounds
+    from tocsin.models import AlertBatch, AlertEvent, IncidentState
     from tocsin.policy.models import Policy
     from tocsin.updates import (
         AcknowledgeRequest,
@@ -100,6 +101,10 @@ class IncidentHandlers:
             self._state.escalation.pending_manual += 1
             reason = f": {request.reason}" if request.reason else ""
             self._record("escalated", f"escalated by {request.by}{reason}", by=request.by)
+            if self._state.paging_held:
+                # A person asked for this one: it leaves the storm's cover and pages on its own from now.
+                self._state.paging_held = False
+                self._record("storm", f"paging resumed by {request.by}: this incident now pages on its own")
 
         return self._answer(request, f"escalation to level {self._state.escalation_level + 1} requested", change)
 
@@ -201,20 +206,9 @@ class IncidentHandlers:
         if state.status == "resolved":
             return
         now = workflow.now()
-        for event in events:
-            known = state.alerts.get(event.fingerprint)
-            if known is None:
-                state.alerts[event.fingerprint] = AlertRecord(
-                    status=event.status, summary=event.summary, first_seen=now, last_seen=now
-                )
-                self._record(f"alert_{event.status}", event.summary or event.fingerprint)
-            else:
-                known.count += 1
-                known.last_seen = now
-                if known.status != event.status:
-                    known.status = event.status
-                    self._record(f"alert_{event.status}", event.summary or event.fingerprint)
-        quiet = bool(state.alerts) and all(a.status == "resolved" for a in state.alerts.values())
+        for kind, text in bounds.take_alerts(state, events, now, self._policy.limits.alerts_per_incident):
+            self._record(kind, text)
+        quiet = bounds.all_quiet(state)
         before = state.alerts_resolved_at
         if not quiet:
             state.alerts_resolved_at = None

@@ -63,6 +63,17 @@ def details_markdown(state: IncidentState, policy: Policy) -> str:
         lines.append(f"- Resolved by {state.resolved_by} at {state.resolved_at:%H:%M:%S}Z")
     if state.escalation.breaches:
         lines.append(f"- Targets missed: {', '.join(state.escalation.breaches)}")
+    if state.paging_held:
+        lines.append(f"- Paging held: the storm incident `{state.storm_key}` pages for this one")
+    if state.storm:
+        lines.append(f"- Storm: {state.storm.count} incidents joined")
+    if state.alert_count:
+        lines.append(
+            f"- Alerts: {state.alert_count}"
+            + (f" ({state.alerts_untracked} untracked)" if state.alerts_untracked else "")
+        )
+    if state.timeline_folded:
+        lines.append(f"- Timeline: {state.timeline_folded} older entries folded (the history has them)")
     lines += ["", "| time | event | detail |", "|---|---|---|"]
     for entry in state.timeline[-8:]:
         text = entry.text.replace("|", "/")

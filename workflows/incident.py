@@ -11,36 +11,38 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lookup import LookupActivities
-    from activities.remediation import RemediationActivities
+    from tocsin import incident_bounds as bounds
     from tocsin import search_attributes as sa
+    from tocsin import storm
     from tocsin.durations import format_duration, format_elapsed
     from tocsin.models import (
         IncidentInput,
         IncidentState,
-        PlannedAction,
-        PreviousIncidentRequest,
-        RemediationRequest,
         TimelineEntry,
     )
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route
-    from tocsin.policy.triage import REMEDIATION_ACTIONS
     from tocsin.roster import resolve as resolve_target
-    from workflows._idempotency import idempotency_key
     from workflows._incident_closing import close_incident
     from workflows._incident_delivery import IncidentDelivery
     from workflows._incident_handlers import IncidentHandlers
+    from workflows._incident_response import IncidentResponse
     from workflows._incident_runbooks import IncidentRunbooks
+    from workflows._incident_storm import IncidentStorm
     from workflows._incident_targets import addresses
-    from workflows._incident_view import activity_options, details_markdown
+    from workflows._incident_view import details_markdown
+
+# Continue-as-new before the history nears Temporal's warnings (10 MB), whatever the event count says: a few
+# large alert payloads weigh more than thousands of small events.
+HISTORY_BYTES = 4 * 1024 * 1024
+# What continue-as-new may carry at most; far under the 2 MiB payload limit, and what a `status` query returns.
+CARRIED_BYTES = 768 * 1024
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
+class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks, IncidentStorm, IncidentResponse):
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._input = inp
@@ -60,7 +62,14 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
         self._roster_targets = False
         self._follow_channels = False
         self._runbooks_enabled = False
+        self._bounded = False
         self._published: dict[str, object] = {}
+        if inp.carried is None:
+            # Here, not in run: a signal or update in the first workflow task runs its handler before the run
+            # method starts, and the timeline must still begin with the opening.
+            flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
+            self._record("opened", f"{inp.title} (from {inp.source})")
+            self._record("triaged", f"severity {inp.severity}{flow}")
 
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
@@ -71,12 +80,15 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
         self._roster_targets = workflow.patched("resolve-targets-via-roster")
         self._follow_channels = workflow.patched("channels-follow-incident")
         self._runbooks_enabled = workflow.patched("runbooks-as-children")
+        # Byte-measured continue-as-new, storm admission and the storm summary (histories before replay without).
+        self._bounded = workflow.patched("bounded-state-and-storms")
         if inp.carried is None:
-            flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
-            self._record("opened", f"{inp.title} (from {inp.source})")
-            self._record("triaged", f"severity {state.severity}{flow}")
+            if self._bounded and not inp.storm and self._policy.intake.storm.enabled:
+                await self._admit_to_storm()
         while state.status != "resolved":
             await self._run_due()
+            if self._bounded:
+                await self._summarize_storm()
             if self._follow_channels and not self._resolved():
                 await self._sync_followers()
             if self._runbooks_enabled:
@@ -84,7 +96,7 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
             if self._resolved():
                 # Resolved by the plan (quiet alerts) or by an update that landed while an activity ran.
                 break
-            if not state.responded:
+            if not state.responded and not state.paging_held:
                 state.responded = True
                 if workflow.patched("link-previous-incident"):
                     await self._link_previous()
@@ -92,14 +104,22 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
                 continue
             state.next_escalation_at = plan.next_page_at(state, self._policy)
             self._publish()
-            if workflow.info().is_continue_as_new_suggested():
+            if self._roll_over_due():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._bounded:
+                    bounds.shrink(state, CARRIED_BYTES)
                 workflow.continue_as_new(inp.model_copy(update={"carried": state}))
             await self._sleep_until_due()
         await close_incident(self)
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state
+
+    def _roll_over_due(self) -> bool:
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        return self._bounded and info.get_current_history_size() > HISTORY_BYTES
 
     def _resolved(self) -> bool:
         # A method, not an inline test: handlers change the status while the loop awaits.
@@ -108,6 +128,9 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
     async def _sleep_until_due(self) -> None:
         now = workflow.now()
         wake_at = plan.next_wakeup(self._state, self._policy, now, self._auto_resolve)
+        storm_over = storm.over_at(self._state.storm) if self._bounded and self._state.storm else None
+        if storm_over is not None:
+            wake_at = min(wake_at, storm_over) if wake_at else storm_over
         # A floor of one second: if the plan ever said "now" for something it then did not do,
         # the incident would spin; it waits a second instead and says so in the next pass.
         timeout = max(wake_at - now, timedelta(seconds=1)) if wake_at else None
@@ -117,7 +140,7 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
             # Also wake when the server suggests continue-as-new: a flood of alert signals alone must be
             # able to roll the history over, even while the plan has nothing due for hours.
             await workflow.wait_condition(
-                lambda: self._wake or workflow.info().is_continue_as_new_suggested(),
+                lambda: self._wake or self._roll_over_due(),
                 timeout=timeout,
                 timeout_summary=summary,
             )
@@ -139,6 +162,8 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
             else:
                 await self._management(item)
         # After paging, so nobody waits on a status page to be woken; set_severity adds new ones later.
+        if self._state.paging_held:
+            return  # the storm incident acts for it
         for action in self._policy.severity(self._state.severity).automatic_actions:
             if action not in self._state.automatic_actions_done and self._state.status != "resolved":
                 self._state.automatic_actions_done.append(action)
@@ -204,63 +229,11 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks):
         ok = await self._deliver(f"action/{action}", route)
         self._record("action", f"{action}: {route.channel} {route.target}" + ("" if ok else " (failed)"))
 
-    async def _link_previous(self) -> None:
-        """A recurrence under the same key points at the incident before it; a failed look-up only says so."""
-        info = workflow.info()
-        request = PreviousIncidentRequest(workflow_id=info.workflow_id, run_id=info.run_id)
-        try:
-            previous = await workflow.execute_activity_method(
-                LookupActivities.find_previous_incident,
-                request,
-                **activity_options(self._policy, "find the previous incident with this key"),
-            )
-        except ActivityError as err:
-            self._record("note", f"could not look for an earlier incident with this key: {err.cause or err}")
-            return
-        if previous is not None:
-            self._state.previous_run_id = previous.run_id
-            self._record(
-                "recurrence",
-                f"recurs: the previous incident with this key (run {previous.run_id}) closed at "
-                f"{previous.closed_at:%Y-%m-%d %H:%M:%S}Z",
-            )
-
-    async def _respond(self) -> None:
-        """The response workflow's actions: notifications, then remediation, each on the timeline."""
-        for i, action in enumerate(self._input.actions):
-            if self._state.status == "resolved":
-                return
-            if action.type == "notify_stakeholders":
-                channels = [c.strip() for c in action.params.get("channels", "").split(",") if c.strip()]
-                message = action.params.get("message", "")
-                await asyncio.gather(*(self._deliver(f"respond/{i}/{c}", Route("slack", c, message)) for c in channels))
-                self._record("action", f"notify_stakeholders: {', '.join(channels)}")
-            elif self._runbooks_enabled and (action.type == "execute_runbook" or "plan" in action.params):
-                self._runbook_action(action)
-            elif action.type in REMEDIATION_ACTIONS:
-                await self._remediate(i, action)
-
-    async def _remediate(self, index: int, action: PlannedAction) -> None:
-        request = RemediationRequest(
-            idempotency_key=idempotency_key(f"remediate/{index}"),
-            incident=self._state.key,
-            action=action,
-            at=workflow.now(),
-        )
-        try:
-            result = await workflow.execute_activity_method(
-                RemediationActivities.remediate,
-                request,
-                **activity_options(self._policy, f"remediate: {action.type}"),
-            )
-            self._record("remediation", f"{action.type}: {result.outcome} — {result.detail}")
-        except ActivityError as err:
-            self._record("remediation", f"{action.type}: failed — {err.cause or err}")
-
     # --- visibility ------------------------------------------------------------------------------------
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
-        self._state.timeline.append(TimelineEntry(at=workflow.now(), kind=kind, text=text, by=by))
+        entry = TimelineEntry(at=workflow.now(), kind=kind, text=text, by=by)
+        bounds.append_entry(self._state, entry, self._policy.limits.timeline_entries)
         workflow.set_current_details(details_markdown(self._state, self._policy))
 
     def _publish(self) -> None:

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from tocsin.cli.output import cell, emit_json, table
 from tocsin.incidents import get_incident, list_incidents, open_incident, send_update
-from tocsin.models import IncidentState
+from tocsin.models import IncidentState, TimelineEntry
 from tocsin.policy.loader import load_paging_policy
 from tocsin.policy.triage import TriageError, TriggerRequest, plan_incident
 from tocsin.settings import Settings
@@ -90,7 +90,23 @@ async def list_cmd(connect: Connect, settings: Settings, args: argparse.Namespac
         print(f"(the first {args.limit}; narrow with --status/--severity/--service or raise --limit)")
 
 
-def _describe(state: IncidentState) -> str:
+def _timeline_page(state: IncidentState, page: int, size: int) -> tuple[list[TimelineEntry], str]:
+    """Page `page` of the timeline, newest first (1 = the latest `size` entries, in time order), and a note
+    saying what is not shown: a storm leaves hundreds of entries, and a person reads the latest first."""
+    total = len(state.timeline)
+    pages = max((total + size - 1) // size, 1)
+    page = min(max(page, 1), pages)
+    end = total - (page - 1) * size
+    shown = state.timeline[max(end - size, 0) : end]
+    notes = []
+    if pages > 1:
+        notes.append(f"timeline page {page} of {pages} ({total} entries; --page N for older ones, --all for every one)")
+    if state.timeline_folded:
+        notes.append(f"{state.timeline_folded} older entries were folded away to keep the incident bounded")
+    return shown, "\n".join(notes)
+
+
+def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
     facts = [
         ("key", state.key),
         ("title", state.title),
@@ -109,10 +125,30 @@ def _describe(state: IncidentState) -> str:
             f"{state.resolved_at:%Y-%m-%d %H:%M:%SZ} by {state.resolved_by}" if state.resolved_at else None,
         ),
         ("post-mortem", state.postmortem_workflow_id),
+        ("alerts", _alerts(state) if state.alert_count else None),
+        ("storm", _storm(state)),
     ]
     head = "\n".join(f"{name:>17}: {cell(value)}" for name, value in facts)
-    timeline = table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in state.timeline])
-    return f"{head}\n\n{timeline}"
+    entries, note = _timeline_page(state, page, size) if size else (state.timeline, "")
+    timeline = table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in entries])
+    return f"{head}\n\n{timeline}" + (f"\n({note})" if note else "")
+
+
+def _alerts(state: IncidentState) -> str:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(state.alert_events.items()))
+    untracked = f"; {state.alerts_untracked} beyond the tracked cap" if state.alerts_untracked else ""
+    return f"{state.alert_count} ({counts}{untracked})" if counts else str(state.alert_count)
+
+
+def _storm(state: IncidentState) -> str | None:
+    if state.storm is not None:
+        keys = ", ".join(m.key for m in state.storm.members[:10])
+        more = f" and {state.storm.count - 10} more" if state.storm.count > 10 else ""
+        return f"{state.storm.count} incidents joined: {keys}{more} (--json lists them all)"
+    if state.storm_key:
+        held = "paging held" if state.paging_held else "paging resumed"
+        return f"member of {state.storm_key} ({held})"
+    return None
 
 
 async def show(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
@@ -120,7 +156,7 @@ async def show(connect: Connect, settings: Settings, args: argparse.Namespace) -
     if args.json:
         emit_json(state)
     else:
-        print(_describe(state))
+        print(_describe(state, args.page, 0 if args.all else args.page_size))
 
 
 def _print_result(result: UpdateResult, args: argparse.Namespace) -> None:

@@ -110,6 +110,9 @@ def due(state: IncidentState, policy: Policy, now: datetime, auto_resolve: bool 
     if quiet_until is not None and now >= quiet_until:
         assert state.alerts_resolved_at is not None
         return [AutoResolve(state.alerts_resolved_at)]
+    if state.paging_held:
+        # A storm member: its storm incident pages, tells and escalates for it (tocsin.storm).
+        return []
     out: list[Due] = []
     cursor = state.escalation
     if cursor.pending_manual and not cursor.exhausted:
@@ -138,6 +141,8 @@ def next_wakeup(state: IncidentState, policy: Policy, now: datetime, auto_resolv
     quiet_until = auto_resolve_at(state, policy) if auto_resolve else None
     if quiet_until is not None:
         times.append(quiet_until)
+    if state.paging_held:
+        return max(quiet_until, now) if quiet_until is not None else None
     if cursor.pending_manual and not cursor.exhausted:
         times.append(now)
     if paging_active(state, policy):

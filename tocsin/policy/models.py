@@ -22,6 +22,7 @@ from tocsin.policy.conditions import parse_condition
 from tocsin.policy.fields import LOADING as LOADING  # the loader validates with it
 from tocsin.policy.fields import ReplicaExpression, Template
 from tocsin.policy.fields import Strict as _Strict
+from tocsin.policy.limits import Limits, Storm
 from tocsin.policy.postmortem import PostmortemPolicy
 from tocsin.policy.roster_models import (  # re-exported: the roster is part of the policy's schema
     ROSTER_NAME as ROSTER_NAME,
@@ -210,6 +211,8 @@ class Intake(_Strict):
     flap_window: Duration = timedelta(minutes=5)
     # An acknowledged incident stays open for its humans to resolve, even when its alerts clear.
     hold_when_acknowledged: bool = True
+    # A burst of new incidents pages once, through a storm incident (tocsin.policy.storm).
+    storm: Storm = Field(default_factory=Storm)
 
 
 class Detection(_Strict):
@@ -236,6 +239,8 @@ class Policy(_Strict):
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     intake: Intake = Field(default_factory=Intake)
     detection: Detection = Field(default_factory=Detection)
+    # Tocsin's addition: how much one incident keeps of what senders post (tocsin.policy.limits).
+    limits: Limits = Field(default_factory=Limits)
     incident_classification: IncidentClassification
     automated_response_workflows: dict[str, ResponseWorkflow] = Field(default_factory=dict)
     escalation_policies: EscalationPolicies

@@ -1,0 +1,94 @@
+"""Storm consolidation inside the incident: a new incident asks whether it pages on its own; a storm
+incident lists the incidents it pages for and, when the burst is over, says what happened.
+
+The decisions are tocsin.storm's pure functions; the asking is the `storm_admit` activity (the guard lives
+in workflows/storm_guard.py). If the guard cannot answer, the incident pages on its own: a page too many
+beats a page lost.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.storm import StormActivities
+    from tocsin import storm
+    from tocsin.models import IncidentInput, IncidentState
+    from tocsin.policy.models import Policy
+    from tocsin.storm_models import MEMBER_TITLE_MAX, AdmitRequest, StormMember, StormMembers, StormRecord
+
+# Asking must not delay a page for long: a few quick attempts, then page on its own.
+ADMIT_TIMEOUT = timedelta(seconds=10)
+ADMIT_ATTEMPTS = 3
+
+
+class IncidentStorm:
+    _state: IncidentState
+    _policy: Policy
+    _input: IncidentInput
+    _wake: bool
+
+    def _record(self, kind: str, text: str, by: str | None = None) -> None:
+        raise NotImplementedError
+
+    async def _tell_stakeholders(self, step: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def _admit_to_storm(self) -> None:
+        state = self._state
+        member = StormMember(
+            key=state.key,
+            severity=state.severity,
+            service=state.service,
+            title=state.title[:MEMBER_TITLE_MAX],
+            opened_at=state.opened_at,
+        )
+        try:
+            answer = await workflow.execute_activity_method(
+                StormActivities.admit,
+                AdmitRequest(member=member, manual=self._input.source == "cli"),
+                start_to_close_timeout=ADMIT_TIMEOUT,
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=ADMIT_ATTEMPTS),
+                summary="storm admission",
+            )
+        except ActivityError as err:
+            self._record("storm", f"the storm guard did not answer ({err.cause or err}); paging on its own")
+            return
+        if answer.held and answer.storm_key:
+            state.storm_key = answer.storm_key
+            state.paging_held = True
+            self._record("storm", f"{answer.reason}; paging held: the storm incident {answer.storm_key} pages for it")
+
+    @workflow.signal(name="storm_members")
+    def storm_members(self, batch: StormMembers) -> None:
+        """A storm incident: list the incidents that joined, and become as severe as the worst of them."""
+        state = self._state
+        if state.status == "resolved":
+            return
+        record = state.storm or StormRecord(window=batch.window)
+        state.storm = record
+        added = storm.add_members(record, batch.members, workflow.now())
+        if not added:
+            return
+        state.title = storm.title(record)
+        worst = storm.most_severe([m.severity for m in added])
+        known = self._policy.incident_classification.severity_levels
+        if worst in known and storm.severity_rank(worst) < storm.severity_rank(state.severity):
+            old, state.severity = state.severity, worst
+            self._record("severity_changed", f"{old} → {worst}: a {worst} incident joined the storm")
+        self._wake = True
+
+    async def _summarize_storm(self) -> None:
+        """Once nobody has joined for a window, say what the burst was, on the timeline and to stakeholders."""
+        record = self._state.storm
+        due = storm.over_at(record) if record else None
+        if record is None or due is None or workflow.now() < due:
+            return
+        record.summarized = True
+        text = storm.summary(record)
+        self._record("storm", text)
+        await self._tell_stakeholders(f"storm-over/{record.count}", text)
