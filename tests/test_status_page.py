@@ -159,6 +159,15 @@ def test_public_status_words_follow_the_statuspage_channel() -> None:
     }
 
 
+def test_a_storm_incident_is_not_a_public_component() -> None:
+    view = build_view(
+        [incident("down", service="checkout", severity="sev1"), incident("storm", service="storm", severity="sev1")],
+        now=NOW,
+    )
+    assert [c.name for c in view.components] == ["checkout"]
+    assert [i.title for i in view.incidents] == ["down"]
+
+
 def test_each_component_shows_its_worst_open_incident() -> None:
     view = build_view(
         [

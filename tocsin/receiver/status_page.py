@@ -32,6 +32,7 @@ from tocsin.channels.statuspage import COMPONENT_STATUS, INCIDENT_STATUS
 from tocsin.models import IncidentState
 from tocsin.policy.models import Policy
 from tocsin.receiver.status_setup import LABELS, StatusPageConfig, html_renderer, load_status_config
+from tocsin.storm import STORM_SERVICE
 
 log = logging.getLogger("tocsin.receiver")
 
@@ -136,6 +137,8 @@ def build_view(
     """Current incidents worst impact first, then newest; history newest resolution first; components as named,
     then every other service with a current or recent incident, alphabetically, each at its worst open impact."""
     summaries = [i if isinstance(i, IncidentSummary) else summarize(i) for i in incidents]
+    # A storm incident is how Tocsin pages once for many: its members are shown under their own services.
+    summaries = [s for s in summaries if s.service != STORM_SERVICE]
     since = now - timedelta(days=history_days)
     current = [s for s in summaries if s.status in OPEN]
     past = [s for s in summaries if s.status == "resolved" and s.resolved_at and s.resolved_at >= since]
