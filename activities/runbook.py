@@ -15,10 +15,10 @@ from typing import TypeVar
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from tocsin.channels.webhook import setting
+from tocsin.client import LongLivedGuard, ask_guard
 from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.runbooks.contracts import (
@@ -172,16 +172,15 @@ class GuardActivities:
 
     @activity.defn(name="runbook_acquire")
     async def acquire(self, request: AcquireRequest) -> AcquireAnswer:
-        handle = await self.client.start_workflow(
-            "RunbookGuardWorkflow",
-            GuardState(),
-            id=GUARD_WORKFLOW_ID,
+        guard = LongLivedGuard(
+            workflow="RunbookGuardWorkflow",
+            workflow_id=GUARD_WORKFLOW_ID,
+            initial=GuardState(),
             task_queue=INCIDENT_TASK_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary="Runbook guard: one runbook per service, rate limits",
+            summary="Runbook guard: one runbook per service, rate limits",
         )
         info = activity.info()
         # The same update id on every attempt: the guard answers a retried request once.
-        update_id = f"{info.workflow_id}/{info.activity_id}"
-        answer: AcquireAnswer = await handle.execute_update("acquire", request, id=update_id, result_type=AcquireAnswer)
-        return answer
+        return await ask_guard(
+            self.client, guard, "acquire", request, f"{info.workflow_id}/{info.activity_id}", AcquireAnswer
+        )

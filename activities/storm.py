@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 
 from tocsin import storm
+from tocsin.client import LongLivedGuard, ask_guard
 from tocsin.incidents import open_or_signal
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
@@ -39,19 +39,17 @@ class StormActivities:
         config = self.policy.intake.storm
         if not config.enabled:
             return AdmitAnswer(held=False, reason="storm consolidation is off (intake.storm.threshold: 0)")
-        guard = await self.client.start_workflow(
-            "StormGuardWorkflow",
-            StormGuardState(),
-            id=STORM_GUARD_WORKFLOW_ID,
-            task_queue=INCIDENT_TASK_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary="Storm guard: a burst of new incidents pages once",
-        )
         info = activity.info()
         ask = GuardAdmit(member=request.member, manual=request.manual, threshold=config.threshold, window=config.window)
-        # The same update id on every attempt: a retried admission is decided once.
-        answer: AdmitAnswer = await guard.execute_update(
-            "admit", ask, id=f"{info.workflow_id}/{info.activity_id}", result_type=AdmitAnswer
+        guard = LongLivedGuard(
+            workflow="StormGuardWorkflow",
+            workflow_id=STORM_GUARD_WORKFLOW_ID,
+            initial=StormGuardState(),
+            task_queue=INCIDENT_TASK_QUEUE,
+            summary="Storm guard: a burst of new incidents pages once",
+        )
+        answer = await ask_guard(
+            self.client, guard, "admit", ask, f"{info.workflow_id}/{info.activity_id}", AdmitAnswer
         )
         if answer.held and answer.storm_key:
             await self._join(answer.storm_key, [*answer.earlier, request.member])
