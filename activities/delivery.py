@@ -2,6 +2,8 @@
 
 Adapter errors become Temporal's retry semantics here, in one place: a permanent failure (4xx, bad address)
 is non-retryable so the incident records it and moves on; a rate limit retries after the vendor's delay.
+Live sends are paced first (tocsin.channels.pacing) so a burst stays under each vendor's limit; the outbox
+is not paced.
 """
 
 from __future__ import annotations
@@ -16,15 +18,27 @@ from temporalio.exceptions import ApplicationError
 
 from activities.outbox import Outbox
 from tocsin.channels.base import Channel, Message, PermanentDeliveryError, RetryableDeliveryError
+from tocsin.channels.pacing import Pacer, pace_of
 from tocsin.models import Delivery, DeliveryReceipt
 
 log = logging.getLogger("tocsin.delivery")
 
 
+def _pacing_cap() -> float | None:
+    """At most a third of this attempt's start-to-close timeout goes to waiting for a slot: the send keeps
+    the rest (the default delivery timeout is 30 s, so the cap is 10 s)."""
+    timeout = activity.info().start_to_close_timeout if activity.in_activity() else None
+    return timeout.total_seconds() / 3 if timeout else None
+
+
 class DeliveryActivities:
-    def __init__(self, outbox: Outbox, channels: Mapping[str, Channel] | None = None) -> None:
+    def __init__(
+        self, outbox: Outbox, channels: Mapping[str, Channel] | None = None, pacer: Pacer | None = None
+    ) -> None:
         self.outbox = outbox
         self.channels = dict(channels or {})
+        # One pacer for every delivery this worker process runs (build_workers makes one DeliveryActivities).
+        self.pacer = pacer or Pacer()
 
     @activity.defn(name="deliver")
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
@@ -33,6 +47,9 @@ class DeliveryActivities:
             return await self._to_outbox(delivery)
         # The same fields under the same names; only the text is called `message` in the workflow's model.
         message = Message(text=delivery.message, **delivery.model_dump(exclude={"message"}))
+        waited = await self.pacer.wait(delivery.channel, pace_of(channel, message), _pacing_cap())
+        if waited:
+            log.info("%s -> %s %s: paced %.1fs", delivery.incident, delivery.channel, delivery.target, waited)
         try:
             receipt = await channel.send(message)
         except PermanentDeliveryError as err:

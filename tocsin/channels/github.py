@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from github import Auth, Github, GithubException, RateLimitExceededException
 
@@ -49,6 +49,9 @@ class GitHubIssues:
     """The `github` channel. `pace=False` drops PyGithub's pause between requests (for tests)."""
 
     name = "github"
+    # GitHub asks for a second between content-creating requests (its secondary rate limits); one token,
+    # one pacing key. PyGithub's own pause applies between the calls inside one delivery.
+    min_interval: ClassVar[float] = 1.0
 
     def __init__(self, token: str, repo: str, api_url: str = DEFAULT_API_URL, *, pace: bool = True) -> None:
         if not token:

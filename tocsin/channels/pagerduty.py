@@ -48,6 +48,8 @@ _KEY_SHAPE = re.compile(r"^[A-Za-z0-9]{32}$")
 class PagerDutyChannel:
     name: ClassVar[str] = "pagerduty"
     vendor: ClassVar[str] = "pagerduty"
+    # Events API v2: 120 events per minute per routing key (one per adapter, so one pacing key).
+    min_interval: ClassVar[float] = 0.5
 
     def __init__(
         self,

@@ -87,6 +87,8 @@ def war_room_name(incident: str) -> str:
 class SlackChannel(WarRoom):
     name: ClassVar[str] = "slack"
     vendor: ClassVar[str] = "slack"
+    # chat.postMessage: about 1 message per second per channel (Slack's documented special rate limit).
+    min_interval: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -181,6 +183,12 @@ class SlackChannel(WarRoom):
         if target.startswith("team:"):
             return self.team_channel.format(team=channel_name(target.removeprefix("team:")))
         return target
+
+    def pace_key(self, message: Message) -> str:
+        """The Slack channel the message lands in: Slack counts posts per channel, so `post:#inc-x` and
+        `#inc-x` (or `#INC-X`) share one key."""
+        channel = self._channel_for(message.target.removeprefix(POST_PREFIX).strip())
+        return f"#{channel_name(channel[1:])}" if channel.startswith("#") else channel
 
     async def send(self, message: Message) -> Receipt:
         room = war_room_name(message.incident)

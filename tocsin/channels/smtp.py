@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
@@ -115,6 +115,8 @@ class SmtpEmail:
     """The `email` channel. `ssl_context` replaces the system's trust store (for a private CA, or tests)."""
 
     name = "email"
+    # One SMTP relay per adapter: a small gap so a burst does not trip the relay's per-client limits.
+    min_interval: ClassVar[float] = 0.2
 
     def __init__(self, settings: SmtpSettings, sender: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
         if not sender or "@" not in sender:

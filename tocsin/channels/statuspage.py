@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -69,6 +69,8 @@ class Statuspage:
     """The `statuspage` channel."""
 
     name = "statuspage"
+    # Statuspage's documented limit: 1 request per second per API token (one per adapter, one pacing key).
+    min_interval: ClassVar[float] = 1.0
 
     def __init__(
         self,

@@ -43,6 +43,9 @@ class _Twilio:
 
     name: str
     resource: ClassVar[str]
+    # Twilio's default for a long code: 1 SMS per second per sending number, and 1 call per second (CPS)
+    # per account. One adapter has one number and one account, so the whole channel is one pacing key.
+    min_interval: ClassVar[float] = 1.0
 
     def __init__(
         self,

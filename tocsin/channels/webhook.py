@@ -118,6 +118,8 @@ class WebhookChannel:
 
     name: ClassVar[str] = "webhook"
     vendor: ClassVar[str] = "webhook"
+    # No vendor limit to honour: a small gap so a burst does not hammer the receiver (one URL, one key).
+    min_interval: ClassVar[float] = 0.2
 
     def __init__(
         self, url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float | None = None
@@ -175,6 +177,9 @@ class TeamsChannel:
 
     name: ClassVar[str] = "teams"
     vendor: ClassVar[str] = "teams"
+    # Teams throttles an incoming webhook past a few posts per second; about 1 per second per webhook (one
+    # URL per adapter, so one pacing key) stays clear of it.
+    min_interval: ClassVar[float] = 1.0
 
     def __init__(
         self,
