@@ -8,6 +8,7 @@ from pathlib import Path
 from temporalio import activity
 
 from tocsin.models import PostMortemInput, PostMortemResult
+from tocsin.state_dir import private_dir, write_private
 
 
 class PostMortemActivities:
@@ -15,10 +16,10 @@ class PostMortemActivities:
         self.directory = directory
 
     def _write(self, data: PostMortemInput) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)  # the hand-off names responders: owner-only
         path = self.directory / f"{data.incident.key}.input.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(data.model_dump_json(indent=2), encoding="utf-8")
+        write_private(tmp, data.model_dump_json(indent=2).encode())
         tmp.replace(path)  # atomic: a retried attempt never leaves half a file behind
         return path
 

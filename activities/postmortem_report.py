@@ -51,6 +51,7 @@ from tocsin.postmortem.publish import (
     unpublished,
 )
 from tocsin.postmortem.report import ReportRenderer, ReportTemplateError
+from tocsin.state_dir import private_dir
 
 log = logging.getLogger("tocsin.postmortem")
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
@@ -60,7 +61,7 @@ _KEY = re.compile(KEY_PATTERN)
 
 def write_atomically(path: Path, text: str) -> None:
     """A temporary file beside `path`, then a rename: a reader sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # NamedTemporaryFile is 0600 already, so the renamed file is too
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
     ) as f:

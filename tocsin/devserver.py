@@ -17,6 +17,7 @@ from types import TracebackType
 
 from tocsin import search_attributes as sa
 from tocsin.settings import Settings
+from tocsin.state_dir import private_dir, private_opener, restrict_umask
 
 
 class DevServerError(RuntimeError):
@@ -37,9 +38,12 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _die_with_parent() -> None:
-    """On Linux, have the kernel stop the server if `tocsin up` itself is killed (SIGKILL, OOM): no orphan
-    keeps the SQLite file and the ports. Elsewhere this is a no-op and a normal stop still cleans up."""
+def _prepare_child() -> None:
+    """In the child before exec. The server's files (temporal.sqlite and its -wal/-shm, which hold roster
+    contacts and every incident) are created owner-only whoever started it. On Linux, have the kernel stop
+    the server if `tocsin up` itself is killed (SIGKILL, OOM): no orphan keeps the SQLite file and the
+    ports. Elsewhere that part is a no-op and a normal stop still cleans up."""
+    restrict_umask()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -80,14 +84,14 @@ class DevServer:
         return [*cmd, "--headless"] if self.headless else cmd
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab", opener=private_opener) as log:
             # Its own session: Ctrl-C in the terminal reaches only us, and we stop the server in order.
             return subprocess.Popen(
                 self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_prepare_child,
             )
 
     async def start(self, ready_timeout: float = 60.0) -> None:
@@ -95,7 +99,7 @@ class DevServer:
         for port, what in ((s.temporal_port, "TOCSIN_TEMPORAL_PORT"), (s.ui_port, "TOCSIN_UI_PORT")):
             if port_in_use(port):
                 raise DevServerError(f"port {port} ({what}) is already in use: is another Tocsin running?")
-        s.home.mkdir(parents=True, exist_ok=True)
+        private_dir(s.home)
         # Spawned on the event loop's own thread, not in an executor: the kernel's parent-death signal is tied
         # to the thread that forked, and an executor thread may exit long before `tocsin up` does.
         self.process = self._spawn()

@@ -8,6 +8,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_OUTBOX_MAX_BYTES = 10 * 1024 * 1024
+# Smaller is almost surely a unit mistake ("10" meaning 10 MiB), and would rotate every few deliveries.
+MIN_OUTBOX_BYTES = 4096
+DEFAULT_OUTBOX_KEEP = 5
+MAX_OUTBOX_KEEP = 100
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -22,6 +28,9 @@ class Settings(BaseModel):
     # Set: connect to that server and start none. Unset: run the embedded dev server.
     temporal_address: str | None = None
     namespace: str = "default"
+    # The outbox rotates past this size, keeping this many old files (outbox.jsonl.1 is the newest).
+    outbox_max_bytes: int = Field(default=DEFAULT_OUTBOX_MAX_BYTES, ge=MIN_OUTBOX_BYTES)
+    outbox_keep: int = Field(default=DEFAULT_OUTBOX_KEEP, ge=1, le=MAX_OUTBOX_KEEP)
 
     @property
     def embedded(self) -> bool:
@@ -58,6 +67,16 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int | None, unit: str) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    bound = f"at least {low}" if high is None else f"from {low} to {high}"
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        raise ValueError(f"{name}={raw!r} is not a whole number of {unit} {bound}")
+    return int(raw)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
@@ -69,4 +88,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         policy=Path(env.get("TOCSIN_POLICY") or "policies/default.yaml"),
         temporal_address=env.get("TEMPORAL_ADDRESS") or None,
         namespace=env.get("TEMPORAL_NAMESPACE") or "default",
+        outbox_max_bytes=_whole(
+            env, "TOCSIN_OUTBOX_MAX_BYTES", DEFAULT_OUTBOX_MAX_BYTES, MIN_OUTBOX_BYTES, None, "bytes"
+        ),
+        outbox_keep=_whole(env, "TOCSIN_OUTBOX_KEEP", DEFAULT_OUTBOX_KEEP, 1, MAX_OUTBOX_KEEP, "files"),
     )

@@ -31,6 +31,7 @@ from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.policy.loader import load_policy
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.settings import Settings, load_settings
+from tocsin.state_dir import prepare_home
 from workflows.detection import DetectionWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
@@ -53,7 +54,7 @@ def build_workers(
 ) -> list[Worker]:
     """Both task queues' workers. `postmortem_env` (tests) replaces os.environ for the post-mortem's sources,
     LLM and GitHub; in production each reads the worker's environment when it runs."""
-    outbox = Outbox(settings.outbox_path)
+    outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes, settings.outbox_keep)
     if delivery is None:
         # Live channels come from this worker's environment (secrets never travel through workflows).
         live = channels_from_env(os.environ)
@@ -129,6 +130,7 @@ async def run_workers(workers: list[Worker], stop: asyncio.Event) -> None:
 
 
 async def serve(settings: Settings, delivery: DeliveryActivities | None = None) -> None:
+    prepare_home(settings.home)  # owner-only umask, older too-open files tightened; no lock (see state_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

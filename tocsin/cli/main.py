@@ -26,6 +26,7 @@ from tocsin.incidents import IncidentError
 from tocsin.policy.loader import PolicyError, load_policy
 from tocsin.receiver.config import ReceiverError
 from tocsin.settings import Settings, load_settings
+from tocsin.state_dir import StateDirError
 
 Command = Callable[[Connect, Settings, argparse.Namespace], Awaitable[None]]
 
@@ -180,7 +181,15 @@ def _main(argv: list[str] | None) -> int:
     except PolicyError as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 2
-    except (CliError, IncidentError, DevServerError, ServerUnreachable, ReceiverError, DeliveryError) as err:
+    except (
+        CliError,
+        IncidentError,
+        DevServerError,
+        ServerUnreachable,
+        ReceiverError,
+        DeliveryError,
+        StateDirError,
+    ) as err:
         print(f"tocsin: {err}", file=sys.stderr)
         return 1
     except ValidationError as err:

@@ -14,6 +14,7 @@ from tocsin.devserver import DevServer
 from tocsin.policy.loader import load_paging_policy
 from tocsin.receiver.config import load_receiver_config
 from tocsin.settings import Settings
+from tocsin.state_dir import hold_home, prepare_home
 from worker.main import build_workers, run_workers, serve
 
 log = logging.getLogger("tocsin.up")
@@ -32,6 +33,14 @@ def _say(text: str) -> None:
 
 
 async def up(settings: Settings) -> None:
+    # First of all, before a port is bound or the dev server started: a second `tocsin up` on this home
+    # stops here with the holder's pid, instead of a second server fighting over the SQLite file.
+    with hold_home(settings.home):
+        prepare_home(settings.home)  # owner-only umask (the dev server inherits it), older files tightened
+        await _up(settings)
+
+
+async def _up(settings: Settings) -> None:
     # The receiver (FastAPI, uvicorn) is imported only by the commands that serve it: the CLI stays quick.
     from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
 
@@ -43,7 +52,6 @@ async def up(settings: Settings) -> None:
     listener = bind(settings, receiver_config)  # likewise a busy port, or a public address without credentials
     try:
         stop = _stop_event()
-        settings.home.mkdir(parents=True, exist_ok=True)
         server = DevServer(settings) if settings.embedded else None
         if server:
             _say(f"tocsin: starting the Temporal dev server (state in {settings.temporal_db})")
@@ -83,11 +91,14 @@ async def up(settings: Settings) -> None:
 
 
 async def worker_only(settings: Settings) -> None:
+    # No lock: a worker may run beside `tocsin up` on the same home (the outbox is safe to share). `serve`
+    # still makes what it writes owner-only.
     await serve(settings)
 
 
 async def receiver_only(settings: Settings) -> None:
-    """The receiver alone, against TEMPORAL_ADDRESS or the local server, so it can be scaled apart."""
+    """The receiver alone, against TEMPORAL_ADDRESS or the local server, so it can be scaled apart.
+    It takes no lock on TOCSIN_HOME and writes nothing there: it keeps no state files."""
     from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
 
     policy, warnings = load_paging_policy(settings.policy, settings.home)

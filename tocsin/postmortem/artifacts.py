@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tocsin.postmortem.models import ArtifactRef
+from tocsin.state_dir import private_dir, write_private
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
@@ -32,9 +33,9 @@ class ArtifactStore:
 
     def write_bytes(self, relative: str, data: bytes, media_type: str = "application/octet-stream") -> ArtifactRef:
         path = self._path(relative)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # evidence may hold log lines and names: owner-only
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        write_private(tmp, data)
         tmp.replace(path)
         digest = hashlib.sha256(data).hexdigest()
         return ArtifactRef(path=relative, sha256=digest, size=len(data), media_type=media_type)
