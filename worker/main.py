@@ -23,6 +23,7 @@ from activities.postmortem_report import ReportActivities
 from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
 from activities.runbook import GuardActivities, RunbookActivities
+from activities.storm import StormActivities
 from tocsin.channels.registry import channels_from_env
 from tocsin.channels.registry import describe as describe_channels
 from tocsin.client import connect_when_ready
@@ -37,6 +38,7 @@ from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
 from workflows.runbook import RunbookWorkflow
 from workflows.runbook_guard import RunbookGuardWorkflow
+from workflows.storm_guard import StormGuardWorkflow
 
 log = logging.getLogger("tocsin.worker")
 
@@ -73,11 +75,13 @@ def build_workers(
     # Cluster credentials, admin-endpoint secrets and Prometheus come from this worker's environment.
     runbooks = runbooks or RunbookActivities()
     guard = GuardActivities(client)
+    # Storm thresholds and the storm incident's plan come from this worker's own policy, never from a caller.
+    storms = StormActivities(client, load_policy(settings.policy))
     return [
         Worker(
             client,
             task_queue=INCIDENT_TASK_QUEUE,
-            workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow],
+            workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
                 delivery.deliver,
                 remediation.remediate,
@@ -91,6 +95,7 @@ def build_workers(
                 runbooks.http,
                 runbooks.query_prometheus,
                 guard.acquire,
+                storms.admit,
             ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),

@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     show = inc_sub.add_parser("show", help="one incident's state and timeline")
     show.add_argument("key")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--page", type=int, default=1, help="timeline page, newest first (default 1: the latest)")
+    show.add_argument("--page-size", type=int, default=50, help="timeline entries per page (default 50)")
+    show.add_argument("--all", action="store_true", help="the whole timeline on one page")
     show.set_defaults(func=commands.show)
 
     incident_cmd("ack", "acknowledge: stops paging")
