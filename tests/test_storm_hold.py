@@ -42,7 +42,7 @@ def pod_alert(post: int, pod: int) -> dict[str, Any]:
     }
 
 
-async def runs_of(client: Client, workflow_id: str) -> list[list[int]]:
+async def runs_of(client: Client, workflow_id: str) -> list[list[EventType.ValueType]]:
     """Every run's event types, newest first, following continue-as-new back to the first run."""
     out = []
     run_id: str | None = None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from tocsin import incident_bounds as bounds
 from tocsin import storm
 from tocsin.models import AlertEvent, IncidentState, TimelineEntry
-from tocsin.storm_models import GuardAdmit, StormGuardState, StormMember, StormRecord
+from tocsin.storm_models import AdmitAnswer, GuardAdmit, StormGuardState, StormMember, StormRecord
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)
@@ -17,7 +18,7 @@ def member(n: int, severity: str = "sev3", at: datetime = T0) -> StormMember:
     return StormMember(key=f"k{n}", severity=severity, service=f"svc{n % 7}", title=f"t{n}", opened_at=at)
 
 
-def ask(state: StormGuardState, n: int, at: datetime, threshold: int = 3, manual: bool = False) -> storm.AdmitAnswer:
+def ask(state: StormGuardState, n: int, at: datetime, threshold: int = 3, manual: bool = False) -> AdmitAnswer:
     request = GuardAdmit(member=member(n, at=at), manual=manual, threshold=threshold, window=WINDOW)
     return storm.admit(state, request, at)
 
@@ -86,8 +87,8 @@ def state() -> IncidentState:
     return IncidentState(key="k", title="t", service="s", severity="sev1", opened_at=T0)
 
 
-def event(n: int, status: str = "firing") -> AlertEvent:
-    return AlertEvent(fingerprint=f"f{n}", status=status, summary="y" * 600)  # type: ignore[arg-type]
+def event(n: int, status: Literal["firing", "resolved"] = "firing") -> AlertEvent:
+    return AlertEvent(fingerprint=f"f{n}", status=status, summary="y" * 600)
 
 
 def test_alerts_past_the_cap_are_counted_not_kept_and_stop_auto_resolution() -> None:
