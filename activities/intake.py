@@ -9,7 +9,6 @@ from temporalio.exceptions import ApplicationError
 from tocsin.detection import IngestRequest
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.intake.models import IngestResult, TemporalUnavailable
-from tocsin.policy.triage import TriageError
 
 
 class IntakeActivities:
@@ -18,11 +17,16 @@ class IntakeActivities:
 
     @activity.defn(name="ingest_detected_alerts")
     async def ingest(self, request: IngestRequest) -> IngestResult:
-        """Signal-with-start per incident key. Safe to repeat: alerts fold into one record per fingerprint."""
+        """Signal-with-start per incident key. Safe to repeat: alerts fold into one record per fingerprint.
+
+        A series triage cannot place (or whose key Temporal refuses for good) is skipped, logged here and
+        listed in the result's `skipped`; the rest of the chunk is ingested. Failing the activity instead
+        would leave the whole chunk pending, handed over again every run, forever. The run counts a skipped
+        series as handed over, so it is reported once, not on every tick."""
         try:
-            return await ingest_alerts(self.client, request.policy, request.alerts)
+            result = await ingest_alerts(self.client, request.policy, request.alerts, skip_unplannable=True)
         except TemporalUnavailable as err:
             raise ApplicationError(str(err), type="TemporalUnavailable") from err
-        except TriageError as err:
-            # The policy cannot place these alerts: a retry would decide the same.
-            raise ApplicationError(str(err), type="TriageError", non_retryable=True) from err
+        for line in result.skipped or []:
+            activity.logger.warning("detected alert skipped: %s", line)
+        return result

@@ -27,6 +27,9 @@ class NormalizedAlert(BaseModel):
     dedup_key: str | None = None
     acknowledge: bool = False
     acknowledged_by: str | None = None
+    # An explicit resolution (PagerDuty's resolve event): the incident resolves at once, acknowledged or not,
+    # instead of waiting out the flap window as a quiet alert does.
+    resolve_now: bool = False
 
 
 class IngestResult(BaseModel):
@@ -35,7 +38,32 @@ class IngestResult(BaseModel):
     keys: list[str]
     alerts: int
     opened_or_updated: int
+    # Only when the caller asked to skip what cannot be ingested (the detector): each skipped alert and why.
+    skipped: list[str] | None = None
 
 
 class TemporalUnavailable(Exception):
     """Temporal did not accept the work: answer 503 so the sender retries (Alertmanager retries only 5xx)."""
+
+
+class IntakeRefused(Exception):
+    """A payload that passed its schema but that triage cannot place: refused whole, nothing was sent."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(errors[0] if errors else "the payload cannot be triaged")
+        self.errors = errors
+
+
+TemporalRefusal = Literal["too_large", "invalid", "failed"]
+
+
+class TemporalRefused(Exception):
+    """Temporal refused the work for good: sending it again is refused again, so it is never a 503.
+
+    `kind`: too_large (a payload over Temporal's size limits), invalid (the request itself, e.g.
+    INVALID_ARGUMENT), failed (the receiver's side: PERMISSION_DENIED, a missing namespace, a server error).
+    """
+
+    def __init__(self, message: str, kind: TemporalRefusal) -> None:
+        super().__init__(message)
+        self.kind: TemporalRefusal = kind

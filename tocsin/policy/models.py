@@ -207,7 +207,8 @@ class Intake(_Strict):
             "low": "sev4",
         }
     )
-    # Once every alert of an incident has resolved, it resolves itself after this quiet period.
+    # Once every alert of an incident has resolved, it resolves itself after this quiet period. A PagerDuty
+    # `resolve` event is not a quiet alert but an explicit resolution: it resolves at once, acknowledged or not.
     flap_window: Duration = timedelta(minutes=5)
     # An acknowledged incident stays open for its humans to resolve, even when its alerts clear.
     hold_when_acknowledged: bool = True

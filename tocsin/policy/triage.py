@@ -26,10 +26,15 @@ REMEDIATION_ACTIONS = (
 )
 
 
+# The service names the incident and is a search attribute; intake's schemas check received labels against
+# this same bound (tocsin.intake.limits), so a payload is refused before triage would refuse it.
+SERVICE_MAX = 200
+
+
 class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=200)
+    service: str = Field(min_length=1, max_length=SERVICE_MAX)
     severity: str | None = None
     title: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)

@@ -7,8 +7,11 @@ Temporal code and tests drive it with fakes. Every request goes through the same
 2. `Content-Type: application/json` (charset utf-8 if given) → 415
 3. body size, from Content-Length and again while reading a chunked body → 413, before any parsing
 4. JSON, then the source's schema → 422 with field paths (`/v2/enqueue`: 400 and 404, as PagerDuty)
-5. `ingest(alerts)`: only now, with the whole payload valid, so a rejected payload changes nothing;
-   Temporal unreachable → 503 with `Retry-After` (Alertmanager and PagerDuty senders retry on 5xx)
+5. `ingest(alerts)`: only now, with the whole payload valid, so a rejected payload changes nothing. It plans
+   every incident key before its first Temporal call: an alert triage cannot place → 422 (`untriageable`),
+   nothing sent. Temporal unreachable or overloaded → 503 with `Retry-After` (Alertmanager and PagerDuty
+   senders retry on 5xx); Temporal refusing for good → 413 (`temporal_too_large`), 422 (`temporal_refused`)
+   or 500 (`temporal_error`, the receiver's own setup), never a 503 that would have it sent again forever
 
 and is answered 202 with the incident keys once Temporal has durably accepted the work.
 
@@ -32,18 +35,24 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
-from tocsin.intake.models import IngestResult, NormalizedAlert, TemporalUnavailable
+from tocsin.intake.models import (
+    IngestResult,
+    IntakeRefused,
+    NormalizedAlert,
+    TemporalRefusal,
+    TemporalRefused,
+    TemporalUnavailable,
+)
+from tocsin.intake.normalize import Batch, normalize
 from tocsin.intake.sources import (
     GENERIC_BODY,
     PAGERDUTY_ROUTING_KEY_LENGTH,
     AlertmanagerWebhook,
-    Batch,
     GrafanaWebhook,
     PagerDutyFollowUp,
     PagerDutyTrigger,
     ReceiverSource,
     describe_errors,
-    normalize,
 )
 from tocsin.receiver.auth import (
     SIGNATURE_HEADER,
@@ -69,6 +78,12 @@ ENDPOINTS: dict[ReceiverSource, str] = {
     "generic": "/api/v1/alerts",
 }
 RETRY_AFTER_SECONDS = 5
+# A permanent refusal from Temporal: its status and `reason`. Only TemporalUnavailable is a 503.
+TEMPORAL_REFUSALS: dict[TemporalRefusal, tuple[int, str]] = {
+    "too_large": (413, "temporal_too_large"),
+    "invalid": (422, "temporal_refused"),
+    "failed": (500, "temporal_error"),
+}
 # The status page is public and may sit behind a CDN: short caching, and no script may ever run in it.
 STATUS_HEADERS = {
     "Cache-Control": "public, max-age=10",
@@ -236,6 +251,11 @@ def create_app(
                     str(err) or "Temporal did not accept the alerts",
                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                 ) from None
+            except IntakeRefused as err:
+                raise Reject(422, "untriageable", str(err), errors=err.errors) from None
+            except TemporalRefused as err:
+                status, reason = TEMPORAL_REFUSALS[err.kind]
+                raise Reject(status, reason, str(err)) from None
             except Exception:
                 log.exception("%s: ingesting %d alerts failed", source, len(batch.alerts))
                 raise Reject(500, "internal_error", "the receiver failed to ingest the alerts; see its log") from None
@@ -278,10 +298,15 @@ def create_app(
 
     problems: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem, "description": "Missing or wrong credentials (with WWW-Authenticate)"},
-        413: {"model": Problem, "description": "Body over TOCSIN_INGEST_MAX_BYTES"},
+        413: {"model": Problem, "description": "Body over TOCSIN_INGEST_MAX_BYTES, or over Temporal's payload limit"},
         415: {"model": Problem, "description": "Content-Type is not application/json"},
-        422: {"model": Problem, "description": "Invalid JSON or schema; `errors` names each field path"},
-        503: {"model": Problem, "description": "Temporal did not accept the alerts; retry (Retry-After)"},
+        422: {
+            "model": Problem,
+            "description": "Invalid JSON or schema (`errors` names each field path) or an alert triage cannot "
+            "place (untriageable): nothing was sent; or a request Temporal refuses for good (temporal_refused)",
+        },
+        500: {"model": Problem, "description": "Temporal refused the receiver itself (temporal_error), or a bug"},
+        503: {"model": Problem, "description": "Temporal is unreachable or overloaded; retry (Retry-After)"},
     }
     security: list[dict[str, list[str]]] = [{"bearer": []}, {"signature": []}]
     bodies: dict[SignedSource, TypeAdapter[Any]] = {
@@ -323,9 +348,10 @@ def create_app(
             202: {"model": PagerDutyAnswer, "description": '`{"status":"success","message":"Event processed",...}`'},
             400: {"model": PagerDutyAnswer, "description": "Invalid JSON or event (PagerDuty answers 400, not 422)"},
             404: {"model": PagerDutyAnswer, "description": "routing_key is not one of TOCSIN_PAGERDUTY_ROUTING_KEYS"},
-            413: {"model": PagerDutyAnswer, "description": "Body over TOCSIN_INGEST_MAX_BYTES"},
+            413: {"model": PagerDutyAnswer, "description": "Body over TOCSIN_INGEST_MAX_BYTES, or Temporal's limit"},
             415: {"model": PagerDutyAnswer, "description": "Content-Type is not application/json"},
-            503: {"model": PagerDutyAnswer, "description": "Temporal did not accept the event; retry"},
+            500: {"model": PagerDutyAnswer, "description": "Temporal refused the receiver itself, or a bug"},
+            503: {"model": PagerDutyAnswer, "description": "Temporal is unreachable or overloaded; retry"},
         },
         openapi_extra=_request_body(TypeAdapter(PagerDutyTrigger | PagerDutyFollowUp), schemas),
     )

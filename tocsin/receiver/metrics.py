@@ -38,7 +38,8 @@ class ReceiverMetrics:
         self.rejects = Counter(
             "tocsin_ingest_rejects",
             "Payloads refused, by source and reason (unauthorized, too_large, unsupported_media_type, "
-            "invalid_json, invalid_payload, unknown_routing_key, temporal_unavailable, internal_error, disconnected).",
+            "invalid_json, invalid_payload, untriageable, unknown_routing_key, temporal_unavailable, "
+            "temporal_too_large, temporal_refused, temporal_error, internal_error, disconnected).",
             ["source", "reason"],
             registry=self.registry,
         )
