@@ -138,3 +138,20 @@ def test_labels_the_sender_left_out_stay_out() -> None:
     assert alert.annotations == {}
     # Triage's own check of a label set needs no alertname (the detector's alerts always have one anyway).
     assert Labels.model_validate({"service": "s"}).as_dict() == {"service": "s"}
+
+
+def test_one_alerts_labels_together_are_bounded() -> None:
+    """Each value within its own bound, all together too large to travel with an incident: a 422 path."""
+    from pydantic import ValidationError
+
+    from tocsin.intake.limits import LABELS_TOTAL_MAX
+    from tocsin.intake.sources import parse_generic
+
+    labels = {"alertname": "Big", **{f"l{i}": "v" * 9_000 for i in range(2)}}
+    try:
+        parse_generic({"labels": labels})
+    except ValidationError as err:
+        assert f"at most {LABELS_TOTAL_MAX} characters" in str(err)
+        assert err.errors()[0]["loc"][0] == "labels"
+    else:
+        raise AssertionError("an alert with 18,000 characters of labels was accepted")

@@ -99,7 +99,7 @@ class DetectionWorkflow:
         for start in range(0, len(plan.transitions), HANDOFF_CHUNK):
             chunk = plan.transitions[start : start + HANDOFF_CHUNK]
             try:
-                await workflow.execute_activity_method(
+                handed = await workflow.execute_activity_method(
                     IntakeActivities.ingest,
                     IngestRequest(policy=policy, alerts=[to_alert(t, now) for t in chunk]),
                     start_to_close_timeout=INTAKE_TIMEOUT,
@@ -111,6 +111,10 @@ class DetectionWorkflow:
                 errors["intake"] = _why(err)
                 break
             delivered.extend(chunk)
+            if handed.skipped:
+                # Reported once, in this run's result; the series is not handed over again next run.
+                skipped = [errors["intake.skipped"], *handed.skipped] if "intake.skipped" in errors else handed.skipped
+                errors["intake.skipped"] = "; ".join(skipped)[:2000]
 
         state: DetectionState = settle(plan, delivered)
         result = DetectionResult(

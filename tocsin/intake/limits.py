@@ -14,7 +14,8 @@ and as a 5xx its sender would retry forever. The limits, and where each comes fr
 - Control characters: none of U+0000..U+001F in label names and values, annotation names or fingerprints;
   free text (annotation values, summaries) may hold tab, newline and carriage return, nothing else of them.
   A NUL cuts strings short in C-based stores and tools, the others garble logs and chat messages.
-- Sizes that bound allocation (label count, name and value lengths, alerts per payload): see below.
+- Sizes that bound allocation (label count, name and value lengths, alerts per payload): see below; one
+  alert's labels together at most LABELS_TOTAL_MAX (16,384) characters, since they travel with its incident.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ MAX_ALERTS = 1000  # per payload; Alertmanager's `max_alerts` should be set to a
 MAX_LABELS = 256  # per label or annotation set
 MAX_NAME = 1024  # label and annotation names
 MAX_LABEL_VALUE = 10_000
+# All of one alert's label names and values together (Prometheus' labels are short; this is generous).
+LABELS_TOTAL_MAX = 16_384
 MAX_TEXT = 65_536  # annotation values, URLs
 MAX_FINGERPRINT = 200  # NormalizedAlert.fingerprint
 ALERTNAME_MAX = 200
@@ -114,6 +117,17 @@ class Labels(_OpenSet):
     # Mapped to a level (the IncidentSeverity search attribute): held to the same bounds as the service.
     severity: ServiceName = ""
     __pydantic_extra__: dict[Name, LabelValue] = Field(init=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _total(cls, data: Any) -> Any:
+        # The first alert's labels travel with the incident (its input, every continue-as-new, every `status`
+        # answer): one label set must stay small whatever each value's own bound allows.
+        if isinstance(data, dict):
+            size = sum(len(str(k)) + len(v) for k, v in data.items() if isinstance(v, str))
+            if size > LABELS_TOTAL_MAX:
+                raise ValueError(f"at most {LABELS_TOTAL_MAX} characters of label names and values in all")
+        return data
 
 
 class AlertLabels(Labels):
