@@ -61,9 +61,12 @@ async def test_show_request_changes_and_approve(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     key = "checkout-pm-cli"
+    # One round of changes, then the revision must be approved (or left unreviewed).
+    review = default_policy.postmortem.review.model_copy(update={"max_change_requests": 1})
+    postmortem = default_policy.postmortem.model_copy(update={"review": review})
     handoff = PostMortemInput(
         incident=resolved_incident(key),
-        policy=default_policy,
+        policy=default_policy.model_copy(update={"postmortem": postmortem}),
         parent_workflow_id=f"incident-{key}",
         parent_run_id="run",
     )
@@ -88,6 +91,8 @@ async def test_show_request_changes_and_approve(
     assert [n.notes for n in state.review_notes] == ["name the deploy"]
     assert "name the deploy" in (workers.postmortem_dir / f"{key}.md").read_text(encoding="utf-8")
 
+    with pytest.raises(CliError, match=r"has had 1 rounds of changes \(postmortem.review.max_change_requests\)"):
+        await cli.request_changes(connect, workers, argparse.Namespace(key=key, by="erin", notes="and again"))
     await cli.approve_postmortem(connect, workers, argparse.Namespace(key=key, by="erin"))
     assert capsys.readouterr().out.strip() == f"postmortem-{key}: revision 2 approved by erin"
     await env.sleep(timedelta(minutes=1))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.postmortem_gather import GatherActivities
@@ -491,20 +491,34 @@ async def test_pipeline_drafts_reviews_publishes_and_follows_through(
         )
         assert server.unmatched == []
 
+        # --- only the policy's reviewers decide: a roster person without the role, the role's own name and a
+        # stranger are refused before anything is recorded (postmortem.review.reviewers: engineering_manager) ---
+        for who, why in (
+            ("carol", "'carol' may not request changes to this post-mortem: it takes engineering_manager (now erin)"),
+            ("engineering_manager", "'engineering_manager' is not a person in the roster"),
+            ("mallory", "'mallory' is not a person in the roster"),
+        ):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update("request_changes", RequestChangesRequest(by=who, notes=NOTES))
+            assert why in str(refused.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update("approve", ApproveRequest(by="carol"))
+        assert (await handle.query("status", result_type=PostMortemState)).review_notes == []
+
         # --- changes requested: revision 2, analysed again with the reviewer's notes ---
         answer = await handle.execute_update(
-            "request_changes", RequestChangesRequest(by="carol", notes=NOTES), result_type=ReviewAnswer
+            "request_changes", RequestChangesRequest(by="erin", notes=NOTES), result_type=ReviewAnswer
         )
-        assert answer.message == "changes requested by carol: revision 2 will follow"
+        assert answer.message == "changes requested by erin: revision 2 will follow"
         await env.sleep(timedelta(seconds=30))
         state = await status_when(handle, lambda s: s.revision == 2 and s.phase == "in_review", "revision 2")
         assert [n.notes for n in state.review_notes] == [NOTES]
         second_ask = server.received("POST", CHAT)[1]
         resent = second_ask.json["messages"][1]["content"]
-        assert f"<review_notes>\n{json.dumps(f'carol: {NOTES}')}\n</review_notes>" in resent
+        assert f"<review_notes>\n{json.dumps(f'erin: {NOTES}')}\n</review_notes>" in resent
         revised = draft_path.read_text()
         assert row(revised, "Revision") == "| Revision | 2 |"
-        assert f"- carol: {NOTES}" in section(revised, "Review notes")
+        assert f"- erin: {NOTES}" in section(revised, "Review notes")
         assert "A canary stage would have shown the error rate rising within minutes" in section(
             revised, "Lessons learned"
         )
@@ -523,14 +537,14 @@ async def test_pipeline_drafts_reviews_publishes_and_follows_through(
 
         # --- approved: published once, one issue per action item ---
         server.reset()
-        approved = await handle.execute_update("approve", ApproveRequest(by="dana"), result_type=ReviewAnswer)
-        assert approved.message == "revision 2 approved by dana"
+        approved = await handle.execute_update("approve", ApproveRequest(by="erin"), result_type=ReviewAnswer)
+        assert approved.message == "revision 2 approved by erin"
         state = await status_when(handle, lambda s: s.phase == "following_up", "publication", timeout=60)
         # Committed twice: the approved report, then again with its action items' issues linked.
         puts = server.received("PUT")
         assert [p.path for p in puts] == [f"/repos/{REPO}/contents/postmortems/{key}.md"] * 2
         first, published = (base64.b64decode(p.json["content"]).decode() for p in puts)
-        assert "| Status | approved by dana |" in first and "| Revision | 2 |" in first
+        assert "| Status | approved by erin |" in first and "| Revision | 2 |" in first
         assert "not filed yet" in first and "not filed yet" not in published
         assert f"https://github.com/{REPO}/issues/1" in published
         assert puts[1].json["sha"], "the second commit updates the first"
@@ -544,7 +558,7 @@ async def test_pipeline_drafts_reviews_publishes_and_follows_through(
         assert [(i.title, i.issue_number, i.open) for i in state.items] == [
             (title, n, True) for n, title in enumerate(titles, start=1)
         ]
-        assert state.approved_by == "dana"
+        assert state.approved_by == "erin"
         assert server.unmatched == []
         await outbox_when(settings, key, "published")
 

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewAnswer,
         ReviewNote,
     )
+    from tocsin.roster.roles import refusal
 
 _REMEMBERED = 100
 
@@ -56,12 +57,15 @@ class ReviewHandlers:
             return repeated
         self._state.approved_by = request.by
         self._state.approved_at = workflow.now()
+        # The phase moves with the decision, so nobody reads "in review" while the next step runs.
+        self._state.phase = "publishing"
         self._decided = True
         return self._answer(request.request_id, f"revision {self._state.revision} approved by {request.by}")
 
     @approve.validator
     def _validate_approve(self, request: ApproveRequest) -> None:
         self._in_review(request.request_id)
+        self._reviewer(request.by, request.request_id, "approve this post-mortem")
 
     @workflow.update(name="request_changes")
     def request_changes(self, request: RequestChangesRequest) -> ReviewAnswer:
@@ -69,6 +73,7 @@ class ReviewHandlers:
         if repeated:
             return repeated
         self._state.review_notes.append(ReviewNote(by=request.by, notes=request.notes, at=workflow.now()))
+        self._state.phase = "analysing"
         self._decided = True
         message = f"changes requested by {request.by}: revision {self._state.revision + 1} will follow"
         return self._answer(request.request_id, message)
@@ -76,6 +81,23 @@ class ReviewHandlers:
     @request_changes.validator
     def _validate_request_changes(self, request: RequestChangesRequest) -> None:
         self._in_review(request.request_id)
+        self._reviewer(request.by, request.request_id, "request changes to this post-mortem")
+        limit = self._data.policy.postmortem.review.max_change_requests
+        if request.request_id not in self._state.handled and len(self._state.review_notes) >= limit:
+            raise ValueError(
+                f"post-mortem {self._state.key} has had {limit} rounds of changes (postmortem.review."
+                "max_change_requests): approve this revision, or let the review deadline pass"
+            )
+
+    def _reviewer(self, who: str, request_id: str | None, what: str) -> None:
+        """Only a roster person who is one of the policy's reviewers now: approval publishes with the
+        worker's credentials, so a typed name must at least be someone the policy trusts with it."""
+        if request_id is not None and request_id in self._state.handled:
+            return
+        policy = self._data.policy
+        why = refusal(policy.roster, who, policy.postmortem.review.reviewers, workflow.now(), what)
+        if why is not None:
+            raise ValueError(why)
 
     @workflow.query(name="status")
     def status(self) -> PostMortemState:

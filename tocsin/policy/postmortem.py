@@ -35,7 +35,10 @@ class Logs(Strict):
 class Review(Strict):
     deadline: Duration = timedelta(days=5)
     remind_every: Duration = timedelta(days=1)
+    # Roster people, teams or rotations: only a person who holds one of them may approve or request changes.
     reviewers: list[str] = Field(default_factory=lambda: ["engineering_manager"])
+    # Rounds of "request changes" before a revision must be approved (or left unreviewed): review ends.
+    max_change_requests: int = Field(default=5, ge=0, le=50)
 
 
 class FollowUp(Strict):
