@@ -177,6 +177,7 @@ async def test_valid_answer_is_used_and_the_request_is_openai_shaped(server: Ven
     assert body["model"] == MODEL
     assert body["response_format"] == {"type": "json_object"}
     assert body["temperature"] == 0
+    assert body["max_tokens"] == 4000, "every call bounds the answer (TOCSIN_LLM_MAX_TOKENS)"
     system, user = sent(call)
     assert system["role"] == "system" and user["role"] == "user"
     assert '"primary_cause": {"text"' in system["content"] and '"due_in_days"' in system["content"]
@@ -420,6 +421,7 @@ async def test_not_configured_uses_the_builtin_analyzer_and_makes_no_request(ser
         ({"OPENAI_API_KEY": ""}, "TOCSIN_LLM_MODEL is set but OPENAI_API_KEY is not"),
         ({"OPENAI_API_KEY_FILE": "/nonexistent/key"}, "set OPENAI_API_KEY or OPENAI_API_KEY_FILE, not both"),
         ({"OPENAI_BASE_URL": "ftp://example"}, "OPENAI_BASE_URL is not an absolute http(s) URL"),
+        ({"TOCSIN_LLM_MAX_TOKENS": "1000000"}, "TOCSIN_LLM_MAX_TOKENS must be a whole number from 256 to 32000"),
     ],
 )
 async def test_misconfiguration_is_noted_without_a_request(

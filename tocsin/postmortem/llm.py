@@ -8,6 +8,7 @@ Configuration, read at each analysis (so a rotated secret file is picked up):
 | `TOCSIN_LLM_MODEL` | the model; unset: no LLM, the built-in analyzer (the analysis says so) |
 | `OPENAI_API_KEY` (or `OPENAI_API_KEY_FILE`) | the key; any non-empty string for an endpoint without keys (Ollama) |
 | `OPENAI_BASE_URL` | the endpoint, e.g. `http://127.0.0.1:11434/v1` (default `https://api.openai.com/v1`) |
+| `TOCSIN_LLM_MAX_TOKENS` | the most the model may answer per call (default 4000, 256 to 32000): bounds cost and time |
 
 What reaches the model is bounded (at most `EVIDENCE_LINES` evidence items and `PROMPT_LIMIT` characters),
 delimited (tagged blocks, one JSON object a line, with `<` and `>` escaped so no data can close a block) and
@@ -42,6 +43,9 @@ from tocsin.postmortem.timeline import as_utc
 log = logging.getLogger("tocsin.postmortem.llm")
 
 MODEL_VARIABLE = "TOCSIN_LLM_MODEL"
+MAX_TOKENS_VARIABLE = "TOCSIN_LLM_MAX_TOKENS"
+# An analysis is a few paragraphs of JSON; an answer that runs on is cut (finish_reason "length") and retried.
+DEFAULT_MAX_TOKENS = 4000
 KEY_VARIABLE = "OPENAI_API_KEY"
 URL_VARIABLE = "OPENAI_BASE_URL"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -77,6 +81,7 @@ class LlmConfig:
     base_url: str
     api_key: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    max_tokens: int = DEFAULT_MAX_TOKENS
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -107,7 +112,10 @@ def llm_config(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT) -> LlmC
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LlmConfigError(f"{URL_VARIABLE} is not an absolute http(s) URL")
-    return LlmConfig(model=model, base_url=base_url.rstrip("/"), api_key=key, timeout=timeout)
+    raw = (env.get(MAX_TOKENS_VARIABLE) or "").strip() or str(DEFAULT_MAX_TOKENS)
+    if not raw.isdigit() or not 256 <= int(raw) <= 32_000:
+        raise LlmConfigError(f"{MAX_TOKENS_VARIABLE} must be a whole number from 256 to 32000")
+    return LlmConfig(model=model, base_url=base_url.rstrip("/"), api_key=key, timeout=timeout, max_tokens=int(raw))
 
 
 # -- the prompt ------------------------------------------------------------------------------------------
@@ -460,6 +468,7 @@ async def llm_analysis(request: AnalysisRequest, config: LlmConfig, *, today: da
                     messages=conversation,
                     response_format={"type": "json_object"},
                     temperature=0,
+                    max_tokens=config.max_tokens,
                 )
                 choice = completion.choices[0] if completion.choices else None
                 content = choice.message.content if choice else None
