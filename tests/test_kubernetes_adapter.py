@@ -344,3 +344,39 @@ def test_in_cluster_credentials(tmp_path: Path) -> None:
     assert v6.server == "https://[fd00::1]:443"
     with pytest.raises(KubernetesConfigError, match="no service-account token"):
         in_cluster({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, root=tmp_path / "missing")
+
+
+def test_kubeconfig_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("users:\n- name: u\n  user: {password: hunter2-secret, : }\n  oops: [\n", encoding="utf-8")
+    with pytest.raises(KubernetesConfigError) as refused:
+        load_kubeconfig([config])
+    assert "not valid YAML at line" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {"token": "t0ken"},
+        {"username": "admin", "password": "pw"},
+        {"client-certificate-data": "eA==", "client-key-data": "eA=="},
+    ],
+)
+def test_credentials_are_refused_over_plain_http_off_loopback(tmp_path: Path, user: dict[str, object]) -> None:
+    with pytest.raises(KubernetesConfigError, match="would cross the network in clear text"):
+        load_kubeconfig([_kubeconfig(tmp_path / "config", "http://k8s.example:8080", user)])
+    # On loopback (kubectl proxy, the tests' fake cluster) plain http stays possible.
+    assert load_kubeconfig([_kubeconfig(tmp_path / "local", "http://127.0.0.1:8001", {"token": "t"})]).token == "t"
+
+
+def test_skipping_tls_verification_is_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _kubeconfig(tmp_path / "config", "https://k8s.example:6443", {"token": "t"})
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="tocsin.kubernetes"):
+        load_kubeconfig([path])
+        load_kubeconfig([path])
+    warned = [r.getMessage() for r in caplog.records if "insecure-skip-tls-verify" in r.getMessage()]
+    assert len(warned) == 1 and "is not checked" in warned[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import ssl
 import tempfile
@@ -23,12 +24,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from tocsin.addresses import is_loopback
 from tocsin.runbooks.errors import PermanentRemediationError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+log = logging.getLogger("tocsin.kubernetes")
+# Sources already warned about (once per process, not once per runbook step).
+_WARNED: set[str] = set()
 
 
 class KubernetesConfigError(PermanentRemediationError):
@@ -104,7 +110,10 @@ def load_kubeconfig(paths: list[Path], context: str | None = None) -> ClusterAcc
         except OSError as err:
             raise KubernetesConfigError(f"kubeconfig {path}: cannot read: {err.strerror}") from None
         except yaml.YAMLError as err:
-            raise KubernetesConfigError(f"kubeconfig {path}: not valid YAML: {err}") from None
+            # Never the parser's own message: it quotes the offending line, which may be a password or token.
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise KubernetesConfigError(f"kubeconfig {path}: not valid YAML{where}") from None
         if isinstance(doc, dict):
             docs.append((path, doc))
     if not docs:
@@ -127,6 +136,16 @@ def load_kubeconfig(paths: list[Path], context: str | None = None) -> ClusterAcc
             )
     if cluster.get("tls-server-name"):
         raise KubernetesConfigError(f"{source}: tls-server-name is not supported")
+    credentials = any(user.get(k) for k in ("token", "tokenFile", "username", "client-certificate", "client-key"))
+    credentials = credentials or any(user.get(f"{k}-data") for k in ("client-certificate", "client-key"))
+    if server.startswith("http://") and credentials and not is_loopback(urlsplit(server).hostname or ""):
+        raise KubernetesConfigError(
+            f"{source}: the server is http://, so its credentials would cross the network in clear text; "
+            "use https (plain http is accepted only on loopback, e.g. kubectl proxy)"
+        )
+    if cluster.get("insecure-skip-tls-verify") and source not in _WARNED:
+        _WARNED.add(source)
+        log.warning("%s: insecure-skip-tls-verify: the API server's certificate is not checked", source)
     verify = _tls(source, cluster, cluster_path.parent, user, user_path.parent)
     token_file = _path(user.get("tokenFile"), user_path.parent)
     basic = (str(user["username"]), str(user.get("password") or "")) if user.get("username") else None
