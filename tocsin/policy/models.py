@@ -34,6 +34,7 @@ from tocsin.policy.roster_models import RosterOverride as RosterOverride
 from tocsin.policy.roster_models import Rotation as Rotation
 from tocsin.policy.roster_models import Team as Team
 from tocsin.policy.roster_models import known_hint
+from tocsin.policy.status_page import StatusPagePolicy
 from tocsin.runbooks.models import Runbook
 from tocsin.runbooks.steps import NAME as RUNBOOK_NAME
 
@@ -252,6 +253,7 @@ class Policy(_Strict):
     runbooks: dict[Annotated[str, Field(pattern=RUNBOOK_NAME)], Runbook] = Field(default_factory=dict)
     # Tocsin's addition: evidence, objectives, review and follow-through of post-mortems (tocsin.postmortem).
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
+    status_page: StatusPagePolicy = Field(default_factory=StatusPagePolicy)  # public page (status_page.py)
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Policy:
