@@ -682,8 +682,13 @@ async def test_teams_posts_an_adaptive_card_and_reads_1_as_success(server):
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     title, text, facts = card["body"]
-    assert title["text"] == "Checkout availability low" and title["color"] == "attention"
-    assert text["text"] == "Checkout availability is 91% (target 99.9%)"
+    # Title and text are TextRuns (never read as Markdown), so they go as written.
+    assert title["type"] == text["type"] == "RichTextBlock"
+    [title_run], [text_run] = title["inlines"], text["inlines"]
+    assert title_run["type"] == text_run["type"] == "TextRun"
+    assert title_run["text"] == "Checkout availability low" and title_run["color"] == "attention"
+    assert title_run["weight"] == "Bolder"
+    assert text_run["text"] == "Checkout availability is 91% (target 99.9%)"
     assert {"title": "Incident", "value": INCIDENT} in facts["facts"]
 
 

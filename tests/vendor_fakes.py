@@ -283,8 +283,9 @@ class FakeSlack:
         if args["channel"] not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
         msg = {"type": "message", "ts": self.next_ts(), "text": args["text"], "user": "UTOCSIN"}
-        if "metadata" in args:
-            msg["metadata"] = args["metadata"]
+        for kept in ("metadata", "blocks"):
+            if kept in args:
+                msg[kept] = args[kept]
         self.messages[args["channel"]].append(msg)
         return {"ok": True, "channel": args["channel"], "ts": msg["ts"], "message": msg}
 
@@ -292,8 +293,9 @@ class FakeSlack:
         for msg in self.messages[args["channel"]]:
             if msg["ts"] == args["ts"]:
                 msg["text"] = args["text"]
-                if "metadata" in args:
-                    msg["metadata"] = args["metadata"]
+                for kept in ("metadata", "blocks"):
+                    if kept in args:
+                        msg[kept] = args[kept]
                 return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args["text"]}
         return {"ok": False, "error": "message_not_found"}
 

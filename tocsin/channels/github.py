@@ -11,6 +11,10 @@ An issue's body ends with a hidden marker, `<!-- tocsin:<idempotency key> -->`, 
 opening a second. (The list is consistent at once; the search API can lag by a minute.) Labels need triage or
 push access: a token without it gets unlabelled issues that the lookup cannot find.
 
+The issue's text and table are escaped Markdown with `@` mentions and `#123` references defused, its title the
+same without the Markdown escapes (tocsin.channels.escaping): an alert cannot ping people or cross-reference
+issues in the name of the token's owner.
+
 The target is extra: `owner/name` files in that repository instead, any other word (`tickets`, `backlog`)
 becomes a second label.
 
@@ -30,6 +34,7 @@ from typing import Any, ClassVar
 from github import Auth, Github, GithubException, RateLimitExceededException
 
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
+from tocsin.channels.escaping import github_markdown, github_title
 from tocsin.channels.webhook import http_url, setting
 
 VENDOR = "github"
@@ -94,8 +99,10 @@ class GitHubIssues:
             ("Status", message.status),
             ("At", message.at.isoformat()),
         ]
-        table = "\n".join(f"| {k} | {v} |" for k, v in facts if v)
-        return f"{message.text}\n\n| | |\n|---|---|\n{table}\n\n{marker(message.idempotency_key)}\n"
+        # The text and every value are the alert's or a caller's: literal Markdown, no mention, no reference.
+        table = "\n".join(f"| {k} | {github_markdown(v, inline=True)} |" for k, v in facts if v)
+        text = github_markdown(message.text)
+        return f"{text}\n\n| | |\n|---|---|\n{table}\n\n{marker(message.idempotency_key)}\n"
 
     # --- in a thread ---
 
@@ -199,7 +206,7 @@ def _describe(error: Any) -> str:
 
 def _title(message: Message) -> str:
     first_line = message.text.strip().splitlines()[0] if message.text.strip() else ""
-    return " ".join((message.title or first_line or message.incident).split())[:256]
+    return github_title(message.title or first_line or message.incident)
 
 
 def _is_repo(value: str) -> bool:

@@ -23,6 +23,7 @@ import httpx
 
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt
+from tocsin.channels.escaping import plain_text
 from tocsin.channels.webhook import host_of, http_url, redact, setting
 
 log = logging.getLogger("tocsin.channels.pagerduty")
@@ -93,7 +94,8 @@ class PagerDutyChannel:
         }
         if action != "trigger":
             return event
-        summary = " ".join((message.text or message.title or f"Incident {message.incident}").split())
+        # PagerDuty shows the summary as plain text (in its app, texts and calls): one line, no control characters.
+        summary = plain_text(message.text or message.title or f"Incident {message.incident}", one_line=True)
         details = {
             "incident": message.incident,
             "target": message.target,
@@ -111,7 +113,7 @@ class PagerDutyChannel:
             "custom_details": {k: v for k, v in details.items() if v},
         }
         if message.service:
-            payload["component"] = message.service
+            payload["component"] = plain_text(message.service, one_line=True)
         event["payload"] = payload
         event["client"] = "Tocsin"
         return event

@@ -2,6 +2,8 @@
 
 Calls go to `{TOCSIN_SLACK_API_URL}/<method>` (default https://slack.com/api) with `Authorization: Bearer`;
 writes are JSON bodies, reads (`conversations.list`, `pins.list`, `conversations.history`) are GETs.
+What a message says (a header block for the title, escaped mrkdwn sections, no parsing of mentions) is
+tocsin.channels.slack_format's.
 
 Targets (the `target` of a delivery):
 - `#inc-<key>` of the delivery's own incident: the war room. Made idempotent in four steps, so that a retried
@@ -50,6 +52,7 @@ import httpx
 
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
+from tocsin.channels.slack_format import NO_PARSING, NO_UNFURLING, post_content
 from tocsin.channels.slack_war_room import SUMMARY_EVENT as SUMMARY_EVENT  # re-exported for tests
 from tocsin.channels.slack_war_room import WarRoom
 from tocsin.channels.webhook import http_url, redact, setting
@@ -63,7 +66,6 @@ POST_PREFIX = "post:"
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-TEXT_LIMIT = 40_000  # Slack truncates longer messages
 NAME_LIMIT = 80
 # What `check` compares against the token's granted scopes (the x-oauth-scopes header), when Slack sends it.
 NEEDED_SCOPES = ("chat:write", "channels:manage", "channels:read", "channels:join", "channels:history", "pins:read")
@@ -218,8 +220,9 @@ class SlackChannel(WarRoom):
             "chat.postMessage",
             body={
                 "channel": channel,
-                "text": self._post_text(message),
-                "unfurl_links": False,
+                **post_content(message),
+                **NO_PARSING,
+                **NO_UNFURLING,
                 "metadata": self._metadata(NOTIFICATION_EVENT, message),
             },
         )
@@ -230,26 +233,6 @@ class SlackChannel(WarRoom):
     def _metadata(event_type: str, message: Message) -> dict[str, Any]:
         payload = {"incident": message.incident, "delivery": message.idempotency_key, "status": message.status}
         return {"event_type": event_type, "event_payload": payload}
-
-    @staticmethod
-    def _post_text(message: Message) -> str:
-        head = f"*{message.title}*\n" if message.title else ""
-        return (head + message.text)[:TEXT_LIMIT]
-
-    @staticmethod
-    def _summary_text(message: Message) -> str:
-        title = message.title or f"Incident {message.incident}"
-        facts = [("Status", message.status), ("Severity", message.severity), ("Service", message.service)]
-        lines = [
-            f":rotating_light: *{title}*",
-            " · ".join(f"*{k}:* {v}" for k, v in facts if v),
-            f"*Incident:* `{message.incident}`",
-            "",
-            message.text,
-            "",
-            f"_Updated {message.at.isoformat(timespec='seconds')}_",
-        ]
-        return "\n".join(lines)[:TEXT_LIMIT]
 
     # -- check ---------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The Slack war room: one channel per incident (`inc-<key>`), stakeholders invited, one pinned summary kept
 current. A mixin of SlackChannel (tocsin.channels.slack), whose docstring explains the four idempotent steps;
-it uses the channel's Web API call (`_call`) and message shapes.
+it uses the channel's Web API call (`_call`); the summary's text and blocks come from slack_format.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import httpx
 
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt
+from tocsin.channels.slack_format import NO_PARSING, NO_UNFURLING, summary_content
 
 log = logging.getLogger("tocsin.channels.slack")
 
@@ -49,15 +50,11 @@ class WarRoom:
     def _metadata(event_type: str, message: Message) -> dict[str, Any]:
         raise NotImplementedError
 
-    @staticmethod
-    def _summary_text(message: Message) -> str:
-        raise NotImplementedError
-
     async def _war_room(self, http: httpx.AsyncClient, room: str, message: Message) -> Receipt:
         channel = await self._room(http, room)
         await self._invite(http, channel)
         summary = await self._find_summary(http, channel, message.incident)
-        text = self._summary_text(message)
+        content = summary_content(message)  # text and blocks, untrusted values escaped (slack_format)
         metadata = self._metadata(SUMMARY_EVENT, message)
         if summary is not None and summary.delivery == message.idempotency_key:
             if not summary.pinned:
@@ -68,7 +65,7 @@ class WarRoom:
             answer = await self._call(
                 http,
                 "chat.update",
-                body={"channel": channel, "ts": summary.ts, "text": text, "metadata": metadata},
+                body={"channel": channel, "ts": summary.ts, **content, **NO_PARSING, "metadata": metadata},
                 ok_errors=frozenset({"message_not_found"}),
             )
             if answer.get("ok"):
@@ -79,7 +76,7 @@ class WarRoom:
         answer = await self._call(
             http,
             "chat.postMessage",
-            body={"channel": channel, "text": text, "unfurl_links": False, "metadata": metadata},
+            body={"channel": channel, **content, **NO_PARSING, **NO_UNFURLING, "metadata": metadata},
         )
         ts = str(answer.get("ts"))
         await self._pin(http, channel, ts)

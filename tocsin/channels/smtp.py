@@ -9,8 +9,9 @@ Configuration (each may instead be read from the file `NAME_FILE` names):
   (`smtp`) and 465 (`smtps`).
 - `TOCSIN_EMAIL_FROM`: the envelope and header sender.
 
-The target is one address or several, comma-separated. smtplib runs in a thread so the worker's event loop never
-blocks. A retried delivery sends the same message again with the same `Message-ID`
+The subject is one line (tocsin.channels.escaping.email_subject), the text part has no control characters and
+the HTML part is HTML-escaped. The target is one address or several, comma-separated. smtplib runs in a thread
+so the worker's event loop never blocks. A retried delivery sends the same message again with the same `Message-ID`
 (`<sha256(idempotency key)[:32]@tocsin>`), which mail stores and clients use to fold the repeat into one.
 
 SMTP replies map onto the delivery errors: 5xx (535 authentication failure included) is permanent, 4xx and a
@@ -34,6 +35,7 @@ from typing import ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
+from tocsin.channels.escaping import email_subject, plain_text
 from tocsin.channels.webhook import redact, setting
 
 log = logging.getLogger("tocsin.channels.email")
@@ -159,14 +161,14 @@ class SmtpEmail:
     def compose(self, message: Message, recipients: list[str]) -> EmailMessage:
         first_line = message.text.strip().splitlines()[0] if message.text.strip() else ""
         prefix = f"[{message.severity}] " if message.severity else ""
-        subject = " ".join(f"{prefix}{message.title or first_line or message.incident}".split())
         mail = EmailMessage()
-        mail["Subject"] = subject[:250]
+        # Headers are one line each, whatever the title holds: no `\r\nBcc:` can start a header of its own.
+        mail["Subject"] = email_subject(f"{prefix}{message.title or first_line or message.incident}")
         mail["From"] = self.sender
         mail["To"] = ", ".join(recipients)
         mail["Date"] = format_datetime(message.at)
         mail["Message-ID"] = message_id(message.idempotency_key)
-        mail["X-Tocsin-Incident"] = message.incident
+        mail["X-Tocsin-Incident"] = email_subject(message.incident, limit=200)
         facts = [
             ("Incident", message.incident),
             ("Severity", message.severity),
@@ -174,7 +176,7 @@ class SmtpEmail:
             ("Status", message.status),
         ]
         facts = [(k, v) for k, v in facts if v]
-        text = message.text + "\n\n" + "\n".join(f"{k}: {v}" for k, v in facts) + "\n"
+        text = plain_text(message.text) + "\n\n" + "\n".join(f"{k}: {plain_text(v)}" for k, v in facts) + "\n"
         mail.set_content(text)
         rows = "".join(f"<tr><th align='left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
         body = "<br>".join(html.escape(line) for line in message.text.splitlines())

@@ -6,7 +6,7 @@ Configuration (each may instead be read from the file `NAME_FILE` names): `TOCSI
 
 - SMS: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded `To`, `From`, `Body`.
 - Voice: `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`, form-encoded `To`, `From`, `Twiml`
-  (`<Response><Say>…</Say></Response>`, the text XML-escaped).
+  (`<Response><Say>…</Say></Response>`, the text XML-escaped by tocsin.channels.escaping.xml_text).
 - Both authenticate with HTTP basic auth (Account SID : Auth Token); the receipt is the resource's `sid`.
 
 Idempotency: Twilio's REST API documents no idempotency key for creating messages or calls. Every request
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
-from xml.sax.saxutils import escape
 
 import httpx
 
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt
+from tocsin.channels.escaping import fit, plain_text, xml_text
 from tocsin.channels.webhook import http_url, setting
 
 VENDOR = "twilio"
@@ -129,10 +129,8 @@ class TwilioSms(_Twilio):
     resource = "Messages.json"
 
     def form(self, message: Message) -> dict[str, str]:
-        text = message.text.strip() or message.title
-        if len(text) > SMS_MAX_CHARS:
-            text = text[: SMS_MAX_CHARS - 1] + "…"
-        return {"Body": text}
+        # Control characters stripped: an SMS shows text only (an ESC sequence would arrive as garbage).
+        return {"Body": fit(plain_text(message.text.strip() or message.title), SMS_MAX_CHARS)}
 
 
 class TwilioVoice(_Twilio):
@@ -146,14 +144,10 @@ class TwilioVoice(_Twilio):
 
 
 def twiml(text: str) -> str:
-    """TwiML that says `text` (escaped), cut so the whole document stays within Twilio's 4000 characters."""
+    """TwiML that says `text` (control characters gone, `&<>` escaped), cut so the whole document stays within
+    Twilio's 4000 characters. Nothing in the text can open an element (a `<Play>`, a `<Dial>`)."""
     budget = TWIML_MAX_CHARS - len("<Response><Say></Say></Response>")
-    said = escape(text)
-    while len(said) > budget:
-        # Dropping n characters drops at least n escaped ones, so this ends (in one pass).
-        text = text[: len(text) - (len(said) - budget)]
-        said = escape(text)
-    return f"<Response><Say>{said}</Say></Response>"
+    return f"<Response><Say>{fit(text, budget, xml_text)}</Say></Response>"
 
 
 def _raise_for_twilio(response: httpx.Response) -> None:

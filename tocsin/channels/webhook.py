@@ -9,6 +9,10 @@ This module also holds the small configuration helpers the vendor adapters share
 or the file `NAME_FILE` points to (Docker and Kubernetes secrets), and `http_url` validates a URL without
 echoing it.
 
+Text: the generic webhook sends the Message as JSON, whose encoding is all the escaping a JSON receiver needs
+(what the text becomes after that is the receiver's to escape). A Teams card shows the title and the text as
+TextRuns, which Teams never reads as Markdown, and escapes the Markdown of its facts (tocsin.channels.escaping).
+
 Idempotency: the generic webhook sends `Idempotency-Key` (the delivery's key, stable across retries), the
 de-facto header (IETF httpapi draft, Stripe) a receiver can de-duplicate on; a receiver that answers
 `Idempotent-Replayed: true` is reported as a duplicate. Teams offers nothing of the kind: a retry after a
@@ -28,6 +32,7 @@ import httpx
 
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
+from tocsin.channels.escaping import plain_text, teams_text
 
 log = logging.getLogger("tocsin.channels.webhook")
 
@@ -213,42 +218,47 @@ class TeamsChannel:
 
     @staticmethod
     def _title(message: Message) -> str:
-        return message.title or f"Incident {message.incident}"
+        return plain_text(message.title or f"Incident {message.incident}", one_line=True)
 
     @staticmethod
-    def _facts(message: Message) -> list[tuple[str, str]]:
+    def _facts(message: Message) -> list[dict[str, str]]:
+        """Fact values are Markdown to Teams: each escaped (the names are Tocsin's own)."""
         facts = [("Incident", message.incident), ("Status", message.status)]
         facts += [(k, v) for k, v in (("Severity", message.severity), ("Service", message.service)) if v]
-        return [*facts, ("At", message.at.isoformat()), ("Delivery", message.idempotency_key)]
+        facts += [("At", message.at.isoformat()), ("Delivery", message.idempotency_key)]
+        return [{"name": k, "value": teams_text(v)} for k, v in facts]
 
     def payload(self, message: Message) -> dict[str, Any]:
         if self.card == "messagecard":
+            # A MessageCard's title and summary are shown unformatted; its text and facts are Markdown.
             return {
                 "@type": "MessageCard",
                 "@context": "https://schema.org/extensions",
                 "summary": self._title(message)[:200],
                 "themeColor": _THEME_COLOURS.get(message.severity, "8A8886"),
                 "title": self._title(message),
-                "text": message.text,
-                "sections": [{"facts": [{"name": k, "value": v} for k, v in self._facts(message)]}],
+                "text": teams_text(message.text),
+                "sections": [{"facts": self._facts(message)}],
             }
+        # Title and text as TextRuns in RichTextBlocks, which Adaptive Cards never read as Markdown (a TextBlock
+        # would): whatever an alert wrote shows as written, with no link or emphasis of its own.
+        title = {
+            "type": "TextRun",
+            "text": self._title(message),
+            "weight": "Bolder",
+            "size": "Medium",
+            "color": _SEVERITY_COLOURS.get(message.severity, "default"),
+        }
+        body: list[dict[str, Any]] = [{"type": "RichTextBlock", "inlines": [title]}]
+        if message.text.strip():
+            body.append({"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": plain_text(message.text)}]})
+        facts = [{"title": f["name"], "value": f["value"]} for f in self._facts(message)]
         card = {
             "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "type": "AdaptiveCard",
             "version": "1.4",
             "msteams": {"width": "Full"},
-            "body": [
-                {
-                    "type": "TextBlock",
-                    "text": self._title(message),
-                    "weight": "Bolder",
-                    "size": "Medium",
-                    "wrap": True,
-                    "color": _SEVERITY_COLOURS.get(message.severity, "default"),
-                },
-                {"type": "TextBlock", "text": message.text, "wrap": True},
-                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in self._facts(message)]},
-            ],
+            "body": [*body, {"type": "FactSet", "facts": facts}],
         }
         return {
             "type": "message",

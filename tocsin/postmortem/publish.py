@@ -14,6 +14,8 @@ the report and ends with `<!-- tocsin:postmortem:<key>:item:<digest> -->`, the d
 digits of the sha256 of the item's title, case and whitespace folded. Before opening any, the repository's
 `postmortem` issues (open and closed, newest first, the most recent 500) are read once and searched for the
 markers: an item whose issue exists is not filed again, and two items with the same title share one issue.
+An issue's title and body are escaped as the `github` channel's are (tocsin.channels.escaping): Markdown made
+literal, `@` mentions and `#123` references defused; the marker's digest is of the title as written.
 
 Errors: 401, 403 (not rate limiting), 404, 410 and 422 are PublishRejected (permanent); 409 (the file changed
 between read and write), 429, rate-limited 403s, 5xx, timeouts and refused connections are PublishUnavailable
@@ -30,9 +32,10 @@ from typing import Any
 from github import GithubException, UnknownObjectException
 
 from tocsin.channels.base import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from tocsin.channels.escaping import github_markdown, github_title
 from tocsin.channels.github import SCAN_LIMIT, GitHubIssues, _delivery_error, marker
 from tocsin.postmortem.models import ActionItem, ItemState, Publication, PublishedItem
-from tocsin.postmortem.report import md_escape, title_digest
+from tocsin.postmortem.report import title_digest
 
 REPORT_PATH = "postmortems/{key}.md"
 LABEL = "postmortem"
@@ -142,7 +145,7 @@ class GitHubPublisher:
                     if wanted not in found:
                         step = f"opening the issue for {' '.join(item.title.split())[:80]!r}"
                         found[wanted] = repo.create_issue(
-                            title=" ".join(item.title.split())[:256],
+                            title=github_title(item.title),
                             body=self.issue_body(key, item, report_url),
                             labels=item_labels(item),
                         )
@@ -189,9 +192,12 @@ class GitHubPublisher:
             ("Origin", item.origin),
             ("Evidence", ", ".join(item.evidence)),
         ]
-        table = "\n".join(f"| {k} | {md_escape(v)} |" for k, v in facts if v)
-        description = f"{md_escape(item.description)}\n\n" if item.description.strip() else ""
-        report = f"[the post-mortem of {md_escape(key)}]({report_url})" if report_url else f"the post-mortem of {key}"
+        # Owners, descriptions and evidence come from the analysis (an LLM's reading of alert text): literal
+        # Markdown with mentions and references defused, so an item cannot ping anyone or link other issues.
+        table = "\n".join(f"| {k} | {github_markdown(v, inline=True)} |" for k, v in facts if v)
+        description = f"{github_markdown(item.description)}\n\n" if item.description.strip() else ""
+        shown = github_markdown(key, inline=True)
+        report = f"[the post-mortem of {shown}]({report_url})" if report_url else f"the post-mortem of {shown}"
         return (
             f"Action item from {report}.\n\n{description}| | |\n|---|---|\n{table}\n\n{item_marker(key, item.title)}\n"
         )
