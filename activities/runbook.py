@@ -1,10 +1,13 @@
 """The runbook's side effects: Kubernetes, admin endpoints, Prometheus, and the guard. Each call idempotent.
 
 The worker holds the credentials (kubeconfig or the in-cluster service account, secret headers, the
-Prometheus URL); the workflow only names what to do. Remediation errors become Temporal's retry semantics
-here: permanent (403, 404, a namespace off the allow-list) is non-retryable so the runbook compensates at
-once; retryable (409, 429, 5xx, timeouts) retries, after the server's Retry-After when it gave one.
-"""
+Prometheus URL) and its own policy; the workflow only names what to do. Every limit (the namespace
+allow-list, the replica ceiling, the rate limit, an http step's secrets, URL base and reachable addresses) is
+read from the worker's policy by runbook and step name (tocsin.runbooks.authorize), never from the call.
+
+Remediation errors become Temporal's retry semantics here: permanent (403, 404, a namespace off the
+allow-list) is non-retryable so the runbook compensates at once; retryable (409, 429, 5xx, timeouts)
+retries, after the server's Retry-After when it gave one."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from tocsin.channels.webhook import setting
 from tocsin.client import LongLivedGuard, ask_guard
 from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE
+from tocsin.policy.models import Policy
+from tocsin.runbooks.authorize import allowed_namespaces, authorized_http, policy_runbook, scale_ceiling
 from tocsin.runbooks.contracts import (
     HttpCall,
     Preflight,
@@ -31,7 +36,12 @@ from tocsin.runbooks.contracts import (
     ScaleRead,
     VerifyQuery,
 )
-from tocsin.runbooks.errors import PermanentRemediationError, RemediationError, RetryableRemediationError
+from tocsin.runbooks.errors import (
+    GuardrailViolation,
+    PermanentRemediationError,
+    RemediationError,
+    RetryableRemediationError,
+)
 from tocsin.runbooks.guard_models import GUARD_WORKFLOW_ID, AcquireAnswer, AcquireRequest, GuardState
 from tocsin.runbooks.guardrails import check_namespace
 from tocsin.runbooks.http_action import HttpResult, execute_http
@@ -57,10 +67,12 @@ async def _translated(call: Awaitable[T]) -> T:
 class RunbookActivities:
     def __init__(
         self,
+        policy: Policy,
         kubernetes: Callable[[], Kubernetes] | None = None,
         env: Mapping[str, str] | None = None,
         prometheus_url: str | None = None,
     ) -> None:
+        self._policy = policy
         self._env = os.environ if env is None else env
         self._make_kubernetes = kubernetes or (lambda: HttpKubernetes.from_env(self._env))
         self._kubernetes: Kubernetes | None = None
@@ -91,7 +103,7 @@ class RunbookActivities:
     @activity.defn(name="runbook_get_scale")
     async def get_scale(self, call: ScaleRead) -> Scale:
         async def run() -> Scale:
-            check_namespace(call.namespace, call.allowed_namespaces)
+            check_namespace(call.namespace, allowed_namespaces(self._policy, call.runbook))
             return await self._cluster().get_scale(call.namespace, call.deployment)
 
         return await _translated(run())
@@ -99,7 +111,10 @@ class RunbookActivities:
     @activity.defn(name="runbook_apply_scale")
     async def apply_scale(self, call: ScaleApply) -> RolloutResult:
         async def run() -> RolloutResult:
-            check_namespace(call.based_on.namespace, call.allowed_namespaces)
+            check_namespace(call.based_on.namespace, allowed_namespaces(self._policy, call.runbook))
+            ceiling = scale_ceiling(self._policy, call.runbook, call.step)
+            if ceiling is not None and call.target > ceiling:
+                raise GuardrailViolation(f"{call.target} replicas is above the policy's ceiling of {ceiling}")
             cluster = self._cluster()
             # Writes only if the deployment is still as the workflow read it; a retry after success is a no-op.
             done = await apply_scale(cluster, call.target, call.based_on)
@@ -118,7 +133,7 @@ class RunbookActivities:
     @activity.defn(name="runbook_rollout")
     async def rollout(self, call: RolloutCall) -> RolloutResult:
         async def run() -> RolloutResult:
-            check_namespace(call.namespace, call.allowed_namespaces)
+            check_namespace(call.namespace, allowed_namespaces(self._policy, call.runbook))
             cluster = self._cluster()
             if call.action == "status":
                 status = await cluster.rollout_status(call.namespace, call.deployment)
@@ -145,7 +160,11 @@ class RunbookActivities:
 
     @activity.defn(name="runbook_http")
     async def http(self, call: HttpCall) -> HttpResult:
-        return await _translated(execute_http(call.step, env=self._env, idempotency_key=call.idempotency_key))
+        async def run() -> HttpResult:
+            step = authorized_http(self._policy, call.runbook, call.step)
+            return await execute_http(step, env=self._env, idempotency_key=call.idempotency_key)
+
+        return await _translated(run())
 
     @activity.defn(name="runbook_query_prometheus")
     async def query_prometheus(self, call: VerifyQuery) -> list[Sample]:
@@ -165,13 +184,22 @@ def _heartbeat(status: object) -> None:
 
 
 class GuardActivities:
-    """Asks the runbook guard for a service, starting the guard the first time it is needed."""
+    """Asks the runbook guard for a service, starting the guard the first time it is needed. The rate limit
+    is the worker's policy's for the runbook, whatever the request says."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, policy: Policy) -> None:
         self.client = client
+        self._policy = policy
 
     @activity.defn(name="runbook_acquire")
     async def acquire(self, request: AcquireRequest) -> AcquireAnswer:
+        try:
+            limit = policy_runbook(self._policy, request.runbook).guardrails.rate_limit
+        except GuardrailViolation as err:
+            return AcquireAnswer(granted=False, reason=str(err))
+        request = request.model_copy(
+            update={"max_runs": limit.max_runs if limit else None, "per": limit.per if limit else None}
+        )
         guard = LongLivedGuard(
             workflow="RunbookGuardWorkflow",
             workflow_id=GUARD_WORKFLOW_ID,

@@ -34,6 +34,7 @@ from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.postmortem.state import ApproveRequest, RequestChangesRequest
+from tocsin.runbooks.contracts import RunRunbookRequest
 from tocsin.settings import Settings
 from tocsin.updates import (
     AcknowledgeRequest,
@@ -76,6 +77,17 @@ async def runbook_ran(env: WorkflowEnvironment, key: str) -> None:
     """The response workflow's runbook runs to its end (mitigated, or compensated and escalated); then a person
     resolves the incident."""
     await env.sleep(timedelta(minutes=18))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="done"))
+
+
+async def runbook_by_name(env: WorkflowEnvironment, key: str) -> None:
+    """As runbook_ran, after runbooks-by-name: the response workflow's runbook is checked against the worker's
+    policy before it runs; then a person asks for a runbook by name with a label the worker refuses to plan
+    (a namespace off the allow-list): refused, on the timeline. Then the incident is resolved."""
+    await env.sleep(timedelta(minutes=18))
+    request = RunRunbookRequest(runbook="service_recovery_playbook", labels={"namespace": "kube-system"}, by="bob")
+    await send_update(env.client, key, "run_runbook", request)
+    await env.sleep(timedelta(minutes=1))
     await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="done"))
 
 
@@ -145,11 +157,30 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     ),
     # Recorded after the bounded-state-and-storms patch: opened as the 21st new incident within the storm window.
     "sev1-storm-member": ("sev1", {"alertname": "ZoneDown", "environment": "prod"}, held_by_a_storm),
+    # Recorded after the runbooks-by-name patch: the plan checked against the worker's policy, bounded checks,
+    # and (mitigated) a runbook asked for by name that the worker refuses to plan.
+    "sev1-runbook-by-name-mitigated": (
+        "sev1",
+        {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
+        runbook_by_name,
+    ),
+    "sev1-runbook-by-name-compensated": (
+        "sev1",
+        {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
+        runbook_ran,
+    ),
 }
 # Scenarios opened from an alert source after this many other new incidents (a storm's threshold).
 STORM_SCENARIOS = {"sev1-storm-member": 20}
 # The error rate Prometheus answers in each runbook scenario: below the playbook's 5% verifies, above fails.
-RUNBOOK_SCENARIOS = {"sev1-runbook-mitigated": "0.01", "sev1-runbook-compensated": "0.30"}
+RUNBOOK_SCENARIOS = {
+    "sev1-runbook-mitigated": "0.01",
+    "sev1-runbook-compensated": "0.30",
+    "sev1-runbook-by-name-mitigated": "0.01",
+    "sev1-runbook-by-name-compensated": "0.30",
+}
+# The runbook runs recorded per scenario (runbook-<key>-<n>); by default the first only.
+RUNBOOK_RUNS = {"sev1-runbook-by-name-mitigated": (1, 3)}
 
 
 async def _record(client: Client, workflow_id: str, as_name: str | None = None) -> None:
@@ -200,7 +231,8 @@ async def main() -> None:
                 await _record(env.client, f"incident-{key}")
                 # Post-mortems now wait days for a review: their pipeline is recorded on its own, below.
                 if name in RUNBOOK_SCENARIOS:
-                    await _record(env.client, f"runbook-{key}-1")
+                    for n in RUNBOOK_RUNS.get(name, (1,)):
+                        await _record(env.client, f"runbook-{key}-{n}")
         finally:
             await env.shutdown()
     await record_postmortem_pipeline(policy)

@@ -1,5 +1,7 @@
-"""The `http` step against a loopback admin endpoint: expected statuses, what is permanent and what retries, and
-secrets that are sent but never shown."""
+"""The `http` step against a loopback admin endpoint: expected statuses, what is permanent and what retries,
+secrets that are sent but never shown, and the addresses a step may not reach unless its policy allows them.
+
+The endpoint is on 127.0.0.1, so the steps here allow loopback (`allow_loopback`), as a policy step must."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.vendor_server import Reply, VendorServer
 from tocsin.policy.loader import load_policy
+from tocsin.runbooks.egress import Resolver
 from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
 from tocsin.runbooks.http_action import execute_http
 from tocsin.runbooks.plan import plan_from_policy
@@ -36,6 +40,7 @@ def _step(**overrides: object) -> PlannedHttp:
         "headers": {"Authorization": SecretRef(secret="TOCSIN_DB_ADMIN_TOKEN", prefix="Bearer "), "X-Team": "sre"},
         "json_body": {"enabled": True},
         "expect": [200, 204],
+        "allow_loopback": True,
     }
     return PlannedHttp.model_validate({**fields, **overrides})
 
@@ -142,18 +147,100 @@ async def test_the_seed_runbook_step_as_planned(server: VendorServer) -> None:
         "database_performance_optimization",
         service="checkout",
         severity="sev2",
-        labels={"database": "orders/eu?x=1"},
+        labels={"database": "orders-eu.1"},
     )
     step = next(s for s in plan.steps if s.name == "enable_read_replicas")
     assert isinstance(step, PlannedHttp) and step.compensate is not None
+    assert not step.allow_loopback, "the default policy never reaches loopback"
     server.on("POST", "/admin/databases/{db}/read-replicas", Reply(200))
     server.on("DELETE", "/admin/databases/{db}/read-replicas", Reply(204))
-    await execute_http(step, env=_env(server))
+    with pytest.raises(PermanentRemediationError, match="refused: the host is a loopback address"):
+        await execute_http(step, env=_env(server))
+    assert server.requests == []
+    await execute_http(step.model_copy(update={"allow_loopback": True}), env=_env(server))
     assert isinstance(step.compensate, PlannedHttp)
-    await execute_http(step.compensate, env=_env(server))
+    await execute_http(step.compensate.model_copy(update={"allow_loopback": True}), env=_env(server))
     assert server.calls() == [
-        "POST /admin/databases/orders%2Feu%3Fx%3D1/read-replicas",
-        "DELETE /admin/databases/orders%2Feu%3Fx%3D1/read-replicas",
+        "POST /admin/databases/orders-eu.1/read-replicas",
+        "DELETE /admin/databases/orders-eu.1/read-replicas",
     ]
     assert server.requests[0].json == {"enabled": True, "reason": "tocsin runbook for checkout"}
     assert server.unmatched == []
+
+
+# --- where a step may send --------------------------------------------------------------------------------
+
+
+def _resolver(*addresses: str) -> Resolver:
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "problem"),
+    [
+        ("http://169.254.169.254/latest/meta-data/iam", (), "a cloud metadata address (allow_link_local)"),
+        ("http://[fd00:ec2::254]/latest/meta-data", (), "a cloud metadata address (allow_link_local)"),
+        ("http://metadata.google.internal/computeMetadata/v1/", (), "a cloud metadata host (allow_link_local)"),
+        ("http://169.254.10.1/x", (), "a link-local address (allow_link_local)"),
+        ("http://[fe80::1]/x", (), "a link-local address (allow_link_local)"),
+        ("http://127.0.0.1:9/x", (), "a loopback address (allow_loopback)"),
+        ("http://[::1]/x", (), "a loopback address (allow_loopback)"),
+        ("http://0.0.0.0/x", (), "a loopback address (allow_loopback)"),
+        ("http://[::ffff:127.0.0.1]/x", (), "a loopback address (allow_loopback)"),
+        # A name is resolved first, and one forbidden address among its answers is enough to refuse.
+        ("https://admin.example.com/x", ("10.0.0.5", "169.254.169.254"), "a cloud metadata address (allow_link_local)"),
+        ("https://admin.example.com/x", ("127.0.0.53",), "a loopback address (allow_loopback)"),
+    ],
+)
+async def test_loopback_link_local_and_metadata_are_refused_unless_allowed(
+    url: str, addresses: tuple[str, ...], problem: str
+) -> None:
+    step = _step(url=url, headers={}, allow_loopback=False)
+    with pytest.raises(PermanentRemediationError) as err:
+        await execute_http(step, env={}, resolver=_resolver(*addresses))
+    assert err.value.kind == "ForbiddenDestination"
+    assert str(err.value) == f"POST {url}: refused: the host is {problem}"
+
+
+async def test_a_refused_base_url_is_not_named(server: VendorServer) -> None:
+    """The base URL is a secret of the worker: the refusal names the variable, never the host."""
+    step = _step(allow_loopback=False)
+    with pytest.raises(PermanentRemediationError) as err:
+        await execute_http(step, env=_env(server))
+    assert str(err.value) == (
+        "POST ${TOCSIN_DB_ADMIN_URL}/databases/orders/read-replicas: refused: the host is a loopback address "
+        "(allow_loopback)"
+    )
+    assert server.requests == []
+
+
+async def test_the_request_goes_to_the_address_that_was_checked(server: VendorServer) -> None:
+    """A name is resolved once: the connection uses the checked address, the Host header keeps the name."""
+    server.on("POST", "/admin/databases/orders/read-replicas", Reply(204))
+    port = server.url.rsplit(":", 1)[1]
+    env = {"TOCSIN_DB_ADMIN_URL": f"http://admin.db.internal:{port}/admin", "TOCSIN_DB_ADMIN_TOKEN": SECRET}
+    await execute_http(_step(), env=env, resolver=_resolver("127.0.0.1"))
+    [request] = server.requests
+    assert request.headers["host"] == f"admin.db.internal:{port}"
+    with pytest.raises(PermanentRemediationError, match="refused: the host is a link-local address"):
+        await execute_http(_step(), env=env, resolver=_resolver("169.254.0.7"))
+    assert len(server.requests) == 1
+
+
+async def test_allow_link_local_is_explicit() -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    step = _step(url="http://169.254.169.254/latest/meta-data", headers={}, allow_loopback=False)
+    with pytest.raises(PermanentRemediationError, match="cloud metadata address"):
+        await execute_http(step, env={}, transport=httpx.MockTransport(answer))
+    assert sent == []
+    allowed = step.model_copy(update={"allow_link_local": True})
+    assert (await execute_http(allowed, env={}, transport=httpx.MockTransport(answer))).status == 200
+    assert [str(r.url) for r in sent] == ["http://169.254.169.254/latest/meta-data"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tocsin.policy.models import Policy
 from tocsin.runbooks.errors import GuardrailViolation
 from tocsin.runbooks.guardrails import check_namespace, next_run_allowed_at, target_replicas
 from tocsin.runbooks.models import RateLimit, Runbook
-from tocsin.runbooks.plan import PlanError, plan_from_policy, plan_runbook
+from tocsin.runbooks.plan import PlanError, plan_from_policy, plan_request, plan_runbook
 from tocsin.runbooks.planned import (
     PlannedApproval,
     PlannedHttp,
@@ -24,6 +25,7 @@ from tocsin.runbooks.planned import (
     PlannedScale,
     PlannedVerify,
     RunbookPlan,
+    plan_digest,
 )
 from tocsin.runbooks.steps import SecretRef
 
@@ -145,21 +147,88 @@ def test_label_values_cannot_break_out_of_a_promql_string() -> None:
     assert planned.steps[0].query == 'up{job="a\\"} or vector(1) #\\\\"}'
 
 
-def test_a_label_is_one_url_path_segment(policy: Policy) -> None:
-    plan = plan_from_policy(
-        policy,
-        "database_performance_optimization",
-        service="orders",
-        severity="sev2",
-        labels={"database": "../../admin/users?delete=1"},
+ADMIN = (
+    "steps:\n  - name: enable\n    action: http\n"
+    "    url: '${TOCSIN_DB_ADMIN_URL}/databases/{{ $labels.database }}/read-replicas?by={{ $labels[\"who\"] }}'\n"
+)
+
+
+def test_a_label_is_one_url_path_segment() -> None:
+    plan = plan_runbook(
+        "r", _runbook(ADMIN), service="s", severity="sev1", labels={"database": "a b?c=1&d", "who": "x#y"}
     )
-    assert isinstance(plan.steps[1], PlannedHttp)
-    assert plan.steps[1].url == "${TOCSIN_DB_ADMIN_URL}/databases/..%2F..%2Fadmin%2Fusers%3Fdelete%3D1/read-replicas"
+    assert isinstance(plan.steps[0], PlannedHttp)
+    assert plan.steps[0].url == "${TOCSIN_DB_ADMIN_URL}/databases/a%20b%3Fc%3D1%26d/read-replicas?by=x%23y"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        # `..` survives percent-encoding and collapses `/databases/../read-replicas` to `/read-replicas`.
+        ("..", "'..' is a dot segment"),
+        (".", "'.' is a dot segment"),
+        ("", "'' is empty"),
+        ("../../admin/users", "'../../admin/users' contains a slash or a backslash"),
+        ("orders/eu", "'orders/eu' contains a slash or a backslash"),
+        ("..\\admin", "'..\\\\admin' contains a slash or a backslash"),
+        ("orders\x00", "'orders\\x00' contains a control character"),
+        ("orders\n", "'orders\\n' contains a control character"),
+        ("orders\x85", "'orders\\x85' contains a control character"),
+    ],
+)
+def test_a_label_that_would_change_the_url_path_is_refused(value: str, problem: str) -> None:
+    with pytest.raises(PlanError) as err:
+        plan_runbook("r", _runbook(ADMIN), service="s", severity="sev1", labels={"database": value, "who": "w"})
+    assert str(err.value) == f"step enable: label database={problem}: refused in a URL"
 
 
 def test_a_missing_label_in_a_url_is_refused(policy: Policy) -> None:
-    with pytest.raises(PlanError, match=r"step enable_read_replicas: the URL .* has an empty path segment"):
-        plan_from_policy(policy, "database_performance_optimization", service="orders", severity="sev2", labels={})
+    with pytest.raises(PlanError, match=r"step enable: label who='' is empty: refused in a URL"):
+        plan_runbook("r", _runbook(ADMIN), service="s", severity="sev1", labels={"database": "orders"})
+
+
+def test_a_dot_segment_written_in_the_policy_is_refused_too() -> None:
+    runbook = _runbook("steps:\n  - name: call\n    action: http\n    url: https://admin.internal/a/%2E%2E/b\n")
+    with pytest.raises(PlanError, match=r"the URL 'https://admin.internal/a/%2E%2E/b' has a '\.\.' path segment"):
+        plan_runbook("r", runbook, service="s", severity="sev1", labels={})
+
+
+def test_a_runbook_may_declare_a_pattern_per_label(policy: Policy) -> None:
+    runbook = _runbook("labels: {database: '[a-z0-9_]+'}\n" + ADMIN)
+    plan = plan_runbook("r", runbook, service="s", severity="sev1", labels={"database": "orders_2", "who": "w"})
+    assert isinstance(plan.steps[0], PlannedHttp) and "/databases/orders_2/" in plan.steps[0].url
+    # The whole value must match, and a missing label counts as empty.
+    for labels, shown in (({"database": "orders;drop"}, "'orders;drop'"), ({}, "''")):
+        with pytest.raises(PlanError) as err:
+            plan_runbook("r", runbook, service="s", severity="sev1", labels={"who": "w", **labels})
+        assert str(err.value) == f"label database={shown} does not match the runbook's pattern '[a-z0-9_]+'"
+    # The default policy's database runbooks declare one.
+    with pytest.raises(PlanError, match="label database='\\.\\.' does not match the runbook's pattern"):
+        plan_from_policy(
+            policy, "database_performance_optimization", service="s", severity="sev1", labels={"database": ".."}
+        )
+
+
+def test_an_invalid_label_pattern_is_a_policy_error() -> None:
+    with pytest.raises(ValueError, match="not a regular expression"):
+        _runbook("labels: {database: '[a-z'}\n" + ADMIN)
+
+
+def test_a_plan_is_planned_again_from_its_request_to_the_same_digest(policy: Policy) -> None:
+    plan = plan_from_policy(
+        policy,
+        "service_recovery_playbook",
+        service="checkout",
+        severity="sev1",
+        labels={"namespace": "staging"},
+        parameters={"service": "cart"},  # a parameter overriding the service's label is kept as such
+    )
+    again = plan_request(policy, plan.request())
+    assert again == plan and plan_digest(again) == plan_digest(plan)
+    assert re.fullmatch("[0-9a-f]{64}", plan_digest(plan))
+    # Any change to what would run is another digest.
+    other = plan.model_copy(update={"guardrails": plan.guardrails.model_copy(update={"max_replicas": 200})})
+    assert plan_digest(other) != plan_digest(plan)
 
 
 @pytest.mark.parametrize(
@@ -302,6 +371,7 @@ def test_the_dry_run_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Runbook service_recovery_playbook for checkout (sev1)"  # the severity of service_down_detection
     assert out[-1] == "Dry run: nothing was changed."
+    assert re.fullmatch("Plan sha256: [0-9a-f]{64}", out[-2])
     assert main([*dry_run, "--label", "namespace=kube-system", "--severity", "sev2"]) == 1
     assert "REFUSED: scale_out: namespace 'kube-system'" in capsys.readouterr().out
     assert main([*dry_run, "--json"]) == 0

@@ -96,6 +96,14 @@ def test_the_default_policy_defines_the_seed_runbooks() -> None:
     assert (approve.default_for("sev3"), approve.timeout_for("sev3")) == ("reject", timedelta(minutes=15))
     assert enable.headers == {"Authorization": SecretRef(secret="TOCSIN_DB_ADMIN_TOKEN", prefix="Bearer ")}
     assert isinstance(enable.compensate, HttpStep) and enable.compensate.method == "DELETE"
+    # No step of the default policy may reach loopback or link-local addresses; database labels have a pattern.
+    for runbook in policy.runbooks.values():
+        for step in runbook.steps:
+            for http in (step, step.compensate if isinstance(step, HttpStep) else None):
+                if isinstance(http, HttpStep):
+                    assert not http.allow_loopback and not http.allow_link_local
+    for name in ("database_performance_optimization", "enable_read_replicas", "throttle_non_critical_queries"):
+        assert policy.runbooks[name].labels == {"database": "[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"}
 
 
 def test_runbooks_survive_the_policy_snapshot_round_trip() -> None:
@@ -209,6 +217,20 @@ def test_a_literal_secret_in_headers_is_refused(header: str) -> None:
 def test_urls_have_a_fixed_origin(url: str, problem: str) -> None:
     text = BASE + f"      - name: call\n        action: http\n        url: '{url}'\n"
     assert _error(text).startswith(f"p.yaml:{_line_of(text, 'url:')}: runbooks.fix.steps.0.url: {problem}")
+
+
+def test_address_permissions_and_label_patterns_load() -> None:
+    text = BASE.replace("    steps:\n", "    labels: {database: '[a-z]+'}\n    steps:\n")
+    text += "      - name: call\n        action: http\n        url: 'https://admin.internal/x'\n"
+    text += "        allow_loopback: true\n        allow_link_local: true\n"
+    fix = parse_policy(text, "p.yaml").runbooks["fix"]
+    assert fix.labels == {"database": "[a-z]+"}
+    assert isinstance(fix.steps[0], HttpStep) and fix.steps[0].allow_loopback and fix.steps[0].allow_link_local
+    broken = text.replace("'[a-z]+'", "'[a-z'")
+    assert _error(broken) == (
+        f"p.yaml:{_line_of(broken, 'labels:')}: runbooks.fix.labels.database: not a regular expression: "
+        "unterminated character set at position 0"
+    )
 
 
 def test_kubernetes_guardrails_are_required() -> None:

@@ -4,14 +4,19 @@ admin endpoint, each a real loopback server (tests/fake_kubernetes.py, tests/ven
 Success mitigates the incident; a verification that never holds compensates in reverse and escalates; an
 approval nobody answers takes the severity's default; a second runbook on a busy service is refused; a
 worker lost mid-step resumes without repeating the step that was done.
+
+The worker plans and checks every run with its own policy (Settings.policy): here the default policy with
+loopback allowed for the admin API's http steps, and two runbooks of the tests' own (tests/runbook_stack.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,20 +24,47 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import outbox, run_workers, start_incident, unique_key
-from tests.runbook_stack import DB_TOKEN, Stack, running_stack
+from tests.runbook_stack import DB_TOKEN, Stack, running_stack, write_policy
 from tocsin.cli import runbooks as cli
 from tocsin.incidents import get_incident
+from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
 from tocsin.roster import resolve
 from tocsin.runbooks.contracts import ApproveStepRequest, RunbookInput, RunbookResult, runbook_workflow_id
 from tocsin.runbooks.guard_models import AcquireAnswer, AcquireRequest, GuardState, ReleaseRequest
-from tocsin.runbooks.models import Runbook
-from tocsin.runbooks.plan import plan_from_policy, plan_runbook
+from tocsin.runbooks.plan import plan_from_policy
 from tocsin.settings import Settings
 from workflows.runbook import RunbookWorkflow
 from workflows.runbook_guard import RunbookGuardWorkflow
 
 SERVICE_DOWN = {"alertname": "ServiceAvailabilityLow", "environment": "prod"}
+
+
+def _tests_runbooks(raw: dict[str, Any]) -> None:
+    """`pause` (one wait step, runs wait their turn) and `quick_recovery` (the playbook, verified in seconds)."""
+    runbooks = raw["runbooks"]
+    runbooks["pause"] = {
+        "guardrails": {"concurrency": "wait"},
+        "steps": [{"name": "pause", "action": "wait", "duration": "10 minutes"}],
+    }
+    quick = copy.deepcopy(runbooks["service_recovery_playbook"])
+    quick["steps"][2].update({"for": "8 seconds", "interval": "1 second"})
+    runbooks["quick_recovery"] = quick
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    return write_policy(tmp_path, _tests_runbooks)
+
+
+@pytest.fixture
+def policy(policy_file: Path) -> Policy:
+    return load_policy(policy_file)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, policy_file: Path) -> Settings:
+    return Settings(home=tmp_path / "home", policy=policy_file)
 
 
 @pytest.fixture
@@ -46,12 +78,10 @@ def timeline(state: Any, kind: str) -> list[str]:
 
 
 async def test_runbook_success_mitigates_the_incident(
-    env: WorkflowEnvironment, settings: Settings, stack: Stack, default_policy: Policy
+    env: WorkflowEnvironment, settings: Settings, stack: Stack, policy: Policy
 ) -> None:
-    async with run_workers(env.client, settings, runbooks=stack.activities()):
-        inp, _ = await start_incident(
-            env.client, default_policy, labels=SERVICE_DOWN, workflow="service_down_detection"
-        )
+    async with run_workers(env.client, settings, runbooks=stack.activities(policy)):
+        inp, _ = await start_incident(env.client, policy, labels=SERVICE_DOWN, workflow="service_down_detection")
         await env.sleep(timedelta(minutes=8))
         state = await get_incident(env.client, inp.key)
         child = env.client.get_workflow_handle(runbook_workflow_id(inp.key, 1))
@@ -76,13 +106,11 @@ async def test_runbook_success_mitigates_the_incident(
 
 
 async def test_failed_verification_compensates_in_reverse_and_escalates(
-    env: WorkflowEnvironment, settings: Settings, stack: Stack, default_policy: Policy
+    env: WorkflowEnvironment, settings: Settings, stack: Stack, policy: Policy
 ) -> None:
     stack.error_rate = "0.30"
-    async with run_workers(env.client, settings, runbooks=stack.activities()):
-        inp, _ = await start_incident(
-            env.client, default_policy, labels=SERVICE_DOWN, workflow="service_down_detection"
-        )
+    async with run_workers(env.client, settings, runbooks=stack.activities(policy)):
+        inp, _ = await start_incident(env.client, policy, labels=SERVICE_DOWN, workflow="service_down_detection")
         # Verification gives up after 15 minutes. (Sleeping skips time; awaiting a child's result alone does not.)
         await env.sleep(timedelta(minutes=17))
         child = env.client.get_workflow_handle(runbook_workflow_id(inp.key, 1))
@@ -120,17 +148,17 @@ async def test_approval_timeout_takes_the_severitys_default(
     env: WorkflowEnvironment,
     settings: Settings,
     stack: Stack,
-    default_policy: Policy,
+    policy: Policy,
     severity: str,
     outcome: str,
     calls: int,
 ) -> None:
     key = unique_key("db")
-    async with run_workers(env.client, settings, runbooks=stack.activities()):
+    async with run_workers(env.client, settings, runbooks=stack.activities(policy)):
         result = RunbookResult.model_validate(
             await env.client.execute_workflow(
                 "RunbookWorkflow",
-                db_run(default_policy, severity, key),
+                db_run(policy, severity, key),
                 id=runbook_workflow_id(key, 1),
                 task_queue="incidents",
             )
@@ -144,19 +172,16 @@ async def test_approval_timeout_takes_the_severitys_default(
 
 
 async def test_a_worker_lost_mid_step_resumes_without_repeating_a_done_step(
-    dev_env: WorkflowEnvironment, settings: Settings, stack: Stack, default_policy: Policy
+    dev_env: WorkflowEnvironment, settings: Settings, stack: Stack, policy: Policy
 ) -> None:
     """On the real dev server, in real time: a verify step of seconds, not minutes."""
-    runbook = default_policy.runbooks["service_recovery_playbook"]
-    verify = runbook.steps[2].model_copy(update={"hold_for": timedelta(seconds=8), "interval": timedelta(seconds=1)})
-    quick = runbook.model_copy(update={"steps": [*runbook.steps[:2], verify, runbook.steps[3]]})
-    plan = plan_runbook("service_recovery_playbook", quick, service="checkout", severity="sev1", labels={})
+    plan = plan_from_policy(policy, "quick_recovery", service="checkout", severity="sev1")
     key = unique_key("ck")
 
     def checks() -> int:
         return len([r for r in stack.server.requests if r.path == "/api/v1/query"])
 
-    async with run_workers(dev_env.client, settings, runbooks=stack.activities()):
+    async with run_workers(dev_env.client, settings, runbooks=stack.activities(policy)):
         handle = await dev_env.client.start_workflow(
             "RunbookWorkflow",
             RunbookInput(plan=plan, incident=key),
@@ -167,7 +192,7 @@ async def test_a_worker_lost_mid_step_resumes_without_repeating_a_done_step(
             await asyncio.sleep(0.05)
     at_switch = checks()
     # The first worker is gone mid-step, its cache with it; a new one replays the history and carries on.
-    async with run_workers(dev_env.client, settings, runbooks=stack.activities()):
+    async with run_workers(dev_env.client, settings, runbooks=stack.activities(policy)):
         result = RunbookResult.model_validate(await asyncio.wait_for(handle.result(), 60))
 
     assert result.outcome == "succeeded"
@@ -182,17 +207,15 @@ async def test_cli_runs_a_runbook_for_an_incident_and_a_person_approves_it(
     env: WorkflowEnvironment,
     settings: Settings,
     stack: Stack,
-    default_policy: Policy,
+    policy: Policy,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     async def connect() -> Client:
         return env.client
 
-    async with run_workers(env.client, settings, runbooks=stack.activities()):
-        inp, _ = await start_incident(env.client, default_policy, severity="sev2", labels={"database": "orders"})
-        run_args = argparse.Namespace(
-            name="database_performance_optimization", incident=inp.key, by="carol", policy=None
-        )
+    async with run_workers(env.client, settings, runbooks=stack.activities(policy)):
+        inp, _ = await start_incident(env.client, policy, severity="sev2", labels={"database": "orders"})
+        run_args = argparse.Namespace(name="database_performance_optimization", incident=inp.key, by="carol", label=[])
         await cli.run_for_incident(connect, settings, run_args)
         assert capsys.readouterr().out.strip() == (
             f"{inp.key}: database_performance_optimization queued as runbook-{inp.key}-1"
@@ -202,7 +225,7 @@ async def test_cli_runs_a_runbook_for_an_incident_and_a_person_approves_it(
         def approval(by: str) -> argparse.Namespace:
             return argparse.Namespace(key=inp.key, step="approve", by=by, reject=False, note="go", run=None)
 
-        on_call = resolve(default_policy.roster, "primary_oncall", datetime.now(UTC)).people[0].id
+        on_call = resolve(policy.roster, "primary_oncall", datetime.now(UTC)).people[0].id
         await cli.approve_step(connect, settings, approval(on_call))
         assert capsys.readouterr().out.strip() == f"runbook-{inp.key}-1: approve: approved by {on_call}"
         await env.sleep(timedelta(minutes=15))  # p95 below 1s for 10 minutes
@@ -217,13 +240,11 @@ async def test_cli_runs_a_runbook_for_an_incident_and_a_person_approves_it(
 
 
 async def test_a_waiting_runbook_runs_after_the_one_holding_its_service(
-    env: WorkflowEnvironment, settings: Settings, stack: Stack
+    env: WorkflowEnvironment, settings: Settings, stack: Stack, policy: Policy
 ) -> None:
-    steps = [{"name": "pause", "action": "wait", "duration": "10 minutes"}]
-    waits = Runbook.model_validate({"guardrails": {"concurrency": "wait"}, "steps": steps})
-    plan = plan_runbook("pause", waits, service="billing", severity="sev3", labels={})
+    plan = plan_from_policy(policy, "pause", service="billing", severity="sev3")
     key = unique_key("wt")
-    async with run_workers(env.client, settings, runbooks=stack.activities()):
+    async with run_workers(env.client, settings, runbooks=stack.activities(policy)):
         handles = [
             await env.client.start_workflow(
                 "RunbookWorkflow",
@@ -281,20 +302,20 @@ async def test_the_guard_holds_a_service_limits_the_rate_and_lets_a_lost_hold_la
 
 
 async def test_a_second_runbook_on_the_service_is_refused_only_an_approver_decides_and_a_rejection_stops(
-    dev_env: WorkflowEnvironment, settings: Settings, stack: Stack, default_policy: Policy
+    dev_env: WorkflowEnvironment, settings: Settings, stack: Stack, policy: Policy
 ) -> None:
     """On the real dev server: a refused update leaves no trace in history (the time-skipping server's
     handling of rejected updates is not faithful)."""
     key = unique_key("db")
-    async with run_workers(dev_env.client, settings, runbooks=stack.activities()):
-        run = db_run(default_policy, "sev2", key)
+    async with run_workers(dev_env.client, settings, runbooks=stack.activities(policy)):
+        run = db_run(policy, "sev2", key)
         handle = await dev_env.client.start_workflow(
             "RunbookWorkflow", run, id=runbook_workflow_id(key, 1), task_queue="incidents"
         )
         while await handle.query(RunbookWorkflow.waiting_for) != "approve":
             await asyncio.sleep(0.1)
         # The database runbook holds checkout while it waits: the recovery playbook (refuse) cannot start.
-        other = plan_from_policy(default_policy, "service_recovery_playbook", service="checkout", severity="sev1")
+        other = plan_from_policy(policy, "service_recovery_playbook", service="checkout", severity="sev1")
         second = RunbookResult.model_validate(
             await dev_env.client.execute_workflow(
                 "RunbookWorkflow",
@@ -306,15 +327,26 @@ async def test_a_second_runbook_on_the_service_is_refused_only_an_approver_decid
         assert second.outcome == "refused"
         assert "database_performance_optimization is already acting on checkout" in second.reason
         assert stack.writes("/scale") == []
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update("approve_step", ApproveStepRequest(step="approve", by="mallory"))
-        assert "'mallory' is not an approver of approve (primary_oncall)" in str(refused.value.cause)
+        on_call = resolve(policy.roster, "primary_oncall", datetime.now(UTC)).people[0].id
+        off_call = next(p for p in ("alice", "bob", "carol", "dave") if p != on_call)
+        # Only a person of the roster holding the role now: not a stranger, not the rotation's name typed as a
+        # person, not a roster member who is off call, not someone outside the rotation.
+        refusals = {
+            "mallory": "'mallory' is not an approver of approve (primary_oncall): not a person of the roster",
+            "primary_oncall": "'primary_oncall' is not an approver of approve (primary_oncall): not a person of",
+            off_call: f"'{off_call}' is not an approver of approve (primary_oncall; now: {on_call})",
+            "erin": f"'erin' is not an approver of approve (primary_oncall; now: {on_call})",
+        }
+        for who, message in refusals.items():
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update("approve_step", ApproveStepRequest(step="approve", by=who))
+            assert message in str(refused.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as wrong_step:
             await handle.execute_update("approve_step", ApproveStepRequest(step="enable_read_replicas", by="alice"))
         assert "step 'enable_read_replicas' is not waiting for approval (step approve is)" in str(
             wrong_step.value.cause
         )
-        on_call = resolve(default_policy.roster, "primary_oncall", datetime.now(UTC)).people[0].id
+        assert await handle.query(RunbookWorkflow.waiting_for) == "approve", "no refused decision counted"
         request = ApproveStepRequest(step="approve", by=on_call, approve=False, note="not during the sale")
         await handle.execute_update("approve_step", request, result_type=str)
         result = RunbookResult.model_validate(await asyncio.wait_for(handle.result(), 30))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tocsin.policy.models import Policy
 from tocsin.postmortem.state import PostMortemState
-from tocsin.runbooks.planned import RunbookPlan
+from tocsin.runbooks.planned import PlanRequest, RunbookPlan
 from tocsin.storm_models import StormRecord
 
 IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
@@ -100,7 +100,10 @@ class PendingRunbook(_Model):
     """A runbook run asked for and not started yet: its id is fixed when asked, so the update can answer it."""
 
     workflow_id: str
-    plan: RunbookPlan
+    # Rendered at triage (the run checks it against the worker's policy), or asked for by name (update
+    # run_runbook: the worker plans it). One of the two.
+    plan: RunbookPlan | None = None
+    request: PlanRequest | None = None
     requested_by: str
 
 

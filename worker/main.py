@@ -23,6 +23,7 @@ from activities.postmortem_report import ReportActivities
 from activities.prometheus import PrometheusActivities
 from activities.remediation import RemediationActivities
 from activities.runbook import GuardActivities, RunbookActivities
+from activities.runbook_plan import RunbookPlanning
 from activities.storm import StormActivities
 from tocsin.channels.registry import channels_from_env
 from tocsin.channels.registry import describe as describe_channels
@@ -72,9 +73,12 @@ def build_workers(
     # The detector's Prometheus comes from this worker's environment; without it, detection runs fail fast.
     prometheus = prometheus or PrometheusActivities(prometheus_url_from_env())
     intake = IntakeActivities(client)
-    # Cluster credentials, admin-endpoint secrets and Prometheus come from this worker's environment.
-    runbooks = runbooks or RunbookActivities()
-    guard = GuardActivities(client)
+    # Cluster credentials, admin-endpoint secrets and Prometheus come from this worker's environment; what a
+    # runbook runs, and every limit on it, from this worker's own policy, never from a caller.
+    runbook_policy = load_policy(settings.policy)
+    runbooks = runbooks or RunbookActivities(runbook_policy)
+    planning = RunbookPlanning(runbook_policy)
+    guard = GuardActivities(client, runbook_policy)
     # Storm thresholds and the storm incident's plan come from this worker's own policy, never from a caller.
     storms = StormActivities(client, load_policy(settings.policy))
     return [
@@ -88,6 +92,7 @@ def build_workers(
                 lookup.find_previous_incident,
                 prometheus.evaluate,
                 intake.ingest,
+                planning.plan,
                 runbooks.preflight,
                 runbooks.get_scale,
                 runbooks.apply_scale,

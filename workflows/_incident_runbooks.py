@@ -4,6 +4,13 @@ A runbook asked for (by the response workflow's execute_runbook, or `tocsin runb
 `run_runbook`) is queued in the state and started by the main loop, so the handler stays synchronous and the
 id it answers (`runbook-<key>-<n>`) is the one that runs. The child reports each step with the signal
 `runbook_progress`; its outcome moves the incident: verified → mitigated, failed or rejected → escalated.
+
+`run_runbook` names a runbook and gives labels; the child has the worker plan it from the worker's own policy
+(workflows/runbook.py, behind runbooks-by-name), and a plan rendered at triage passes the same check there.
+The update's validator refuses a request that carries a plan. Such a request can therefore only be one
+replayed from a history recorded before runbooks-by-name, and it is handled as it was then: that is the whole
+difference between old and new histories here, so the gate is the request's shape (validators never replay),
+and the runbook runs it starts are checked by their own patched workflow.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import operator
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -20,8 +28,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from tocsin.models import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, PendingRunbook, PlannedAction
     from tocsin.runbooks.contracts import RunbookInput, RunbookProgress, RunRunbookRequest, runbook_workflow_id
-    from tocsin.runbooks.planned import RunbookPlan
-    from tocsin.updates import UpdateResult
+    from tocsin.runbooks.planned import PlanRequest, RunbookPlan
+    from tocsin.updates import UpdateResult, _Request
     from workflows.runbook import RunbookWorkflow
 
 HEARD_WITHIN = timedelta(minutes=1)
@@ -36,6 +44,12 @@ class IncidentRunbooks:
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
         raise NotImplementedError
 
+    def _seen(self, request: _Request) -> bool:
+        raise NotImplementedError
+
+    def _answer(self, request: _Request, message: str, change: Callable[[], None] | None = None) -> UpdateResult:
+        raise NotImplementedError
+
     def _runbook_action(self, action: PlannedAction) -> None:
         """The response workflow's execute_runbook: its plan was rendered at triage, or why it could not be."""
         name = action.params.get("runbook", action.type)
@@ -45,11 +59,12 @@ class IncidentRunbooks:
             reason = action.params.get("plan_error", "no plan was rendered for it")
             self._record("runbook", f"{name} not run: {reason}")
 
-    def _queue_runbook(self, plan: RunbookPlan, by: str) -> str:
+    def _queue_runbook(self, plan: RunbookPlan | None, by: str, request: PlanRequest | None = None) -> str:
         state = self._state
         child_id = runbook_workflow_id(state.key, len(state.runbooks) + 1)
         state.runbooks.append(child_id)
-        state.runbooks_pending.append(PendingRunbook(workflow_id=child_id, plan=plan, requested_by=by))
+        pending = PendingRunbook(workflow_id=child_id, plan=plan, request=request, requested_by=by)
+        state.runbooks_pending.append(pending)
         self._wake = True
         return child_id
 
@@ -58,9 +73,13 @@ class IncidentRunbooks:
         info = workflow.info()
         while state.runbooks_pending and state.status != "resolved":
             pending = state.runbooks_pending.pop(0)
-            plan, child_id = pending.plan, pending.workflow_id
+            child_id = pending.workflow_id
+            asked = pending.plan or pending.request
+            if asked is None:
+                continue  # neither a plan nor a name: nothing to run (not written by this code)
             run = RunbookInput(
-                plan=plan,
+                plan=pending.plan,
+                request=pending.request,
                 incident=state.key,
                 incident_workflow_id=info.workflow_id,
                 requested_by=pending.requested_by,
@@ -74,9 +93,9 @@ class IncidentRunbooks:
                     task_queue=INCIDENT_TASK_QUEUE,
                     # A runbook finishes (or compensates) even if the incident is resolved meanwhile.
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    static_summary=f"Runbook {plan.runbook} for {plan.service} ({state.key})",
+                    static_summary=f"Runbook {asked.runbook} for {asked.service} ({state.key})",
                 )
-                self._record("runbook", f"{plan.runbook} started: {child_id}")
+                self._record("runbook", f"{asked.runbook} started: {child_id}")
             except WorkflowAlreadyStartedError:
                 self._record("runbook", f"{child_id} already exists; not started again")
                 continue
@@ -114,22 +133,47 @@ class IncidentRunbooks:
 
     @workflow.update(name="run_runbook")
     def run_runbook(self, request: RunRunbookRequest) -> UpdateResult:
-        child_id = self._queue_runbook(request.plan, request.by)
-        self._record("runbook", f"{request.plan.runbook} requested by {request.by}: {child_id}", by=request.by)
         state = self._state
-        return UpdateResult(
-            key=state.key,
-            status=state.status,
-            severity=state.severity,
-            escalation_level=state.escalation_level,
-            message=f"{request.plan.runbook} queued as {child_id}",
-        )
+        if request.plan is not None:
+            # Only from a history recorded before runbooks-by-name (see the module's docstring): as it ran then.
+            child_id = self._queue_runbook(request.plan, request.by)
+            self._record("runbook", f"{request.plan.runbook} requested by {request.by}: {child_id}", by=request.by)
+            return UpdateResult(
+                key=state.key,
+                status=state.status,
+                severity=state.severity,
+                escalation_level=state.escalation_level,
+                message=f"{request.plan.runbook} queued as {child_id}",
+            )
+        name = request.runbook or ""
+        child_id = runbook_workflow_id(state.key, len(state.runbooks) + 1)
+
+        def queue() -> None:
+            # The incident's own service, severity and labels; the request's labels and parameters over them.
+            asked = PlanRequest(
+                runbook=name,
+                service=state.service,
+                severity=state.severity,
+                labels={**state.labels, **request.labels},
+                parameters=request.parameters,
+            )
+            self._queue_runbook(None, request.by, asked)
+            self._record("runbook", f"{name} requested by {request.by}: {child_id}", by=request.by)
+
+        return self._answer(request, f"{name} queued as {child_id}", queue)
 
     @run_runbook.validator
     def _validate_run_runbook(self, request: RunRunbookRequest) -> None:
+        if request.plan is not None:
+            raise ValueError(
+                "run_runbook takes a runbook's name and labels, never a plan: "
+                "the worker plans the runbook from its own policy"
+            )
+        if self._seen(request):
+            return  # a repeated request answers its first result
         if self._state.status == "resolved":
             raise ValueError(f"incident {self._state.key} is resolved; it runs no more runbooks")
         if not self._runbooks_enabled:
             raise ValueError(f"incident {self._state.key} opened before runbooks ran as workflows; start a new one")
-        if request.plan.violations:
-            raise ValueError(f"runbook {request.plan.runbook} refused: " + "; ".join(request.plan.violations))
+        if not request.runbook:
+            raise ValueError("name the runbook to run (`runbook`)")

@@ -2,6 +2,8 @@
 
 Deterministic: what to write is decided here from what the activities read (target_replicas on the count
 the cluster reported), so a retried write never compounds (`current * 2` is computed once, not per attempt).
+Every call names its runbook (and step): the activities read the limits from the worker's policy by those
+names, never from the call.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.runbooks.contracts import (
         HttpCall,
         RolloutCall,
-        RunbookInput,
         ScaleApply,
         ScaleRead,
         StepOutcome,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         PlannedUndo,
         PlannedVerify,
         PlannedWait,
+        RunbookPlan,
     )
     from tocsin.runbooks.verify import VerifyCheck, VerifyProgress, advance, evaluate
     from workflows._idempotency import idempotency_key
@@ -75,10 +77,10 @@ def _reason(err: ActivityError) -> str:
 
 
 class StepRunner:
-    def __init__(self, inp: RunbookInput, approve: Approver) -> None:
-        self._input = inp
+    def __init__(self, plan: RunbookPlan, incident: str, approve: Approver) -> None:
+        self._plan = plan
+        self._incident = incident
         self._approve = approve
-        self._allowed = inp.plan.guardrails.allowed_namespaces
         # What each scale step found, for a `replicas: previous` compensation.
         self._found: dict[str, int] = {}
         self._revision: dict[str, int | None] = {}
@@ -107,7 +109,7 @@ class StepRunner:
         raise StepFailed(f"no executor for {step.action}")
 
     async def _scale(self, step: PlannedScale, compensating: PlannedStep | None) -> str:
-        read = ScaleRead(namespace=step.namespace, deployment=step.deployment, allowed_namespaces=self._allowed)
+        read = ScaleRead(namespace=step.namespace, deployment=step.deployment, runbook=self._plan.runbook)
         for _ in range(CONFLICT_REREADS):
             scale = await workflow.execute_activity_method(
                 RunbookActivities.get_scale, read, **_options(timedelta(seconds=30), f"read {step.target}")
@@ -117,9 +119,10 @@ class StepRunner:
             if compensating is None:
                 self._found[step.name] = scale.replicas
             apply = ScaleApply(
+                runbook=self._plan.runbook,
+                step=step.name,
                 target=target,
                 based_on=scale,
-                allowed_namespaces=self._allowed,
                 wait_for_rollout=step.wait_for_rollout,
                 rollout_within=max(step.timeout.total_seconds() - 10, 1),
             )
@@ -138,7 +141,7 @@ class StepRunner:
         raise StepFailed(f"{step.target} kept changing while scaling ({CONFLICT_REREADS} attempts)")
 
     async def _rollout(self, step: PlannedRestart | PlannedUndo, compensating: PlannedStep | None) -> str:
-        base = {"namespace": step.namespace, "deployment": step.deployment, "allowed_namespaces": self._allowed}
+        base = {"namespace": step.namespace, "deployment": step.deployment, "runbook": self._plan.runbook}
         if_revision = None
         if isinstance(step, PlannedUndo):
             # Undo only the revision this run saw (or made): a retried undo never undoes itself.
@@ -171,7 +174,7 @@ class StepRunner:
         key = f"{workflow.info().workflow_id}/{step.name}"
         result = await workflow.execute_activity_method(
             RunbookActivities.http,
-            HttpCall(step=step, idempotency_key=key),
+            HttpCall(step=step, idempotency_key=key, runbook=self._plan.runbook),
             **_options(step.timeout, step.summary()),
         )
         return f"{step.method} answered {result.status}"
@@ -201,13 +204,13 @@ class StepRunner:
         for channel in step.channels:
             delivery = Delivery(
                 idempotency_key=idempotency_key(f"{step.name}/{channel}"),
-                incident=self._input.incident,
+                incident=self._incident,
                 channel="slack",
                 target=channel,
                 message=step.message,
                 at=workflow.now(),
-                service=self._input.plan.service,
-                severity=self._input.plan.severity,
+                service=self._plan.service,
+                severity=self._plan.severity,
             )
             receipt = await workflow.execute_activity_method(
                 DeliveryActivities.deliver, delivery, **_options(step.timeout, f"notify {channel}")

@@ -1,9 +1,15 @@
 """RunbookWorkflow: one runbook run for one incident (`runbook-<key>-<n>`), every step on the record.
 
-Pure orchestration over a plan rendered before the run (tocsin.runbooks.plan): the guard grants the
+Pure orchestration over a plan rendered outside the workflow (tocsin.runbooks.plan): the guard grants the
 service, each step is an activity (or a timer, or a person's decision), and when a step fails the steps
 already done are compensated in reverse order. The incident hears of each step through the signal
 `runbook_progress`, and of the outcome: verified → mitigated; failed → escalated.
+
+Since runbooks-by-name the plan that runs is the worker's: the activity `runbook_plan` plans the run's
+request with the worker's own policy, and a run handed a plan that differs from it (started directly with a
+foreign plan, or rendered from a policy the worker no longer has) is refused before it touches anything.
+The checks before the first step (plan, preflight, guard) retry a bounded number of times; a check that
+keeps failing refuses the run, with the reason on the incident's timeline.
 """
 
 from __future__ import annotations
@@ -11,13 +17,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from activities.runbook import GuardActivities, RunbookActivities
-    from tocsin.roster import resolve as resolve_target
+    from activities.runbook_plan import RunbookPlanning
+    from tocsin.runbooks.approvals import approver_problem
     from tocsin.runbooks.contracts import (
         ApproveStepRequest,
+        PlanCall,
         RunbookInput,
         RunbookProgress,
         RunbookResult,
@@ -26,12 +35,29 @@ with workflow.unsafe.imports_passed_through():
         preflight_of,
     )
     from tocsin.runbooks.guard_models import GUARD_WORKFLOW_ID, AcquireAnswer, AcquireRequest, ReleaseRequest
-    from tocsin.runbooks.planned import PlannedApproval, PlannedStep
+    from tocsin.runbooks.planned import PlannedApproval, PlannedStep, RunbookPlan, plan_digest
     from workflows._runbook_steps import StepFailed, StepRunner
 
+RUNBOOKS_BY_NAME = "runbooks-by-name"
 # How long the guard holds a service for one run: longer than any sane runbook, short enough to recover.
 LEASE = timedelta(hours=2)
 WAIT_POLL = timedelta(seconds=30)
+# The checks before the first step: a worker that cannot answer within these refuses the run, it never
+# leaves it waiting forever (Temporal's default retry policy has no end).
+CHECK_ATTEMPTS = 5
+CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=CHECK_ATTEMPTS,
+)
+
+
+def _gave_up(what: str, err: ActivityError) -> str:
+    """Why a check before the first step refused the run, for the timeline."""
+    how = {RetryState.MAXIMUM_ATTEMPTS_REACHED: f"{CHECK_ATTEMPTS} times", RetryState.TIMEOUT: "until it timed out"}
+    tried = how.get(err.retry_state, "for good") if err.retry_state is not None else "for good"
+    return f"{what} failed {tried}: {err.cause or err}"
 
 
 @workflow.defn(name="RunbookWorkflow")
@@ -39,33 +65,83 @@ class RunbookWorkflow:
     @workflow.init
     def __init__(self, inp: RunbookInput) -> None:
         self._input = inp
+        self._plan = inp.plan
+        self._name = inp.plan.runbook if inp.plan else inp.request.runbook if inp.request else "runbook"
+        self._roster = inp.roster
+        self._digest: str | None = None
+        self._bounded = False
         self._records: list[StepRecord] = []
         self._decisions: dict[str, ApproveStepRequest] = {}
         self._waiting_for: PlannedApproval | None = None
 
     @workflow.run
     async def run(self, inp: RunbookInput) -> RunbookResult:
-        plan = inp.plan
+        if not workflow.patched(RUNBOOKS_BY_NAME):
+            # A run recorded before runbooks-by-name replays as it ran: with the plan it was given.
+            assert inp.plan is not None
+            return await self._run(inp.plan)
+        self._bounded = True
+        planned = await self._worker_plan(inp)
+        if isinstance(planned, RunbookResult):
+            return planned
+        self._plan = planned
+        return await self._run(planned)
+
+    async def _worker_plan(self, inp: RunbookInput) -> RunbookPlan | RunbookResult:
+        """The plan this worker's policy makes of the run's request; a refusal when a given plan differs."""
+        request = inp.request or (inp.plan.request() if inp.plan else None)
+        if request is None:
+            return await self._finish("refused", "the run names no runbook")
+        call = PlanCall(request=request, digest=plan_digest(inp.plan) if inp.plan else None)
+        try:
+            answer = await workflow.execute_activity_method(
+                RunbookPlanning.plan, call, **self._check_options(f"plan {request.runbook} from the worker's policy")
+            )
+        except ActivityError as err:
+            return await self._finish("refused", _gave_up("planning", err))
+        self._digest = answer.digest
+        if answer.refused is not None or answer.plan is None:
+            return await self._finish("refused", answer.refused or "the worker made no plan")
+        self._roster = answer.roster
+        return answer.plan
+
+    def _check_options(self, summary: str) -> workflow.ActivityConfig:
+        config = workflow.ActivityConfig(start_to_close_timeout=timedelta(seconds=30), summary=summary)
+        if self._bounded:
+            config["retry_policy"] = CHECK_RETRY
+            config["schedule_to_close_timeout"] = timedelta(minutes=5)
+        return config
+
+    async def _run(self, plan: RunbookPlan) -> RunbookResult:
         if plan.violations:
             return await self._finish("refused", "; ".join(plan.violations))
-        preflight = await workflow.execute_activity_method(
-            RunbookActivities.preflight,
-            preflight_of(plan),
-            start_to_close_timeout=timedelta(seconds=30),
-            summary="what this worker can do",
-        )
+        try:
+            preflight = await workflow.execute_activity_method(
+                RunbookActivities.preflight, preflight_of(plan), **self._check_options("what this worker can do")
+            )
+        except ActivityError as err:
+            if not self._bounded:
+                raise
+            return await self._finish("refused", _gave_up("the preflight", err))
         if preflight.missing:
             return await self._finish("refused", "not configured on the worker: " + "; ".join(preflight.missing))
-        answer = await self._acquire()
+        try:
+            answer = await self._acquire(plan)
+        except ActivityError as err:
+            if not self._bounded:
+                raise
+            await self._release(plan)  # in case the guard granted it and only the answer was lost
+            return await self._finish("refused", _gave_up("asking the guard", err))
         if not answer.granted:
             return await self._finish("refused", answer.reason)
         try:
-            return await self._execute()
+            return await self._execute(plan)
         finally:
-            await self._release()
+            await self._release(plan)
 
-    async def _acquire(self) -> AcquireAnswer:
-        plan, limit = self._input.plan, self._input.plan.guardrails.rate_limit
+    async def _acquire(self, plan: RunbookPlan) -> AcquireAnswer:
+        # The rate limit sent is informative only: the guard activity applies the worker's policy's.
+        limit = plan.guardrails.rate_limit
         request = AcquireRequest(
             service=plan.service,
             runbook=plan.runbook,
@@ -77,10 +153,7 @@ class RunbookWorkflow:
         deadline = workflow.now() + self._input.max_wait
         while True:
             answer = await workflow.execute_activity_method(
-                GuardActivities.acquire,
-                request,
-                start_to_close_timeout=timedelta(seconds=30),
-                summary=f"guard: {plan.service} for {plan.runbook}",
+                GuardActivities.acquire, request, **self._check_options(f"guard: {plan.service} for {plan.runbook}")
             )
             waiting = plan.guardrails.concurrency == "wait" and answer.held_by is not None
             if answer.granted or not waiting or workflow.now() + WAIT_POLL > deadline:
@@ -88,19 +161,19 @@ class RunbookWorkflow:
             await self._tell(f"{plan.runbook} waits: {answer.reason}")
             await workflow.sleep(WAIT_POLL, summary=f"waiting for {plan.service} to be free")
 
-    async def _release(self) -> None:
+    async def _release(self, plan: RunbookPlan) -> None:
         guard = workflow.get_external_workflow_handle(GUARD_WORKFLOW_ID)
         try:
-            release = ReleaseRequest(service=self._input.plan.service, holder=workflow.info().workflow_id)
+            release = ReleaseRequest(service=plan.service, holder=workflow.info().workflow_id)
             await guard.signal("release", release)
         except FailureError as err:
             # The hold lapses with its lease; nothing else is left to do.
             workflow.logger.warning("runbook guard not told of the release: %s", err)
 
-    async def _execute(self) -> RunbookResult:
-        plan = self._input.plan
-        runner = StepRunner(self._input, self._approve)
-        await self._tell(f"{plan.runbook} started by {self._input.requested_by}: {len(plan.steps)} steps")
+    async def _execute(self, plan: RunbookPlan) -> RunbookResult:
+        runner = StepRunner(plan, self._input.incident, self._approve)
+        checked = f" (plan sha256 {self._digest[:12]}, from the worker's policy)" if self._digest else ""
+        await self._tell(f"{plan.runbook} started by {self._input.requested_by}: {len(plan.steps)} steps{checked}")
         done: list[PlannedStep] = []
         for step in plan.steps:
             try:
@@ -146,14 +219,8 @@ class RunbookWorkflow:
             self._waiting_for = None
         decision = self._decisions[step.name]
         note = f" ({decision.note})" if decision.note else ""
-        return (
-            ("approved", f"approved by {decision.by}{note}")
-            if decision.approve
-            else (
-                "rejected",
-                f"rejected by {decision.by}{note}",
-            )
-        )
+        decided: StepOutcome = "approved" if decision.approve else "rejected"
+        return decided, f"{decided} by {decision.by}{note}"
 
     # --- messages ----------------------------------------------------------------------------------------
 
@@ -168,19 +235,10 @@ class RunbookWorkflow:
         if waiting is None or waiting.name != request.step:
             now = f"step {waiting.name} is" if waiting else "no step is"
             raise ValueError(f"step {request.step!r} is not waiting for approval ({now})")
-        if not self._may_approve(waiting, request.by):
-            raise ValueError(f"{request.by!r} is not an approver of {request.step} ({', '.join(waiting.approvers)})")
-
-    def _may_approve(self, step: PlannedApproval, who: str) -> bool:
-        """An approver named as such, or a member of an approving team, or on call now for an approving rotation."""
-        if who in step.approvers:
-            return True
-        now = workflow.now()
-        for approver in step.approvers:
-            resolved = resolve_target(self._input.roster, approver, now)
-            if any(person.id == who for person in resolved.people):
-                return True
-        return False
+        # Checked at this moment against the roster of the worker's policy (the run's own, before runbooks-by-name).
+        problem = approver_problem(self._roster, waiting, request.by, workflow.now())
+        if problem:
+            raise ValueError(problem)
 
     @workflow.query(name="waiting_for")
     def waiting_for(self) -> str | None:
@@ -202,16 +260,17 @@ class RunbookWorkflow:
             )
         )
         what = "compensation" if compensation else "step"
-        await self._tell(f"{self._input.plan.runbook} {what} {step} ({action}): {outcome}: {detail}")
+        await self._tell(f"{self._name} {what} {step} ({action}): {outcome}: {detail}")
 
     async def _finish(self, outcome: str, reason: str, verified: bool = False) -> RunbookResult:
         result = RunbookResult.model_validate(
             {
-                "runbook": self._input.plan.runbook,
+                "runbook": self._name,
                 "outcome": outcome,
                 "reason": reason,
                 "verified": verified,
                 "steps": self._records,
+                "digest": self._digest,
             }
         )
         await self._tell(f"{result.runbook} {outcome}: {reason}", result)
@@ -219,7 +278,7 @@ class RunbookWorkflow:
 
     async def _tell(self, text: str, result: RunbookResult | None = None) -> None:
         """One line for the incident's timeline; the last one carries the outcome."""
-        workflow.set_current_details(f"**{self._input.plan.runbook}** for `{self._input.incident}`\n\n{text}")
+        workflow.set_current_details(f"**{self._name}** for `{self._input.incident}`\n\n{text}")
         parent = self._input.incident_workflow_id
         if parent is None:
             return

@@ -3,9 +3,10 @@
 `dry-run NAME --service S` renders the runbook exactly as a real request would (tocsin.runbooks.plan) and
 prints RunbookPlan.describe(); it reads neither the cluster, nor Prometheus, nor any secret. A guardrail the
 plan already breaks is printed as REFUSED and the exit code is 1; a template that cannot render is one
-message and exit code 2. `run NAME --incident KEY` renders the same plan against the incident's labels and
-asks the incident (update `run_runbook`) to start it as `runbook-<key>-<n>`; `approve KEY STEP --by NAME`
-decides that run's approval step.
+message and exit code 2. `run NAME --incident KEY` asks the incident (update `run_runbook`) to run the
+runbook by name as `runbook-<key>-<n>`: the worker plans it from its own policy against the incident's labels
+(and any `--label`), so what runs is never written here; a run the worker refuses says why on the incident's
+timeline. `approve KEY STEP --by NAME` decides that run's approval step (NAME must hold an approving role).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tocsin.policy.loader import load_policy
 from tocsin.policy.models import ExecuteRunbook, Policy
 from tocsin.runbooks.contracts import ApproveStepRequest, RunRunbookRequest
 from tocsin.runbooks.plan import plan_from_policy
+from tocsin.runbooks.planned import plan_digest
 from tocsin.settings import Settings
 
 
@@ -38,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     start.add_argument("name", help="a runbook of the policy's `runbooks:` section")
     start.add_argument("--incident", required=True, metavar="KEY")
     start.add_argument("--by", required=True, help="who asks for it (on the incident's timeline)")
-    start.add_argument("--policy", help="default: TOCSIN_POLICY or policies/default.yaml")
+    start.add_argument(
+        "--label", action="append", default=[], metavar="NAME=VALUE", help="over the incident's labels (repeatable)"
+    )
     start.set_defaults(func=run_for_incident)
     approve = runbook_sub.add_parser("approve", help="approve (or --reject) a runbook step that waits for a person")
     approve.add_argument("key", help="the incident key")
@@ -70,18 +74,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
     else:
         print(plan.describe())
+        # The same digest is on the timeline when a worker with this policy runs the runbook.
+        print(f"Plan sha256: {plan_digest(plan)}")
         print("Dry run: nothing was changed.")
     return 1 if plan.violations else 0
 
 
 async def run_for_incident(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
     client = await connect()
-    state = await get_incident(client, args.incident)
-    policy = load_policy(args.policy or settings.policy)
-    plan = plan_from_policy(policy, args.name, service=state.service, severity=state.severity, labels=state.labels)
-    if plan.violations:
-        raise CliError(f"runbook {args.name} refused: " + "; ".join(plan.violations))
-    result = await send_update(client, args.incident, "run_runbook", RunRunbookRequest(plan=plan, by=args.by))
+    request = RunRunbookRequest(runbook=args.name, by=args.by, labels=parse_labels(args.label))
+    result = await send_update(client, args.incident, "run_runbook", request)
     print(f"{result.key}: {result.message}")
 
 

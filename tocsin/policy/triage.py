@@ -107,7 +107,8 @@ def _plan_runbooks(
     policy: Policy, actions: list[PlannedAction], service: str, severity: str, labels: dict[str, str]
 ) -> list[RunbookPlan]:
     """Render each runbook an action asks for, now. One that cannot be planned does not stop the incident from
-    opening: the action carries the reason to the timeline instead."""
+    opening: the action carries the reason to the timeline instead. A plan made here is only a proposal: the
+    run plans it again with the worker's own policy and is refused unless both are the same (its digest)."""
     plans: list[RunbookPlan] = []
     for action in actions:
         found = _runbook_of(policy, action)

@@ -1,19 +1,22 @@
 """What RunbookWorkflow takes, answers and hands its activities: one pydantic model per input and output.
 
 All of it lands in workflow histories: plans carry secret *names*, never values, and answers are excerpts.
+Fields marked "before runbooks-by-name" are what older runs sent; they stay readable so those histories replay,
+and the code that runs today neither trusts nor executes them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tocsin.policy.models import Roster
 from tocsin.runbooks.kubernetes import Scale
-from tocsin.runbooks.planned import PlannedHttp, PlannedVerify, RunbookPlan
+from tocsin.runbooks.planned import PlannedHttp, PlannedVerify, PlanRequest, RunbookPlan
 from tocsin.runbooks.steps import SecretRef
+from tocsin.updates import _Request
 
 StepOutcome = Literal["done", "failed", "skipped", "approved", "rejected"]
 RunOutcome = Literal["succeeded", "failed", "refused", "rejected"]
@@ -28,14 +31,18 @@ class _Model(BaseModel):
 
 
 class RunbookInput(_Model):
-    plan: RunbookPlan
+    # A plan rendered elsewhere (at triage, or by a test): the run refuses it unless it is exactly what the
+    # worker's policy makes of plan.request(). Required before runbooks-by-name.
+    plan: RunbookPlan | None = None
+    # A runbook asked for by name (update run_runbook): the worker plans it. Either this or `plan`.
+    request: PlanRequest | None = None
     incident: str
     # The incident's workflow, told of each step (signal `runbook_progress`); None when run on its own.
     incident_workflow_id: str | None = None
     requested_by: str = "tocsin"
     # How long a run waits for its service when the runbook's concurrency is `wait`.
     max_wait: timedelta = timedelta(minutes=30)
-    # Who an approver (a rotation, a team) is at the moment of deciding; the incident's policy snapshot's.
+    # Who an approver is, before runbooks-by-name; since then the worker's policy's roster decides.
     roster: Roster = Field(default_factory=Roster)
 
 
@@ -55,6 +62,8 @@ class RunbookResult(_Model):
     # True when the runbook had a verify step and every one passed: the incident counts as mitigated.
     verified: bool = False
     steps: list[StepRecord] = Field(default_factory=list)
+    # sha256 of the plan that ran (tocsin.runbooks.planned.plan_digest); None when no plan was made.
+    digest: str | None = None
 
 
 class ApproveStepRequest(_Model):
@@ -66,11 +75,24 @@ class ApproveStepRequest(_Model):
     note: str = ""
 
 
-class RunRunbookRequest(_Model):
-    """Update `run_runbook` on an incident: a plan rendered by the caller (`tocsin runbook run`)."""
+LabelValues = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=2000)]],
+    Field(max_length=64),
+]
 
-    plan: RunbookPlan
-    by: str = Field(min_length=1)
+
+class RunRunbookRequest(_Request):
+    """Update `run_runbook` on an incident: a runbook of the worker's policy, by name (`tocsin runbook run`).
+
+    `labels` are laid over the incident's own, `parameters` over both, as an execute_runbook action's are; the
+    worker plans the runbook from its own policy. A retried request (same `request_id`) queues one run."""
+
+    runbook: str | None = Field(default=None, min_length=1, max_length=200)
+    labels: LabelValues = Field(default_factory=dict)
+    parameters: LabelValues = Field(default_factory=dict)
+    # Before runbooks-by-name the caller sent the whole plan. Readable so those histories replay; the
+    # update's validator refuses a request that carries one.
+    plan: RunbookPlan | None = None
 
 
 class RunbookProgress(_Model):
@@ -86,25 +108,32 @@ class RunbookProgress(_Model):
 # --- activity inputs and outputs ----------------------------------------------------------------------
 
 
-class ScaleRead(_Model):
+class _PolicyCall(_Model):
+    """A call the activity checks against the worker's policy: the runbook (and step) it belongs to. The
+    allow-list the call itself carries (before runbooks-by-name) is never read."""
+
+    runbook: str | None = None
+    allowed_namespaces: list[str] = Field(default_factory=list)
+
+
+class ScaleRead(_PolicyCall):
     namespace: str
     deployment: str
-    allowed_namespaces: list[str]
 
 
-class ScaleApply(_Model):
+class ScaleApply(_PolicyCall):
+    # The policy's step of this name gives the ceiling.
+    step: str | None = None
     target: int
     based_on: Scale
-    allowed_namespaces: list[str]
     wait_for_rollout: bool
     # Seconds the rollout may take, inside the activity's own timeout.
     rollout_within: float
 
 
-class RolloutCall(_Model):
+class RolloutCall(_PolicyCall):
     namespace: str
     deployment: str
-    allowed_namespaces: list[str]
     action: Literal["restart", "undo", "status"]
     at: datetime
     to_revision: int | None = None
@@ -123,6 +152,24 @@ class RolloutResult(_Model):
 class HttpCall(_Model):
     step: PlannedHttp
     idempotency_key: str
+    # The policy's step of this runbook with step.name gives the secrets, URL base and address permissions.
+    runbook: str | None = None
+
+
+class PlanCall(_Model):
+    """Activity `runbook_plan`: plan `request` with the worker's policy; a `digest` that differs is refused."""
+
+    request: PlanRequest
+    digest: str | None = None
+
+
+class PlanAnswer(_Model):
+    plan: RunbookPlan | None = None
+    digest: str | None = None
+    # Who holds which approver role, from the worker's policy: the run's approvals are checked against it.
+    roster: Roster = Field(default_factory=Roster)
+    # Why the run may not go ahead, for the timeline; None when `plan` may run.
+    refused: str | None = None
 
 
 class VerifyQuery(_Model):

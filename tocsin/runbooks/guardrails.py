@@ -1,4 +1,4 @@
-"""The runbook guardrails as pure functions: replica ceiling, namespace allow-list, rate limit.
+"""The runbook guardrails as pure functions: replica ceiling, namespace allow-list, rate limit, label values in URLs.
 
 No I/O and no clock (the caller passes `now`): the runbook workflow can call them as they are, and the
 activities call the same ones again at the moment they act (defence in depth: a plan is checked when it is
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from urllib.parse import unquote
 
 from tocsin.policy.fields import evaluate_replicas
 from tocsin.runbooks.errors import GuardrailViolation
@@ -18,6 +19,8 @@ from tocsin.runbooks.models import RateLimit
 # RFC 1123: what Kubernetes accepts as a namespace (a label) and as a deployment name (a subdomain).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# C0 and C1 control characters and DEL: never part of a name a URL should carry.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def target_replicas(
@@ -67,6 +70,37 @@ def kubernetes_name_problem(kind: str, value: str) -> str | None:
         return None
     shown = value if len(value) <= 80 else value[:77] + "..."
     return f"{kind} {shown!r} is not a valid Kubernetes name (lower-case letters, digits and '-')"
+
+
+def url_label_problem(value: str) -> str | None:
+    """Why a label value may not be rendered into a URL, or None. Percent-encoding keeps a value in one
+    segment, but `..` and `.` survive it (clients and servers collapse them: `/databases/../read-replicas`
+    is `/read-replicas`), an empty value drops a segment, and a server that decodes before routing would
+    split `a%2Fb` again."""
+    if value == "":
+        return "is empty"
+    if value in (".", ".."):
+        return "is a dot segment"
+    if "/" in value or "\\" in value:
+        return "contains a slash or a backslash"
+    if _CONTROL.search(value):
+        return "contains a control character"
+    return None
+
+
+def url_path_problem(path: str) -> str | None:
+    """Why a rendered URL path is not the one its template meant, or None: an empty segment (a label that
+    is missing), or a segment that is `.`, `..` (also percent-encoded) or holds a control character."""
+    segments = path.split("/")[1:]
+    for i, segment in enumerate(segments):
+        decoded = unquote(segment)
+        if segment == "" and i < len(segments) - 1:  # a trailing slash is the template's own
+            return "has an empty path segment: is a label missing?"
+        if decoded in (".", ".."):
+            return f"has a {decoded!r} path segment"
+        if _CONTROL.search(decoded):
+            return "has a control character in its path"
+    return None
 
 
 def next_run_allowed_at(started: Sequence[datetime], now: datetime, limit: RateLimit | None) -> datetime | None:

@@ -5,6 +5,9 @@ are read here, from `NAME` or the file `NAME_FILE` names (tocsin.channels.webhoo
 runs. Nothing read here goes into a result or an error: messages show the URL as the plan wrote it, and
 an answer's text is shown with every secret value (and the base URL) replaced by `[redacted]`.
 
+The destination is checked before anything is sent (tocsin.runbooks.egress): a loopback, link-local or cloud
+metadata address is refused unless the step allows it, and the request goes to the address that was checked.
+
 Outcome: a status in `expect` (any 2xx when it is empty) is success; 408, 429 and 5xx are retryable (after
 Retry-After when given), as are timeouts and refused connections; anything else is permanent. A 404 is a
 success only when the step expects it (a compensation's DELETE of something already gone, say).
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from tocsin.channels import _http
 from tocsin.channels.base import DeliveryError
 from tocsin.channels.webhook import http_url, redact, setting
+from tocsin.runbooks.egress import Resolver, checked_destination
 from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
 from tocsin.runbooks.planned import PlannedHttp
 from tocsin.runbooks.steps import SecretRef
@@ -82,6 +86,7 @@ async def execute_http(
     idempotency_key: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     request_timeout: float | None = None,
+    resolver: Resolver | None = None,
 ) -> HttpResult:
     """Send the step's request; HttpResult on an expected status, else Permanent/RetryableRemediationError.
 
@@ -90,7 +95,14 @@ async def execute_http(
     defaults to the step's own timeout."""
     resolved = _Resolved(step, os.environ if env is None else env)
     shown = f"{step.method} {step.url}"
-    headers = {"User-Agent": "tocsin", **resolved.headers}
+    destination = await checked_destination(
+        resolved.url,
+        shown,
+        allow_loopback=step.allow_loopback,
+        allow_link_local=step.allow_link_local,
+        resolver=resolver,
+    )
+    headers = {"User-Agent": "tocsin", **resolved.headers, **destination.headers}
     if idempotency_key:
         headers.setdefault("Idempotency-Key", idempotency_key)
     content: str | None = None
@@ -103,7 +115,12 @@ async def execute_http(
     try:
         async with _http.client("", transport=transport, timeout=seconds) as http:
             response = await http.request(
-                step.method, resolved.url, headers=headers, json=step.json_body, content=content
+                step.method,
+                destination.url,
+                headers=headers,
+                json=step.json_body,
+                content=content,
+                extensions=destination.extensions,
             )
     except httpx.TimeoutException:
         elapsed = time.monotonic() - started

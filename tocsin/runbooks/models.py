@@ -7,10 +7,11 @@ what it renders to for one incident is in tocsin.runbooks.plan.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from tocsin.durations import Duration
 from tocsin.policy.fields import Strict
@@ -47,9 +48,23 @@ class Guardrails(Strict):
     rate_limit: RateLimit | None = None
 
 
+def _pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"not a regular expression: {err}") from None
+    return value
+
+
+LabelPattern = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_pattern)]
+
+
 class Runbook(Strict):
     description: str = ""
     guardrails: Guardrails = Field(default_factory=Guardrails)
+    # Label name -> a regular expression its whole value must match when the runbook is planned (a value
+    # from an alert that does not match refuses the run): `labels: {database: "[a-z0-9_]+"}`.
+    labels: dict[str, LabelPattern] = Field(default_factory=dict)
     steps: list[RunbookStep] = Field(min_length=1, max_length=50)
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ namespaces. Secrets stay names (`SecretRef`, `${NAME}` URL bases): they are read
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import JsonValue
 
 from tocsin.policy.templating import TemplateError, render_template
-from tocsin.runbooks.guardrails import kubernetes_name_problem, namespace_problem
+from tocsin.runbooks.guardrails import kubernetes_name_problem, namespace_problem, url_label_problem, url_path_problem
 from tocsin.runbooks.models import Runbook
 from tocsin.runbooks.planned import (
     DEFAULT_TIMEOUTS,
@@ -32,6 +33,7 @@ from tocsin.runbooks.planned import (
     PlannedUndo,
     PlannedVerify,
     PlannedWait,
+    PlanRequest,
     RunbookPlan,
 )
 from tocsin.runbooks.steps import (
@@ -52,9 +54,25 @@ if TYPE_CHECKING:
     from tocsin.policy.models import Policy
 
 
+# A label a template reads: `$labels.name` or `$labels['name']` (also without the `$`).
+_LABEL_REF = re.compile(r"\$?\blabels\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]*)['\"]\s*\])")
+
+
 class PlanError(ValueError):
     """The runbook cannot be planned for this incident: unknown, or a template fails or renders something
-    unusable. The message is for a person and names the step."""
+    unusable, or a label value is refused. The message is for a person and names the step or the label."""
+
+
+def plan_request(policy: Policy, request: PlanRequest) -> RunbookPlan:
+    """The plan the worker runs: `request` planned with `policy` (the worker's own)."""
+    return plan_from_policy(
+        policy,
+        request.runbook,
+        service=request.service,
+        severity=request.severity,
+        labels=request.labels,
+        parameters=request.parameters,
+    )
 
 
 def plan_from_policy(
@@ -91,6 +109,11 @@ def plan_runbook(
     Guardrail violations that a plan can see (a namespace outside the allow-list) are listed in
     `violations`, so a dry run shows them; RunbookPlan.check() raises for them before a real run."""
     context = {**labels, "service": service, **(parameters or {})}
+    for label, pattern in runbook.labels.items():
+        # A declared label that is missing counts as empty: the pattern says whether that is acceptable.
+        value = context.get(label, "")
+        if not re.fullmatch(pattern, value):
+            raise PlanError(f"label {label}={_shown(value)} does not match the runbook's pattern {pattern!r}")
     renderer = _Renderer(runbook, context)
     steps = [renderer.step(step, severity) for step in runbook.steps]
     violations = []
@@ -110,6 +133,10 @@ def plan_runbook(
         steps=steps,
         violations=violations,
     )
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 def _promql_string(value: str) -> str:
@@ -211,10 +238,17 @@ class _Renderer:
         )
 
     def _http(self, step: HttpStep) -> PlannedHttp:
+        for ref in _LABEL_REF.finditer(step.url):
+            label = ref.group(1) or ref.group(2) or ""
+            problem = url_label_problem(self.labels.get(label, ""))
+            if problem:
+                shown = _shown(self.labels.get(label, ""))
+                raise PlanError(f"{self.where}: label {label}={shown} {problem}: refused in a URL")
         url = self.render(step.url, self.url_labels)
         path = urlsplit(url.split("}", 1)[1] if url.startswith("${") else url).path
-        if "//" in path:
-            raise PlanError(f"{self.where}: the URL {url!r} has an empty path segment: is a label missing?")
+        problem = url_path_problem(path)
+        if problem:
+            raise PlanError(f"{self.where}: the URL {url!r} {problem}")
         headers: dict[str, SecretRef | str] = {}
         for header, value in step.headers.items():
             if isinstance(value, SecretRef):
@@ -242,6 +276,8 @@ class _Renderer:
             json_body=json_body,
             text_body=text_body,
             expect=step.expect,
+            allow_loopback=step.allow_loopback,
+            allow_link_local=step.allow_link_local,
         )
 
     def _json(self, value: JsonValue) -> JsonValue:

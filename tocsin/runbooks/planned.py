@@ -7,6 +7,8 @@ template is left to render. `describe()` is what `tocsin runbook dry-run` prints
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -86,6 +88,9 @@ class PlannedHttp(_Planned):
     json_body: dict[str, JsonValue] | None = None
     text_body: str | None = None
     expect: list[int] = Field(default_factory=list)
+    # The policy step's explicit permission to reach a loopback, or a link-local (cloud metadata) address.
+    allow_loopback: bool = False
+    allow_link_local: bool = False
 
     @property
     def base_setting(self) -> str | None:
@@ -96,8 +101,10 @@ class PlannedHttp(_Planned):
     def summary(self) -> str:
         secrets = [f"{h} from ${s.secret}" for h, s in self.headers.items() if isinstance(s, SecretRef)]
         expect = "/".join(str(c) for c in self.expect) or "2xx"
+        allowed = [k for k, on in (("loopback", self.allow_loopback), ("link-local", self.allow_link_local)) if on]
         extra = f" ({', '.join(secrets)})" if secrets else ""
-        return f"{self.method} {self.url}{extra}, expect {expect}"
+        reach = f"; may reach {' and '.join(allowed)} addresses" if allowed else ""
+        return f"{self.method} {self.url}{extra}, expect {expect}{reach}"
 
 
 class PlannedVerify(_Planned):
@@ -168,6 +175,20 @@ for _model in (PlannedScale, PlannedRestart, PlannedUndo, PlannedHttp, PlannedVe
 PlannedNotify.model_rebuild()
 
 
+class PlanRequest(BaseModel):
+    """What a runbook run asks the worker to plan: a runbook of the worker's policy by name, for an incident.
+
+    The only caller-chosen inputs are label values (checked when they render) and the service and severity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runbook: str = Field(min_length=1, max_length=200)
+    service: str
+    severity: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
 class RunbookPlan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -181,6 +202,20 @@ class RunbookPlan(BaseModel):
     steps: list[PlannedStep]
     # Guardrails the plan already breaks (a namespace not on the allow-list): the runbook must not start.
     violations: list[str] = Field(default_factory=list)
+
+    def request(self) -> PlanRequest:
+        """The request that plans this again: `labels` is what the templates saw, so re-planning it with the
+        same policy gives the same plan (a parameter that overrode `service` is passed as a parameter again)."""
+        parameters = (
+            {"service": self.labels["service"]} if self.labels.get("service", self.service) != self.service else {}
+        )
+        return PlanRequest(
+            runbook=self.runbook,
+            service=self.service,
+            severity=self.severity,
+            labels=self.labels,
+            parameters=parameters,
+        )
 
     def check(self) -> None:
         """Raise GuardrailViolation (all of them, in one message) before a real run starts."""
@@ -218,3 +253,11 @@ class RunbookPlan(BaseModel):
             lines.append("If a step fails: nothing to undo; escalate.")
         lines.extend(f"REFUSED: {v}" for v in self.violations)
         return "\n".join(lines)
+
+
+def plan_digest(plan: RunbookPlan) -> str:
+    """sha256 of the plan's canonical JSON (sorted keys, no spaces): what a run carries and compares with the
+    plan the worker's own policy makes, so a plan written anywhere else is told apart. Pure, so a workflow
+    may compute it too."""
+    canonical = json.dumps(plan.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

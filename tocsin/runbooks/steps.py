@@ -41,7 +41,7 @@ _SENSITIVE_HEADER = re.compile(r"auth|token|secret|key|passw|cookie|session|sign
 _CREDENTIAL_VALUE = re.compile(r"^\s*(bearer|basic|digest|token|apikey)\s+\S", re.IGNORECASE)
 # `${NAME}` at the start of a URL: the base, substituted from the worker's environment when the step runs.
 URL_BASE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}")
-_LITERAL_ORIGIN = re.compile(r"^https?://[^/{}$?#@]+(?=$|[/?#])")
+LITERAL_ORIGIN = re.compile(r"^https?://[^/{}$?#@]+(?=$|[/?#])")
 
 Outcome = Literal["approve", "reject"]
 StepName = Annotated[str, Field(pattern=NAME)]
@@ -132,6 +132,10 @@ class HttpStep(Step):
     expect: StatusCodes = Field(default_factory=list)
     timeout: Duration | None = None
     compensate: Compensation | None = None
+    # The worker refuses to send to loopback (127.0.0.0/8, ::1) and link-local addresses (169.254.0.0/16,
+    # fe80::/10, and with them the cloud metadata endpoints) unless the step says so here, explicitly.
+    allow_loopback: bool = False
+    allow_link_local: bool = False
 
     @field_validator("url")
     @classmethod
@@ -142,7 +146,7 @@ class HttpStep(Step):
         rest = url[base.end() :] if base else url
         if base and rest and rest[0] not in "/?":
             raise ValueError(f"after ${{{base.group(1)}}} comes a path starting with '/' (or '?'), not {rest!r}")
-        if not base and not _LITERAL_ORIGIN.match(url):
+        if not base and not LITERAL_ORIGIN.match(url):
             raise ValueError(
                 "the URL must start with a literal http(s)://host (no template, no user:password@) or with ${NAME}"
             )
