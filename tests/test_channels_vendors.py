@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.tls import self_signed
 from tests.vendor_fakes import FakeGitHub, FakeStatuspage, MailRecorder, closed_port, smtp_server
 from tests.vendor_server import Reply, VendorServer
@@ -30,8 +31,9 @@ from tocsin.channels import github as github_module
 from tocsin.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.github import GitHubIssues, marker
 from tocsin.channels.smtp import SmtpEmail, SmtpSettings, message_id
-from tocsin.channels.statuspage import Statuspage, delivery_mark
+from tocsin.channels.statuspage import COMPONENT_STATUS, Statuspage, delivery_mark, incident_ref
 from tocsin.channels.twilio import TwilioSms, TwilioVoice, twiml
+from tocsin.policy.status_page import SEVERITY_IMPACT, StatusPagePolicy
 
 AT = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -456,21 +458,29 @@ def statuspage(server: VendorServer) -> FakeStatuspage:
     return FakeStatuspage(server, PAGE, {"cmp_checkout": "operational"})
 
 
-def statuspage_channel(server: VendorServer) -> Statuspage:
-    return Statuspage(STATUSPAGE_KEY, PAGE, server.url, components={"checkout": "cmp_checkout"})
+PUBLIC = StatusPagePolicy(components=["checkout", "search"], titles={"sev2": "Checkout is slow ({component})"})
+# What an alert sender wrote: it names an internal host and a failing secret rotation.
+LEAKY_TITLE = "token rotation failed on vault-int-3.corp.internal:8200 <!channel>"
+LEAKY_TEXT = f"Investigating: {LEAKY_TITLE}"
+
+
+def statuspage_channel(server: VendorServer, public: StatusPagePolicy = PUBLIC) -> Statuspage:
+    return Statuspage(STATUSPAGE_KEY, PAGE, server.url, components={"checkout": "cmp_checkout"}, public=public)
+
+
+def public_message(**overrides: Any) -> Message:
+    return message(
+        **{"channel": "statuspage", "target": "checkout", "title": LEAKY_TITLE, "text": LEAKY_TEXT, **overrides}
+    )
 
 
 async def test_statuspage_opens_updates_and_resolves_one_incident(
     server: VendorServer, statuspage: FakeStatuspage
 ) -> None:
     channel = statuspage_channel(server)
-    opened = await channel.send(message(channel="statuspage", target="checkout", text="Investigating"))
-    acked = await channel.send(
-        message(channel="statuspage", target="checkout", idempotency_key="k2", status="acknowledged", text="Found it")
-    )
-    resolved = await channel.send(
-        message(channel="statuspage", target="checkout", idempotency_key="k3", status="resolved", text="Fixed")
-    )
+    opened = await channel.send(public_message())
+    acked = await channel.send(public_message(idempotency_key="k2", status="acknowledged", text="Found vault-int-3"))
+    resolved = await channel.send(public_message(idempotency_key="k3", status="resolved", text="Fixed vault-int-3"))
 
     assert opened.provider_id == acked.provider_id == resolved.provider_id == "inc1"
     assert not (opened.duplicate or acked.duplicate or resolved.duplicate)
@@ -489,27 +499,92 @@ async def test_statuspage_opens_updates_and_resolves_one_incident(
     assert all(r.headers["authorization"] == f"OAuth {STATUSPAGE_KEY}" for r in server.requests)
     assert server.requests[0].query == {"per_page": ["100"]}
     create = server.requests[1].json["incident"]
+    # The title and body are worded from the policy: the alert's summary (the incident title) and the
+    # delivery's text never leave Tocsin.
     assert create == {
-        "name": "Checkout down <prod>",
+        "name": "Major outage on checkout",
         "status": "investigating",
-        "body": "Investigating",
-        "metadata": {"tocsin": {"incident": "inc-checkout-1", "deliveries": delivery_mark("inc-checkout-1/page/0")}},
+        "body": "We are investigating an issue affecting checkout.",
+        "metadata": {
+            "tocsin": {"incident": incident_ref("inc-checkout-1"), "deliveries": delivery_mark("inc-checkout-1/page/0")}
+        },
         "component_ids": ["cmp_checkout"],
     }
     assert server.requests[2].json == {"component": {"status": "major_outage"}}
     assert server.requests[4].json["incident"]["status"] == "identified"
-    assert server.requests[4].json["incident"]["body"] == "Found it"
+    assert server.requests[4].json["incident"]["name"] == "Major outage on checkout"
+    assert server.requests[4].json["incident"]["body"] == (
+        "The issue affecting checkout has been identified and a fix is in progress."
+    )
     assert server.requests[7].json["incident"]["status"] == "resolved"
+    assert server.requests[7].json["incident"]["body"] == "This incident affecting checkout has been resolved."
     assert server.requests[8].json == {"component": {"status": "operational"}}
     [incident] = statuspage.incidents
     assert [u["status"] for u in incident["incident_updates"]] == ["investigating", "identified", "resolved"]
     assert statuspage.components["cmp_checkout"] == "operational"
+    sent = " ".join(r.body.decode() for r in server.requests)
+    for leak in ("vault-int-3", "corp.internal", "token rotation", "<!channel>", "Checkout down"):
+        assert leak not in sent, leak
+
+
+async def test_statuspage_titles_follow_the_policy_per_severity(
+    server: VendorServer, statuspage: FakeStatuspage
+) -> None:
+    channel = statuspage_channel(server)
+    await channel.send(public_message(severity="sev2"))
+    # The severity rises: the same public incident is renamed, as its component's status changes.
+    await channel.send(public_message(idempotency_key="k2", severity="sev1", status="acknowledged"))
+    await channel.send(public_message(idempotency_key="k3", service="search", target="search", severity="sev3"))
+    names = [
+        r.json["incident"]["name"] for r in server.requests if r.method in ("POST", "PATCH") and "incident" in r.json
+    ]
+    assert names == ["Checkout is slow (checkout)", "Major outage on checkout", "Degraded performance on search"]
+    assert statuspage.components["cmp_checkout"] == "major_outage"
+
+
+async def test_statuspage_publishes_nothing_for_an_unlisted_service(
+    server: VendorServer, statuspage: FakeStatuspage
+) -> None:
+    channel = statuspage_channel(server)
+    for n, status in enumerate(("triggered", "acknowledged", "resolved")):
+        receipt = await channel.send(
+            public_message(idempotency_key=f"k{n}", service="vault-int", target="checkout", status=status)
+        )
+        assert receipt.provider_id == "statuspage:not-public"
+    # Not even a lookup: the page, its incidents and its components never hear of the service.
+    assert server.requests == []
+    unlisted = statuspage_channel(server, StatusPagePolicy())  # nothing listed, nothing published
+    assert (await unlisted.send(public_message())).provider_id == "statuspage:not-public"
+    assert server.requests == [] and statuspage.incidents == []
+
+
+async def test_statuspage_sends_only_a_reference_to_the_incident_key(
+    server: VendorServer, statuspage: FakeStatuspage
+) -> None:
+    # An incident opened before keys were hashed (its metadata holds the raw key) is still found and updated.
+    statuspage.incidents.append(
+        {
+            "id": "inc0",
+            "status": "investigating",
+            "metadata": {"tocsin": {"incident": "inc-checkout-1"}},
+            "components": [],
+            "incident_updates": [],
+        }
+    )
+    await statuspage_channel(server).send(public_message(idempotency_key="k2", status="acknowledged"))
+    assert server.calls()[1] == f"PATCH /pages/{PAGE}/incidents/inc0"
+    assert server.requests[1].json["incident"]["metadata"]["tocsin"]["incident"] == incident_ref("inc-checkout-1")
+    assert all("inc-checkout-1" not in r.text for r in server.requests)
+
+
+def test_public_impact_follows_the_component_status() -> None:
+    assert SEVERITY_IMPACT == COMPONENT_STATUS
 
 
 async def test_statuspage_retry_never_opens_a_second_incident(server: VendorServer, statuspage: FakeStatuspage) -> None:
     channel = statuspage_channel(server)
     statuspage.fail_create_after_saving = True
-    first = message(channel="statuspage", target="checkout")
+    first = public_message()
     with pytest.raises(RetryableDeliveryError, match="504"):
         await channel.send(first)
     statuspage.fail_create_after_saving = False
@@ -523,18 +598,22 @@ async def test_statuspage_retry_never_opens_a_second_incident(server: VendorServ
     # The component is still set on the retry: the first attempt never got that far.
     assert statuspage.components["cmp_checkout"] == "major_outage"
 
-    resolve = message(channel="statuspage", idempotency_key="k9", status="resolved", text="Fixed")
+    resolve = public_message(idempotency_key="k9", status="resolved", text="Fixed")
     assert not (await channel.send(resolve)).duplicate
     repeat = await channel.send(resolve)  # no longer unresolved: found among all incidents
     assert repeat.provider_id == "inc1" and repeat.duplicate
-    assert server.calls()[-2:] == [f"GET /pages/{PAGE}/incidents/unresolved", f"GET /pages/{PAGE}/incidents"]
+    assert server.calls()[-3:] == [
+        f"GET /pages/{PAGE}/incidents/unresolved",
+        f"GET /pages/{PAGE}/incidents",
+        f"PATCH /pages/{PAGE}/components/cmp_checkout",  # setting a status again is harmless
+    ]
     assert len(statuspage.incidents[0]["incident_updates"]) == 2
 
 
 async def test_statuspage_resolving_nothing_open_writes_nothing(
     server: VendorServer, statuspage: FakeStatuspage
 ) -> None:
-    receipt = await statuspage_channel(server).send(message(channel="statuspage", status="resolved", target="x"))
+    receipt = await statuspage_channel(server).send(public_message(status="resolved", target="x"))
     assert receipt.provider_id == "statuspage:no-open-incident"
     assert [r.method for r in server.requests] == ["GET", "GET"]
 
@@ -557,7 +636,7 @@ async def test_statuspage_errors(
     server.on("GET", f"/pages/{PAGE}/incidents/unresolved", Reply(json=[]))
     server.on("POST", f"/pages/{PAGE}/incidents", reply)
     with pytest.raises(error, match=reason) as caught:
-        await statuspage_channel(server).send(message(channel="statuspage"))
+        await statuspage_channel(server).send(public_message())
     assert type(caught.value) is error
     assert getattr(caught.value, "retry_after", None) == retry_after
     assert_secret_free(caught.value)
@@ -581,18 +660,27 @@ async def test_statuspage_check(server: VendorServer, statuspage: FakeStatuspage
     assert_secret_free(caught.value)
 
 
-def test_statuspage_configuration() -> None:
+def test_statuspage_configuration(tmp_path: Path) -> None:
     assert Statuspage.from_env({}) is None
-    channel = Statuspage.from_env(
-        {
-            "TOCSIN_STATUSPAGE_API_KEY": STATUSPAGE_KEY,
-            "TOCSIN_STATUSPAGE_PAGE_ID": PAGE,
-            "TOCSIN_STATUSPAGE_COMPONENTS": "checkout=cmp1, billing = cmp2",
-        }
-    )
+    env = {
+        "TOCSIN_STATUSPAGE_API_KEY": STATUSPAGE_KEY,
+        "TOCSIN_STATUSPAGE_PAGE_ID": PAGE,
+        "TOCSIN_STATUSPAGE_COMPONENTS": "checkout=cmp1, billing = cmp2",
+        "TOCSIN_POLICY": str(ROOT / "policies" / "default.yaml"),
+    }
+    channel = Statuspage.from_env(env)
     assert channel is not None
     assert channel.component_for("checkout") == "cmp1" and channel.component_for("billing") == "cmp2"
     assert channel.component_for("component:cmp9") == "cmp9" and channel.component_for("search") is None
+    # What is public comes from the worker's own policy file, and TOCSIN_STATUS_COMPONENTS replaces its list.
+    assert channel.public.components == ["checkout", "billing", "search"]
+    assert channel.public.title("sev2", "billing") == "Partial outage on billing"
+    narrowed = Statuspage.from_env({**env, "TOCSIN_STATUS_COMPONENTS": "billing"})
+    assert narrowed is not None and narrowed.public.components == ["billing"]
+    with pytest.raises(PermanentDeliveryError, match=r"TOCSIN_POLICY: .*no such policy file"):
+        Statuspage.from_env({**env, "TOCSIN_POLICY": str(tmp_path / "missing.yaml")})
+    with pytest.raises(PermanentDeliveryError, match=r"TOCSIN_STATUS_COMPONENTS: .*storm"):
+        Statuspage.from_env({**env, "TOCSIN_STATUS_COMPONENTS": "checkout,storm"})
     with pytest.raises(PermanentDeliveryError, match="TOCSIN_STATUSPAGE_PAGE_ID is not set"):
         Statuspage.from_env({"TOCSIN_STATUSPAGE_API_KEY": STATUSPAGE_KEY})
     with pytest.raises(PermanentDeliveryError, match="not service=component_id"):

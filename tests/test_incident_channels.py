@@ -129,7 +129,8 @@ async def test_sev1_end_to_end_with_every_channel_live(
     policy = e2e_policy(tmp_path)
     mail = MailRecorder(login=(SMTP_USER, SMTP_PASSWORD))
     with smtp_server(mail, authenticator=mail.authenticate, auth_require_tls=False) as port:
-        live = channels_from_env(vendors.env(port))
+        # The worker's own policy file decides what Statuspage may publish.
+        live = channels_from_env({**vendors.env(port), "TOCSIN_POLICY": str(tmp_path / "policy.yaml")})
         assert sorted(live) == sorted(CHANNEL_NAMES), "every channel is live in this test"
         delivery = DeliveryActivities(Outbox(settings.outbox_path), live)
         async with run_workers(env.client, settings, delivery):
@@ -172,10 +173,13 @@ async def test_sev1_end_to_end_with_every_channel_live(
     assert draft["ts"] not in vendors.slack.pins[room] and "Post-mortem draft r1" in draft["text"]
     assert len(vendors.slack.messages[vendors.named["sre-alerts"]]) == 4
 
-    # Statuspage: one public incident, investigating -> identified -> resolved; the component follows.
+    # Statuspage: one public incident, investigating -> identified -> resolved; the component follows. Its
+    # words are the policy's, for the listed component: never the incident's title, nor anyone's name.
     [public] = vendors.statuspage.incidents
+    assert public["name"] == "Major outage on checkout"
     assert [u["status"] for u in public["incident_updates"]] == ["investigating", "identified", "resolved"]
     assert "alice" not in str(public["incident_updates"])
+    assert all(final.title not in r.text and inp.key not in r.text for r in vendors.received(f"/pages/{PAGE}"))
     assert vendors.statuspage.components["cmp_checkout"] == "operational"
 
     # Twilio: calls at 15 and 17 minutes, texts at 19, 20, 21, in that order.

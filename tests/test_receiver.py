@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from tests.test_intake_sources import ALERTMANAGER, GRAFANA, PAGERDUTY_TRIGGER, ROUTING_KEY, json_values
+from tocsin.addresses import is_loopback
 from tocsin.intake.models import IngestResult, NormalizedAlert, TemporalUnavailable
 from tocsin.receiver.app import ENDPOINTS, create_app
 from tocsin.receiver.auth import sign
 from tocsin.receiver.config import ReceiverConfig, ReceiverConfigError, ReceiverError, load_receiver_config
-from tocsin.receiver.serve import announce, bind, build_server, is_loopback, serve_until
+from tocsin.receiver.serve import announce, bind, build_server, serve_until
 from tocsin.settings import load_settings
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -70,7 +71,8 @@ class Receiver:
     def __init__(self, config: ReceiverConfig, ingest: FakeIngest, health: Callable[[], Awaitable[bool]]) -> None:
         self.ingest = ingest
         self.app = create_app(ingest=ingest, healthcheck=health, config=config)
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://receiver")
+        # A loopback name: an open receiver answers no other (tests/test_receiver_host.py).
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://127.0.0.1:8080")
 
     async def post(self, path: str, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
         return await self.http.post(path, json=body, headers=headers)

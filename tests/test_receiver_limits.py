@@ -136,7 +136,9 @@ async def real_ingest(alerts: list[NormalizedAlert]) -> IngestResult:
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[TestClient]:
-    with TestClient(create_app(ingest=real_ingest, healthcheck=healthy(), config=ReceiverConfig())) as client:
+    app = create_app(ingest=real_ingest, healthcheck=healthy(), config=ReceiverConfig())
+    # A loopback name: an open receiver answers no other (tests/test_receiver_host.py).
+    with TestClient(app, base_url="http://localhost:8080") as client:
         yield client
 
 

@@ -1,5 +1,7 @@
-"""The public status page: the pure view model (ordering, component status, history window, nothing internal
-leaking, escaped titles), its cache and routes with a fake source, and the whole path against a real Temporal."""
+"""The public status page: the pure view model (ordering, component status, history window, only the listed
+components, titles worded by the policy, nothing internal leaking), its configuration, its template (sandboxed,
+never from the working directory), its cache and routes with a fake source (switched off: 404), and the whole
+path against a real Temporal."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jinja2.exceptions import SecurityError
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -21,9 +24,10 @@ from tocsin.incidents import open_incident, send_update
 from tocsin.intake.models import IngestResult, NormalizedAlert
 from tocsin.models import AlertRecord, IncidentState, TimelineEntry
 from tocsin.policy.models import Policy
+from tocsin.policy.status_page import StatusPagePolicy
 from tocsin.receiver.app import create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverConfigError
-from tocsin.receiver.serve import temporal_app
+from tocsin.receiver.serve import temporal_app, temporal_status_page
 from tocsin.receiver.status_page import (
     IncidentSummary,
     StatusPage,
@@ -37,11 +41,15 @@ from tocsin.settings import Settings
 from tocsin.updates import AcknowledgeRequest, ResolveRequest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-XSS = "<script>alert('owned')</script> checkout slow"
+# What an alert sender may write as a summary (the incident's title): markup, an internal host, a secret's story.
+LEAK = "<script>alert('owned')</script> token rotation failed on vault-int-3.corp.internal"
+
+
+def listing(*components: str, **titles: str) -> StatusPagePolicy:
+    return StatusPagePolicy(components=list(components), titles=titles)
 
 
 def incident(
-    title: str,
     service: str = "checkout",
     severity: str = "sev2",
     status: str = "triggered",
@@ -51,7 +59,6 @@ def incident(
 ) -> IncidentSummary:
     """An incident that started `started` before NOW (and was resolved `resolved` before NOW)."""
     return IncidentSummary(
-        title=title,
         service=service,
         severity=severity,
         status=status,
@@ -65,7 +72,7 @@ def secret_state(**overrides: Any) -> IncidentState:
     """An incident full of what must never reach a public page."""
     fields: dict[str, Any] = {
         "key": "payments-db-prod-7",
-        "title": "Payments slow",
+        "title": f"Payments slow: {LEAK}",
         "service": "payments",
         "severity": "sev1",
         "status": "acknowledged",
@@ -91,6 +98,10 @@ def secret_state(**overrides: Any) -> IncidentState:
 
 
 SECRETS = [
+    "Payments slow",
+    "vault-int-3",
+    "token rotation",
+    "script",
     "secret-pod-7",
     "10.1.2.3",
     "database_performance_degradation",
@@ -109,11 +120,11 @@ SECRETS = [
 ]
 
 
-def page(fetch: Any = None, **config: Any) -> StatusPage:
+def page(fetch: Any = None, *, home: Path | None = None, **config: Any) -> StatusPage:
     async def nothing(since: datetime) -> list[IncidentSummary]:
         return []
 
-    return StatusPage(fetch or nothing, StatusPageConfig(**config), clock=lambda: NOW.timestamp())
+    return StatusPage(fetch or nothing, StatusPageConfig(**config), clock=lambda: NOW.timestamp(), home=home)
 
 
 # --- the view model -------------------------------------------------------------------------------------
@@ -122,15 +133,22 @@ def page(fetch: Any = None, **config: Any) -> StatusPage:
 def test_current_incidents_worst_impact_first_then_newest() -> None:
     view = build_view(
         [
-            incident("minor old", severity="sev3", started=timedelta(hours=5)),
-            incident("partial new", severity="sev2", started=timedelta(minutes=5)),
-            incident("major old", severity="sev1", started=timedelta(hours=3)),
-            incident("partial old", severity="sev2", started=timedelta(hours=2)),
-            incident("major new", severity="sev1", started=timedelta(minutes=1)),
+            incident("minor-old", severity="sev3", started=timedelta(hours=5)),
+            incident("partial-new", severity="sev2", started=timedelta(minutes=5)),
+            incident("major-old", severity="sev1", started=timedelta(hours=3)),
+            incident("partial-old", severity="sev2", started=timedelta(hours=2)),
+            incident("major-new", severity="sev1", started=timedelta(minutes=1)),
         ],
         now=NOW,
+        public=listing("major-new", "major-old", "partial-new", "partial-old", "minor-old"),
     )
-    assert [i.title for i in view.incidents] == ["major new", "major old", "partial new", "partial old", "minor old"]
+    assert [i.component for i in view.incidents] == [
+        "major-new",
+        "major-old",
+        "partial-new",
+        "partial-old",
+        "minor-old",
+    ]
     assert [i.impact for i in view.incidents] == [
         "major_outage",
         "major_outage",
@@ -144,14 +162,15 @@ def test_current_incidents_worst_impact_first_then_newest() -> None:
 def test_public_status_words_follow_the_statuspage_channel() -> None:
     view = build_view(
         [
-            incident("a", service="a", status="triggered"),
-            incident("b", service="b", status="acknowledged"),
-            incident("c", service="c", status="mitigated"),
-            incident("d", service="d", status="resolved", resolved=timedelta(minutes=1)),
+            incident("a", status="triggered"),
+            incident("b", status="acknowledged"),
+            incident("c", status="mitigated"),
+            incident("d", status="resolved", resolved=timedelta(minutes=1)),
         ],
         now=NOW,
+        public=listing("a", "b", "c", "d"),
     )
-    assert {i.title: i.status for i in view.incidents + view.history} == {
+    assert {i.component: i.status for i in view.incidents + view.history} == {
         "a": "investigating",
         "b": "identified",
         "c": "monitoring",
@@ -159,43 +178,92 @@ def test_public_status_words_follow_the_statuspage_channel() -> None:
     }
 
 
+def test_titles_are_worded_by_the_policy_per_severity_never_by_the_alert() -> None:
+    states = [
+        secret_state(key="a", service="checkout", severity="sev1"),
+        secret_state(key="b", service="search", severity="sev2"),
+        secret_state(key="c", service="api", severity="sev3"),
+        secret_state(key="d", service="login", severity="sev4"),
+    ]
+    worded = build_view(states, now=NOW, public=listing("checkout", "search", "api", "login"))
+    assert {i.component: i.title for i in worded.incidents} == {
+        "checkout": "Major outage on checkout",
+        "search": "Partial outage on search",
+        "api": "Degraded performance on api",
+        "login": "Degraded performance on login",
+    }
+    custom = listing("checkout", "search", "api", "login", sev1="Checkout is down <b>{component}</b>")
+    view = build_view(states, now=NOW, public=custom)
+    assert {i.component: i.title for i in view.incidents}["checkout"] == "Checkout is down <b>checkout</b>"
+    assert {i.component: i.title for i in view.incidents}["search"] == "Partial outage on search"
+    html = page().html(view)
+    assert "Checkout is down &lt;b&gt;checkout&lt;/b&gt;" in html, "even the policy's words are escaped"
+    for text in (view.model_dump_json(), html):
+        assert "vault-int-3" not in text and "token rotation" not in text and "Payments slow" not in text
+
+
+def test_an_unlisted_service_never_appears() -> None:
+    incidents = [
+        incident("vault-int", severity="sev1"),
+        incident(
+            "vault-int", severity="sev2", status="resolved", started=timedelta(hours=3), resolved=timedelta(hours=2)
+        ),
+        incident(
+            "checkout", severity="sev3", status="resolved", started=timedelta(hours=3), resolved=timedelta(hours=1)
+        ),
+    ]
+    view = build_view(incidents, now=NOW, public=listing("checkout"))
+    assert [(c.name, c.status) for c in view.components] == [("checkout", "operational")]
+    assert view.incidents == []
+    assert [i.component for i in view.history] == ["checkout"]
+    assert view.status == "operational" and view.headline == "All systems operational"
+    for text in (view.model_dump_json(), page().html(view)):
+        assert "vault-int" not in text
+    # Nothing listed: nothing shown, and the page does not claim that all is well.
+    empty = build_view(incidents, now=NOW)
+    assert empty.components == [] and empty.incidents == [] and empty.history == []
+    assert empty.headline == "No components are listed on this page"
+
+
 def test_a_storm_incident_is_not_a_public_component() -> None:
+    with pytest.raises(ValueError, match="storm incident, not a component"):
+        listing("checkout", "storm")
+    # Even were it listed (a policy decoded without validation), the storm incident itself is never shown.
+    forced = StatusPagePolicy.model_construct(components=["checkout", "storm"], titles={}, enabled=True)
     view = build_view(
-        [incident("down", service="checkout", severity="sev1"), incident("storm", service="storm", severity="sev1")],
-        now=NOW,
+        [incident("checkout", severity="sev1"), incident("storm", severity="sev1")], now=NOW, public=forced
     )
-    assert [c.name for c in view.components] == ["checkout"]
-    assert [i.title for i in view.incidents] == ["down"]
+    assert [i.component for i in view.incidents] == ["checkout"]
 
 
 def test_each_component_shows_its_worst_open_incident() -> None:
     view = build_view(
         [
-            incident("slow", service="checkout", severity="sev3"),
-            incident("down", service="checkout", severity="sev1"),
-            incident("errors", service="search", severity="sev2"),
-            incident("mitigated outage", service="login", severity="sev1", status="mitigated"),
-            incident("old", service="billing", severity="sev1", status="resolved", resolved=timedelta(days=1)),
+            incident("checkout", severity="sev3"),
+            incident("checkout", severity="sev1"),
+            incident("search", severity="sev2"),
+            incident("login", severity="sev1", status="mitigated"),
+            incident("billing", severity="sev1", status="resolved", resolved=timedelta(days=1)),
         ],
         now=NOW,
-        components=["search", "api", "checkout"],
+        public=listing("search", "api", "checkout", "billing", "login"),
     )
-    # Named components first, in their order (even when operational), then others alphabetically.
+    # Listed components only, in their order, even when operational.
     assert [(c.name, c.status) for c in view.components] == [
         ("search", "partial_outage"),
         ("api", "operational"),
         ("checkout", "major_outage"),
-        ("billing", "operational"),  # resolved: its service is listed, operational
+        ("billing", "operational"),  # resolved
         ("login", "degraded_performance"),  # mitigated: degraded, as the Statuspage channel sets it
     ]
     assert view.status == "major_outage"
     assert view.headline == "Major outage"
-    assert next(i for i in view.incidents if i.title == "mitigated outage").impact == "major_outage"
+    assert next(i for i in view.incidents if i.component == "login").impact == "major_outage"
 
 
 def test_nothing_open_is_all_operational() -> None:
     view = build_view(
-        [incident("old", status="resolved", resolved=timedelta(hours=2))], now=NOW, components=["api", "checkout"]
+        [incident(status="resolved", resolved=timedelta(hours=2))], now=NOW, public=listing("api", "checkout")
     )
     assert view.status == "operational"
     assert view.headline == "All systems operational"
@@ -207,19 +275,20 @@ def test_nothing_open_is_all_operational() -> None:
 def test_history_is_the_window_newest_resolution_first() -> None:
     incidents = [
         incident("yesterday", status="resolved", started=timedelta(days=1, hours=2), resolved=timedelta(days=1)),
-        incident("an hour ago", status="resolved", started=timedelta(hours=3), resolved=timedelta(hours=1)),
-        incident("13 days", status="resolved", started=timedelta(days=13, hours=1), resolved=timedelta(days=13)),
-        incident("15 days", status="resolved", started=timedelta(days=15, hours=1), resolved=timedelta(days=15)),
+        incident("hour-ago", status="resolved", started=timedelta(hours=3), resolved=timedelta(hours=1)),
+        incident("days-13", status="resolved", started=timedelta(days=13, hours=1), resolved=timedelta(days=13)),
+        incident("days-15", status="resolved", started=timedelta(days=15, hours=1), resolved=timedelta(days=15)),
         incident("open", status="acknowledged"),
     ]
-    view = build_view(incidents, now=NOW)
-    assert [i.title for i in view.history] == ["an hour ago", "yesterday", "13 days"]
+    public = listing("yesterday", "hour-ago", "days-13", "days-15", "open")
+    view = build_view(incidents, now=NOW, public=public)
+    assert [i.component for i in view.history] == ["hour-ago", "yesterday", "days-13"]
     assert view.history[0].duration_seconds == 2 * 3600
     assert view.history[0].resolved_at == NOW - timedelta(hours=1)
     assert view.history_days == 14
-    short = build_view(incidents, now=NOW, history_days=2)
-    assert [i.title for i in short.history] == ["an hour ago", "yesterday"]
-    assert [i.title for i in short.incidents] == ["open"]
+    short = build_view(incidents, now=NOW, history_days=2, public=public)
+    assert [i.component for i in short.history] == ["hour-ago", "yesterday"]
+    assert [i.component for i in short.incidents] == ["open"]
 
 
 def test_last_updated_counts_status_and_severity_changes_only() -> None:
@@ -243,7 +312,7 @@ def test_nothing_internal_reaches_the_page() -> None:
             resolution_summary="rolled back payments-api",
         ),
     ]
-    view = build_view(states, now=NOW)
+    view = build_view(states, now=NOW, public=listing("payments"))
     document = view.model_dump_json()
     html = page().html(view)
     for secret in SECRETS:
@@ -253,17 +322,15 @@ def test_nothing_internal_reaches_the_page() -> None:
     fields = {"title", "component", "status", "impact", "started_at", "updated_at", "resolved_at", "duration_seconds"}
     for item in json.loads(document)["incidents"] + json.loads(document)["history"]:
         assert set(item) == fields
-    assert "Payments slow" in html and "payments" in html and "Major outage" in html
+    assert "Major outage on payments" in html and "Identified" in html
 
 
-def test_titles_are_escaped_and_the_page_is_self_contained() -> None:
-    html = page().html(build_view([incident(XSS, severity="sev1")], now=NOW))
-    assert "<script" not in html
-    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt; checkout slow" in html
+def test_the_page_is_self_contained() -> None:
+    html = page().html(build_view([incident(severity="sev1")], now=NOW, public=listing("checkout")))
     assert '<meta http-equiv="refresh" content="60">' in html
-    assert "<style>" in html
+    assert "<style>" in html and "<script" not in html
     assert "<link" not in html and "src=" not in html and "http://" not in html and "https://" not in html
-    assert "Major outage" in html and "Investigating" in html
+    assert "Major outage on checkout" in html and "Investigating" in html
 
 
 def test_durations_for_readers() -> None:
@@ -276,30 +343,92 @@ def test_durations_for_readers() -> None:
 # --- configuration --------------------------------------------------------------------------------------
 
 
-def test_components_come_from_the_environment_else_the_policy(default_policy: Policy) -> None:
-    flows = dict(default_policy.automated_response_workflows)
-    first = next(iter(flows))
-    flows[first] = flows[first].model_copy(update={"match": {"service": ["checkout", "search", "checkout"]}})
-    policy = default_policy.model_copy(update={"automated_response_workflows": flows})
-    assert load_status_config({}, policy).components == ("checkout", "search")
+def test_components_come_from_the_policy_else_the_environment(default_policy: Policy) -> None:
+    assert load_status_config({}, default_policy).public.components == ["checkout", "billing", "search"]
+    section = StatusPagePolicy(components=["checkout", "search", "checkout"], titles={"sev1": "{component} down"})
+    policy = default_policy.model_copy(update={"status_page": section})
+    config = load_status_config({}, policy)
+    assert config.public.components == ["checkout", "search"]
+    assert config.public.title("sev1", "search") == "search down"
     env = {"TOCSIN_STATUS_COMPONENTS": " api, checkout ,,api", "TOCSIN_STATUS_HISTORY_DAYS": "30"}
     config = load_status_config(env, policy)
-    assert config.components == ("api", "checkout")
+    assert config.public.components == ["api", "checkout"]
+    assert config.public.title("sev1", "api") == "api down", "the environment replaces the list, not the titles"
     assert config.history_days == 30
     assert load_status_config({}).history_days == 14
+    # A response workflow's `match: {service: [...]}` no longer publishes anything: only the list does.
+    flows = dict(default_policy.automated_response_workflows)
+    first = next(iter(flows))
+    flows[first] = flows[first].model_copy(update={"match": {"service": ["orders"]}})
+    unlisted = default_policy.model_copy(update={"automated_response_workflows": flows, "status_page": listing()})
+    assert load_status_config({}, unlisted).public.components == []
     for bad in ("0", "-3", "two", "91"):
         with pytest.raises(ReceiverConfigError, match="TOCSIN_STATUS_HISTORY_DAYS"):
             load_status_config({"TOCSIN_STATUS_HISTORY_DAYS": bad})
+    with pytest.raises(ReceiverConfigError, match="TOCSIN_STATUS_COMPONENTS"):
+        load_status_config({"TOCSIN_STATUS_COMPONENTS": "checkout,storm"})
 
 
-def test_the_template_is_found_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_switch_from_the_policy_and_the_environment(default_policy: Policy) -> None:
+    assert load_status_config({}, default_policy).public.enabled
+    off = default_policy.model_copy(update={"status_page": StatusPagePolicy(enabled=False, components=["checkout"])})
+    assert not load_status_config({}, off).public.enabled
+    assert load_status_config({"TOCSIN_STATUS_PAGE": "on"}, off).public.enabled
+    assert not load_status_config({"TOCSIN_STATUS_PAGE": "OFF"}, default_policy).public.enabled
+    with pytest.raises(ReceiverConfigError, match="TOCSIN_STATUS_PAGE must be on or off"):
+        load_status_config({"TOCSIN_STATUS_PAGE": "no"}, default_policy)
+
+
+# --- the template -------------------------------------------------------------------------------------------
+
+
+def test_the_template_is_never_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "status_page.html.j2").write_text("planted {{ view.headline }}")
     monkeypatch.chdir(tmp_path)
     assert template_dir() == ROOT / "templates"
-    (tmp_path / "templates").mkdir()
-    assert template_dir() == ROOT / "templates", "a templates/ without the page is not taken"
-    (tmp_path / "templates" / "status_page.html.j2").write_text("custom {{ view.headline }}")
-    assert template_dir() == tmp_path / "templates"
-    assert page().html(build_view([], now=NOW)) == "custom All systems operational"
+    html = page().html(build_view([], now=NOW))
+    assert "planted" not in html and "<h1>System status</h1>" in html
+
+
+def test_an_override_in_tocsin_home_replaces_the_built_in_page(tmp_path: Path) -> None:
+    override = tmp_path / "home" / "templates" / "status_page.html.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text("custom {{ view.headline }}")
+    status = page(home=tmp_path / "home")
+    assert status.html(build_view([], now=NOW)) == "custom No components are listed on this page"
+    assert "<h1>System status</h1>" in page(home=tmp_path / "elsewhere").html(build_view([], now=NOW))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ view.__class__.__init__.__globals__ }}",
+        "{{ labels.clear() }}",  # the immutable sandbox: no mutating calls either
+    ],
+)
+def test_the_template_renders_in_the_sandbox(tmp_path: Path, template: str) -> None:
+    override = tmp_path / "templates" / "status_page.html.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text(template)
+    with pytest.raises(SecurityError):
+        page(home=tmp_path).html(build_view([], now=NOW))
+
+
+async def test_a_template_the_sandbox_refuses_is_a_plain_500(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    override = tmp_path / "templates" / "status_page.html.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text("{{ ''.__class__.__mro__ }}")
+    async with client_for(page(home=tmp_path)) as http:
+        html = await http.get("/status")
+        document = await http.get("/status.json")
+    assert html.status_code == 500 and "unavailable" in html.text
+    assert "mro" not in html.text and "Traceback" not in html.text
+    assert document.status_code == 200, "the JSON does not go through the template"
+    assert "the template failed to render" in caplog.text
 
 
 # --- cache and routes, with a fake source ---------------------------------------------------------------
@@ -322,11 +451,11 @@ class Source:
 async def test_one_query_per_cache_period_however_many_readers() -> None:
     source = Source([incident("down", severity="sev1")])
     now = [NOW.timestamp()]
-    status = StatusPage(source, StatusPageConfig(history_days=7), clock=lambda: now[0])
+    status = StatusPage(source, StatusPageConfig(history_days=7, public=listing("down")), clock=lambda: now[0])
     views = await asyncio.gather(*(status.view() for _ in range(50)))
     assert len(source.calls) == 1
     assert source.calls[0] == NOW - timedelta(days=7)
-    assert {v.incidents[0].title for v in views} == {"down"}
+    assert {v.incidents[0].title for v in views} == {"Major outage on down"}
     now[0] += 9
     await status.view()
     assert len(source.calls) == 1
@@ -339,7 +468,7 @@ async def test_one_query_per_cache_period_however_many_readers() -> None:
     assert len(source.calls) == 2, "a failure is remembered for the period too"
     now[0] += 11
     source.error = None
-    assert (await status.view()).incidents[0].title == "down"
+    assert (await status.view()).incidents[0].component == "down"
     assert len(source.calls) == 3
 
 
@@ -353,11 +482,13 @@ async def healthy() -> bool:
 
 def client_for(status: StatusPage, config: ReceiverConfig | None = None) -> httpx.AsyncClient:
     app = create_app(ingest=never_called, healthcheck=healthy, config=config, status_page=status)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver")
+    # A loopback name: an open receiver answers no other (tests/test_receiver_host.py).
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080")
 
 
 async def test_the_page_is_public_even_when_alert_endpoints_need_credentials() -> None:
-    status = page(Source([incident(XSS, severity="sev1", status="acknowledged")]))
+    source = Source([incident(severity="sev1", status="acknowledged"), incident("vault-int", severity="sev1")])
+    status = page(source, public=listing("checkout", "search"))
     async with client_for(status, ReceiverConfig(token=SecretStr("t" * 32))) as http:
         refused = await http.post("/api/v1/alerts", json={"labels": {"alertname": "x"}})
         html = await http.get("/status")
@@ -366,12 +497,13 @@ async def test_the_page_is_public_even_when_alert_endpoints_need_credentials() -
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in html.headers["content-security-policy"]
-    assert "&lt;script&gt;" in html.text and "<script" not in html.text
+    assert "Major outage on checkout" in html.text and "vault-int" not in html.text
     assert document.status_code == 200
     body = document.json()
     assert body["status"] == "major_outage"
-    assert body["incidents"][0]["title"] == XSS
-    assert body["incidents"][0]["status"] == "identified"
+    assert [(i["title"], i["status"]) for i in body["incidents"]] == [("Major outage on checkout", "identified")]
+    assert [c["name"] for c in body["components"]] == ["checkout", "search"]
+    assert "vault-int" not in document.text
     assert document.headers["cache-control"] == "public, max-age=10"
 
 
@@ -390,8 +522,26 @@ async def test_temporal_unreachable_is_a_short_503_never_a_traceback() -> None:
 
 async def test_without_a_status_page_there_is_no_route() -> None:
     app = create_app(ingest=never_called, healthcheck=healthy)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as http:
         assert (await http.get("/status")).status_code == 404
+
+
+async def test_switched_off_the_page_answers_404(default_policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = await Client.connect("127.0.0.1:1", lazy=True)  # never called: the page is not even made
+    off = default_policy.model_copy(update={"status_page": StatusPagePolicy(enabled=False, components=["checkout"])})
+    assert temporal_status_page(client, off, {}) is None
+    assert temporal_status_page(client, default_policy, {"TOCSIN_STATUS_PAGE": "off"}) is None
+    assert temporal_status_page(client, default_policy, {}) is not None
+    monkeypatch.delenv("TOCSIN_STATUS_PAGE", raising=False)
+    secured = ReceiverConfig(token=SecretStr("t" * 32))
+    for policy, env in ((off, None), (default_policy, "off")):
+        if env:
+            monkeypatch.setenv("TOCSIN_STATUS_PAGE", env)
+        app = temporal_app(client, policy, secured)  # the real wiring, as `tocsin up` makes it
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver") as http:
+            for path in ("/status", "/status.json"):
+                assert (await http.get(path)).status_code == 404, path
+            assert "/status" not in (await http.get("/openapi.json")).json()["paths"]
 
 
 # --- against a real Temporal dev server -----------------------------------------------------------------
@@ -413,10 +563,12 @@ async def test_status_page_against_temporal(
 ) -> None:
     client = dev_env.client
     down, slow, fixed = unique_key("down"), unique_key("slow"), unique_key("fixed")
+    public = listing(down, slow, fixed)
     async with run_workers(client, Settings(home=tmp_path / "home")):
         inp, _ = await start_incident(client, default_policy, service=down, severity="sev1", labels={"pod": "pod-x1"})
-        xss = inp.model_copy(update={"key": unique_key("xss"), "title": XSS, "service": unique_key("xss")})
-        assert await open_incident(client, xss)
+        inp = inp.model_copy(update={"title": LEAK})  # what the page must never show, on a listed component...
+        leaky = inp.model_copy(update={"key": unique_key("leaky"), "service": unique_key("vault-int")})
+        assert await open_incident(client, leaky)  # ...and an unlisted one, which must not appear at all
         await asyncio.sleep(1.1)  # else the acknowledgement lands in the first workflow task, at the same instant
         await send_update(client, inp.key, "acknowledge", AcknowledgeRequest(by="alice.oncall"))
         await start_incident(client, default_policy, service=slow, severity="sev2")
@@ -430,7 +582,7 @@ async def test_status_page_against_temporal(
             return await fetch_incidents(client, since, known)
 
         mine = {down, slow, fixed}
-        live = StatusPage(fetch, StatusPageConfig(cache_seconds=0))
+        live = StatusPage(fetch, StatusPageConfig(cache_seconds=0, public=public))
         view = await poll(
             live,
             lambda v: (
@@ -441,6 +593,7 @@ async def test_status_page_against_temporal(
         assert set(current) == {down, slow}
         assert current[down].status == "identified"
         assert current[down].impact == "major_outage"
+        assert current[down].title == f"Major outage on {down}"
         assert current[down].updated_at > current[down].started_at  # the acknowledgement
         assert current[slow].status == "investigating"
         assert current[slow].impact == "partial_outage"
@@ -453,23 +606,25 @@ async def test_status_page_against_temporal(
         assert statuses[down] == "major_outage"
         assert statuses[slow] == "partial_outage"
         assert statuses[fixed] == "operational"
+        assert list(statuses) == [down, slow, fixed], "the listed components, nothing else"
         assert view.status == "major_outage"
         assert known, "the closed run's result is remembered"
 
-        # The real wiring, public despite a token on the alert endpoints.
-        app = temporal_app(client, default_policy, ReceiverConfig(token=SecretStr("t" * 32)))
+        # The real wiring, public despite a token on the alert endpoints, listing what its policy lists.
+        policy = default_policy.model_copy(update={"status_page": public})
+        app = temporal_app(client, policy, ReceiverConfig(token=SecretStr("t" * 32)))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver") as http:
             document = await http.get("/status.json")
             html = await http.get("/status")
         assert document.status_code == 200 and html.status_code == 200
         body = document.json()
-        assert {i["component"] for i in body["incidents"]} >= {down, slow}
-        assert XSS in {i["title"] for i in body["incidents"]}
+        assert {i["component"] for i in body["incidents"]} == {down, slow}
+        assert {i["title"] for i in body["incidents"]} == {f"Major outage on {down}", f"Partial outage on {slow}"}
         assert fixed in {i["component"] for i in body["history"]}
-        assert "&lt;script&gt;" in html.text and "<script" not in html.text
         assert down in html.text and fixed in html.text
         for text in (document.text, html.text):
-            for secret in ("alice", "bob", "pod-x1", "rolled back", inp.key, old.key, "sev1", "sev2", "sev3"):
+            secrets = ("alice", "bob", "pod-x1", "rolled back", inp.key, old.key, "sev1", "sev2", "sev3")
+            for secret in (*secrets, "vault-int", "token rotation", "corp.internal", "script", leaky.key):
                 assert secret not in text, secret
 
     # No worker to answer the status query: visibility alone, within the lookup budget, instead of no page.
@@ -478,14 +633,14 @@ async def test_status_page_against_temporal(
     async def fetch_without_worker(since: datetime) -> list[IncidentSummary]:
         return await fetch_incidents(client, since, fresh)
 
-    blind = StatusPage(fetch_without_worker, StatusPageConfig(cache_seconds=0))
+    blind = StatusPage(fetch_without_worker, StatusPageConfig(cache_seconds=0, public=public))
     started = asyncio.get_running_loop().time()
     view = await blind.view()
     assert asyncio.get_running_loop().time() - started < 4.5
     current = {i.component: i for i in view.incidents if i.component in mine}
     assert current[down].status == "identified"  # from the IncidentStatus search attribute
     assert current[slow].impact == "partial_outage"
-    assert current[down].title == inp.title  # from the memo
+    assert current[down].title == f"Major outage on {down}"  # worded from the severity attribute
     assert current[down].updated_at == current[down].started_at  # visibility knows no later change
     (past,) = [i for i in view.history if i.component == fixed]
     assert past.duration_seconds is not None, "a closed run's result needs no worker"

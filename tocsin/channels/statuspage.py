@@ -6,6 +6,13 @@ Configuration (each may instead be read from the file `NAME_FILE` names): `TOCSI
 also sets the status of the page's checkout component. A target of the form `component:<id>` names the
 component directly.
 
+What it publishes is curated by the policy's `status_page:` section (tocsin/policy/status_page.py), read from the
+worker's own policy file (`TOCSIN_POLICY`), never from the delivery: an incident whose service is not one of its
+`components` (or `TOCSIN_STATUS_COMPONENTS`) is not published at all (the receipt says `statuspage:not-public`);
+a listed one gets the policy's title for its severity ("Major outage on checkout") and update sentences that
+name the component and nothing else. The incident's title and the delivery's text (alert summaries, i.e.
+whatever an alert sender wrote) never leave Tocsin.
+
 Requests (`Authorization: OAuth <key>`):
 
 - `GET  /pages/{page_id}/incidents/unresolved`: find this Tocsin incident's open Statuspage incident.
@@ -15,10 +22,11 @@ Requests (`Authorization: OAuth <key>`):
 - `GET  /pages/{page_id}`: `check`, which changes nothing.
 
 Idempotency: Statuspage takes no idempotency key, so each incident carries private metadata
-`{"tocsin": {"incident": <incident key>, "deliveries": <short hashes of the deliveries applied>}}` (metadata is
-never shown on the public page). Before writing, the adapter lists the unresolved incidents and matches the
-incident key: a delivery already applied (a retry after a lost response) writes nothing and gets a duplicate
-receipt; a new one updates that incident instead of opening another.
+`{"tocsin": {"incident": <a hash of the incident key>, "deliveries": <short hashes of the deliveries applied>}}`
+(metadata is never shown on the public page, and the key, made of label values, is not sent at all). Before
+writing, the adapter lists the unresolved incidents and matches that reference: a delivery already applied (a
+retry after a lost response) writes nothing and gets a duplicate receipt; a new one updates that incident
+instead of opening another.
 
 Errors: 420 and 429 (Statuspage's two rate-limit answers; one request a second per key) and 5xx retry, with
 Retry-After when given; any other 4xx is permanent.
@@ -35,6 +43,7 @@ import httpx
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.webhook import http_url, setting
+from tocsin.policy.status_page import StatusPagePolicy, public_update, worker_status_page
 
 VENDOR = "statuspage"
 DEFAULT_API_URL = "https://api.statuspage.io/v1"
@@ -50,6 +59,11 @@ INCIDENT_STATUS = {
 }
 # Severity -> the component status while the incident is open.
 COMPONENT_STATUS = {"sev1": "major_outage", "sev2": "partial_outage"}
+
+
+def incident_ref(incident_key: str) -> str:
+    """The incident as Statuspage knows it: its key is made of label values, which may name internal systems."""
+    return hashlib.sha256(f"tocsin-incident:{incident_key}".encode()).hexdigest()[:32]
 
 
 def delivery_mark(idempotency_key: str) -> str:
@@ -79,6 +93,7 @@ class Statuspage:
         api_url: str = DEFAULT_API_URL,
         *,
         components: Mapping[str, str] | None = None,
+        public: StatusPagePolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not api_key or not page_id:
@@ -87,6 +102,8 @@ class Statuspage:
         self.page_id = page_id
         self.api_url = api_url.rstrip("/")
         self.components = dict(components or {})
+        # What may be published; nothing listed, nothing published.
+        self.public = public or StatusPagePolicy()
         self._transport = transport
 
     def __repr__(self) -> str:
@@ -102,11 +119,16 @@ class Statuspage:
         if not key or not page:
             missing = "TOCSIN_STATUSPAGE_API_KEY" if not key else "TOCSIN_STATUSPAGE_PAGE_ID"
             raise PermanentDeliveryError(f"{VENDOR}: {missing} is not set (the other Statuspage setting is)")
+        try:
+            public = worker_status_page(env)
+        except ValueError as err:
+            raise PermanentDeliveryError(f"{VENDOR}: {err}") from None
         return cls(
             key,
             page,
             http_url(env.get("TOCSIN_STATUSPAGE_API_URL") or DEFAULT_API_URL, "TOCSIN_STATUSPAGE_API_URL"),
             components=parse_components(env.get("TOCSIN_STATUSPAGE_COMPONENTS") or ""),
+            public=public,
         )
 
     def component_for(self, target: str) -> str | None:
@@ -116,6 +138,8 @@ class Statuspage:
         return self.components.get(target)
 
     async def send(self, message: Message) -> Receipt:
+        if not self.public.lists(message.service):
+            return Receipt(provider_id=f"{VENDOR}:not-public")
         mark = delivery_mark(message.idempotency_key)
         component = self.component_for(message.target)
         async with self._client() as http:
@@ -170,7 +194,9 @@ class Statuspage:
         params = {"per_page": 100} if path.endswith("unresolved") else {"limit": 100}
         listed = await self._call(http, "GET", path, params=params)
         for incident in listed if isinstance(listed, list) else []:
-            if isinstance(incident, dict) and _tocsin_metadata(incident).get("incident") == incident_key:
+            # The raw key: an incident opened before keys were hashed, still open.
+            known = (incident_ref(incident_key), incident_key)
+            if isinstance(incident, dict) and _tocsin_metadata(incident).get("incident") in known:
                 return incident
         return None
 
@@ -178,10 +204,10 @@ class Statuspage:
         self, http: httpx.AsyncClient, message: Message, mark: str, component: str | None
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "name": _name(message),
+            "name": self.public.title(message.severity, message.service),
             "status": INCIDENT_STATUS.get(message.status, "investigating"),
-            "body": message.text,
-            "metadata": {METADATA_KEY: {"incident": message.incident, "deliveries": mark}},
+            "body": public_update(message.status, message.service),
+            "metadata": {METADATA_KEY: {"incident": incident_ref(message.incident), "deliveries": mark}},
         }
         if component:
             fields["component_ids"] = [component]
@@ -193,9 +219,10 @@ class Statuspage:
     ) -> dict[str, Any]:
         marks = [*_marks(incident), mark][-REMEMBERED_DELIVERIES:]
         fields: dict[str, Any] = {
+            "name": self.public.title(message.severity, message.service),  # follows a change of severity
             "status": INCIDENT_STATUS.get(message.status, "investigating"),
-            "body": message.text,
-            "metadata": {METADATA_KEY: {"incident": message.incident, "deliveries": " ".join(marks)}},
+            "body": public_update(message.status, message.service),
+            "metadata": {METADATA_KEY: {"incident": incident_ref(message.incident), "deliveries": " ".join(marks)}},
         }
         known = [c.get("id") for c in incident.get("components") or [] if isinstance(c, dict)]
         if component and component not in known:
@@ -218,11 +245,6 @@ def parse_components(raw: str) -> dict[str, str]:
             raise PermanentDeliveryError(f"TOCSIN_STATUSPAGE_COMPONENTS: {item!r} is not service=component_id")
         pairs[service] = component
     return pairs
-
-
-def _name(message: Message) -> str:
-    first_line = message.text.strip().splitlines()[0] if message.text.strip() else ""
-    return (message.title or first_line or message.incident)[:255]
 
 
 def _tocsin_metadata(incident: Mapping[str, Any]) -> dict[str, Any]:

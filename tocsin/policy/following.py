@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tocsin.durations import format_elapsed
 from tocsin.models import Follower, IncidentState
+from tocsin.policy.status_page import public_update
 
 # PagerDuty has three states; Tocsin's "mitigated" is acknowledged there (it stops PagerDuty's paging).
 _PAGERDUTY_SHOWS = {
@@ -19,14 +20,6 @@ _PAGERDUTY_SHOWS = {
     "acknowledged": "acknowledged",
     "mitigated": "acknowledged",
     "resolved": "resolved",
-}
-
-# Words for the public status page: no names, no internals (the page is read by customers).
-PUBLIC_TEXT = {
-    "triggered": "We are investigating an issue affecting {service}.",
-    "acknowledged": "The issue affecting {service} has been identified and a fix is in progress.",
-    "mitigated": "A fix for {service} has been applied and we are monitoring the results.",
-    "resolved": "This incident affecting {service} has been resolved.",
 }
 
 
@@ -66,9 +59,10 @@ def stale(followers: list[Follower], state: IncidentState) -> list[Follower]:
 
 
 def sync_text(channel: str, state: IncidentState) -> str:
-    """The update's words: public ones for the status page, the facts for everyone else."""
+    """The update's words: public ones for the status page (tocsin.policy.status_page: they name the component and
+    nothing else; the Statuspage adapter words its requests the same way itself), the facts for everyone else."""
     if channel == "statuspage":
-        return PUBLIC_TEXT[state.status].format(service=state.service)
+        return public_update(state.status, state.service)
     facts = [f"Status: {state.status}", f"severity {state.severity}"]
     if state.acknowledged_by and state.acknowledged_at:
         facts.append(f"acknowledged by {state.acknowledged_by} at {state.acknowledged_at:%H:%M}Z")

@@ -121,9 +121,14 @@ def resolve(section: StatusPagePolicy, env: Mapping[str, str]) -> StatusPagePoli
 
 def worker_status_page(env: Mapping[str, str] | None = None) -> StatusPagePolicy:
     """The section of the policy this process runs (`TOCSIN_POLICY`), for a channel that publishes: what the
-    public sees comes from the worker's own policy, never from what a workflow hands the activity."""
+    public sees comes from the worker's own policy, never from what a workflow hands the activity. ValueError
+    names the variable at fault."""
     # Imported here: tocsin.policy.models holds this module's model, and the loader imports the models.
-    from tocsin.policy.loader import load_policy
+    from tocsin.policy.loader import PolicyError, load_policy
 
     env = os.environ if env is None else env
-    return resolve(load_policy(Path(env.get("TOCSIN_POLICY") or "policies/default.yaml")).status_page, env)
+    try:
+        policy = load_policy(Path(env.get("TOCSIN_POLICY") or "policies/default.yaml"))
+    except PolicyError as err:
+        raise ValueError(f"TOCSIN_POLICY: {err}") from None
+    return resolve(policy.status_page, env)

@@ -10,9 +10,10 @@ both. Set but empty is unset. Names (README documents each):
 - `TOCSIN_PAGERDUTY_ROUTING_KEYS`: comma-separated 32-character integration keys `/v2/enqueue` accepts.
 - `TOCSIN_INGEST_MAX_BYTES`: the largest body accepted (default 1 MiB).
 
-With nothing configured the receiver is open: every endpoint accepts unauthenticated posts and it may only
-listen on loopback. Once anything is configured, each endpoint accepts only its own credentials, and an
-endpoint with none configured accepts nothing.
+With nothing configured the receiver is open: every endpoint accepts unauthenticated posts, it may only
+listen on loopback, and it answers only requests whose Host is a loopback name (tocsin/receiver/host_check.py).
+Once anything is configured, each endpoint accepts only its own credentials, and an endpoint with none
+configured accepts nothing.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ReceiverConfig:
         if self.open:
             return (
                 "no TOCSIN_INGEST_TOKEN, TOCSIN_INGEST_HMAC_SECRET or TOCSIN_PAGERDUTY_ROUTING_KEYS configured: "
-                "unauthenticated, listening on loopback only"
+                "unauthenticated, listening on loopback only, for requests addressed to localhost, 127.0.0.1 or [::1]"
             )
         parts = []
         for source in SIGNED_SOURCES:

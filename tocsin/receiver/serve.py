@@ -11,36 +11,30 @@ import asyncio
 import contextlib
 import errno
 import functools
-import ipaddress
 import logging
+import os
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from tocsin.addresses import is_loopback
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.policy.models import Policy
-from tocsin.receiver.app import ENDPOINTS, HealthCheck, Ingest, create_app
+from tocsin.receiver.app import ENDPOINTS, HealthCheck, create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverError
-from tocsin.receiver.status_page import temporal_status_page
-from tocsin.settings import Settings
+from tocsin.receiver.gate import Ingest
+from tocsin.receiver.status_page import IncidentSummary, StatusPage, fetch_incidents
+from tocsin.receiver.status_setup import load_status_config
+from tocsin.settings import Settings, load_settings
 
 log = logging.getLogger("tocsin.receiver")
 
 HEALTH_TIMEOUT = timedelta(seconds=3)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -126,6 +120,24 @@ def temporal_healthcheck(client: Client) -> HealthCheck:
     return check
 
 
+def temporal_status_page(client: Client, policy: Policy, env: Mapping[str, str] | None = None) -> StatusPage | None:
+    """The public page against Temporal, its template overridable from `$TOCSIN_HOME/templates/`; None when the
+    policy or `TOCSIN_STATUS_PAGE=off` switched it off (then /status and /status.json answer 404)."""
+    env = os.environ if env is None else env
+    config = load_status_config(env, policy)
+    if not config.public.enabled:
+        log.info("status page: switched off (status_page.enabled or TOCSIN_STATUS_PAGE): /status answers 404")
+        return None
+    if not config.public.components:
+        log.warning("status page: no components listed (status_page.components or TOCSIN_STATUS_COMPONENTS)")
+    known: dict[str, IncidentSummary] = {}
+
+    async def fetch(since: datetime) -> list[IncidentSummary]:
+        return await fetch_incidents(client, since, known)
+
+    return StatusPage(fetch, config, home=load_settings(env).home)
+
+
 def temporal_app(client: Client, policy: Policy, config: ReceiverConfig) -> FastAPI:
     return create_app(
         ingest=temporal_ingest(client, policy),
@@ -139,6 +151,7 @@ def announce(listener: Listener, config: ReceiverConfig) -> str:
     """The start-up lines: where it listens, what each endpoint accepts, never a secret."""
     endpoints = ", ".join(f"POST {path}" for path in ENDPOINTS.values())
     return (
-        f"tocsin: receiver {listener.url} ({endpoints}; GET /healthz, /metrics, /openapi.json; public GET /status)\n"
+        f"tocsin: receiver {listener.url} ({endpoints}; GET /healthz, /metrics, /openapi.json; "
+        "public GET /status unless switched off)\n"
         f"tocsin: receiver auth: {config.describe()}"
     )

@@ -1,12 +1,17 @@
 """The public status page, `GET /status` (HTML) and `/status.json`, for teams without Atlassian Statuspage.
 
+Curated, never copied: the page shows only the components the policy lists (`status_page.components`, see
+tocsin/policy/status_page.py) and titles worded from the policy ("Major outage on checkout"), never an alert's
+summary or labels. An incident whose service is not listed does not appear at all, not even in the history.
+
 Three layers, so that everything but the query is testable without Temporal:
 
-- `IncidentSummary` / `summarize`: the only fields that may leave an incident for the page.
-- `build_view`: pure; summaries and "now" become the page (ordering, each component's worst status, the window).
+- `IncidentSummary` / `summarize`: the only fields that may leave an incident for the page (not its title).
+- `build_view`: pure; summaries, the public policy and "now" become the page (ordering, each listed component's
+  worst status, the window).
 - `fetch_incidents` and `StatusPage`: Temporal visibility (plus each incident's own times), cached for a few
   seconds so readers hammering a public page do not hammer visibility. Settings and the HTML template:
-  tocsin/receiver/status_setup.py.
+  tocsin/receiver/status_setup.py; the wiring to Temporal: tocsin/receiver/serve.py.
 
 Words and impact follow the Statuspage channel (tocsin/channels/statuspage.py): triggered/acknowledged/mitigated
 read investigating/identified/monitoring; sev1 is a major outage, sev2 a partial one, anything else degraded
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +33,11 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from tocsin import search_attributes as sa
-from tocsin.channels.statuspage import COMPONENT_STATUS, INCIDENT_STATUS
+from tocsin.channels.statuspage import INCIDENT_STATUS
 from tocsin.models import IncidentState
-from tocsin.policy.models import Policy
-from tocsin.receiver.status_setup import LABELS, StatusPageConfig, html_renderer, load_status_config
+from tocsin.policy import status_page as public_words
+from tocsin.policy.status_page import StatusPagePolicy
+from tocsin.receiver.status_setup import LABELS, StatusPageConfig, html_renderer
 from tocsin.storm import STORM_SERVICE
 
 log = logging.getLogger("tocsin.receiver")
@@ -50,10 +56,10 @@ INCIDENTS = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus"
 @dataclass(frozen=True)
 class IncidentSummary:
     """Everything the page may know of an incident. The page is public and unauthenticated, while an incident's
-    timeline, labels, annotations, people and runbooks name hosts, internal systems and colleagues (and alert
-    text is whatever a sender posted): none of it is copied here, so none of it can be rendered by mistake."""
+    title, timeline, labels, annotations, people and runbooks name hosts, internal systems and colleagues (and
+    alert text is whatever a sender posted): none of it is copied here, so none of it can be rendered by mistake.
+    `service` decides whether the incident is shown at all, and is shown only when the policy lists it."""
 
-    title: str
     service: str
     severity: str
     status: str
@@ -66,7 +72,6 @@ def summarize(state: IncidentState) -> IncidentSummary:
     changes = [entry.at for entry in state.timeline if entry.kind in PUBLIC_CHANGES]
     stamps = [state.opened_at, state.acknowledged_at, state.mitigated_at, state.resolved_at, *changes]
     return IncidentSummary(
-        title=state.title,
         service=state.service,
         severity=state.severity,
         status=state.status,
@@ -106,17 +111,17 @@ class StatusView(BaseModel):
 
 
 def impact(severity: str) -> Condition:
-    return cast(Condition, COMPONENT_STATUS.get(severity, "degraded_performance"))  # sev1, sev2, the rest
+    return cast(Condition, public_words.impact(severity))  # sev1, sev2, the rest
 
 
 def _condition(incident: IncidentSummary) -> Condition:
     return "degraded_performance" if incident.status == "mitigated" else impact(incident.severity)
 
 
-def _public(incident: IncidentSummary) -> PublicIncident:
+def _public(incident: IncidentSummary, public: StatusPagePolicy) -> PublicIncident:
     took = incident.resolved_at - incident.started_at if incident.resolved_at else None
     return PublicIncident(
-        title=incident.title,
+        title=public.title(incident.severity, incident.service),
         component=incident.service,
         status=cast(PublicStatus, INCIDENT_STATUS[incident.status]),
         impact=impact(incident.severity),
@@ -132,46 +137,46 @@ def build_view(
     *,
     now: datetime,
     history_days: int = 14,
-    components: Sequence[str] = (),
+    public: StatusPagePolicy | None = None,
 ) -> StatusView:
-    """Current incidents worst impact first, then newest; history newest resolution first; components as named,
-    then every other service with a current or recent incident, alphabetically, each at its worst open impact."""
+    """Current incidents worst impact first, then newest; history newest resolution first; the listed components
+    in their order, each at its worst open impact. Only listed components: nothing listed, nothing shown."""
+    public = public or StatusPagePolicy()
     summaries = [i if isinstance(i, IncidentSummary) else summarize(i) for i in incidents]
     # A storm incident is how Tocsin pages once for many: its members are shown under their own services.
-    summaries = [s for s in summaries if s.service != STORM_SERVICE]
+    summaries = [s for s in summaries if s.service != STORM_SERVICE and public.lists(s.service)]
     since = now - timedelta(days=history_days)
     current = [s for s in summaries if s.status in OPEN]
     past = [s for s in summaries if s.status == "resolved" and s.resolved_at and s.resolved_at >= since]
-    current.sort(key=lambda s: (-RANK[impact(s.severity)], -s.started_at.timestamp(), s.title))
-    past.sort(key=lambda s: (-s.resolved_at.timestamp() if s.resolved_at else 0.0, s.title))
-    worst: dict[str, Condition] = dict.fromkeys(components, "operational")
-    for service in sorted({s.service for s in current + past} - set(worst)):
-        worst[service] = "operational"
+    current.sort(key=lambda s: (-RANK[impact(s.severity)], -s.started_at.timestamp(), s.service))
+    past.sort(key=lambda s: (-s.resolved_at.timestamp() if s.resolved_at else 0.0, s.service))
+    worst: dict[str, Condition] = dict.fromkeys(public.components, "operational")
     for incident in current:
         if RANK[_condition(incident)] > RANK[worst[incident.service]]:
             worst[incident.service] = _condition(incident)
     overall: Condition = max(worst.values(), key=RANK.__getitem__, default="operational")
+    # With nothing listed the page knows of nothing: it must not claim that all is well.
+    calm = "All systems operational" if worst else "No components are listed on this page"
     return StatusView(
         status=overall,
-        headline="All systems operational" if overall == "operational" else LABELS[overall],
+        headline=calm if overall == "operational" else LABELS[overall],
         generated_at=now,
         history_days=history_days,
         components=[Component(name=name, status=status) for name, status in worst.items()],
-        incidents=[_public(s) for s in current],
-        history=[_public(s) for s in past],
+        incidents=[_public(s, public) for s in current],
+        history=[_public(s, public) for s in past],
     )
 
 
 # --- Temporal ---------------------------------------------------------------------------------------------
 
 
-async def _from_visibility(wf: WorkflowExecution) -> IncidentSummary:
+def _from_visibility(wf: WorkflowExecution) -> IncidentSummary:
     """When the incident cannot tell its own times (no worker answers the query): what visibility knows."""
     attrs = wf.typed_search_attributes
     closed = wf.status == WorkflowExecutionStatus.COMPLETED
     started = wf.start_time
     return IncidentSummary(
-        title=str((await wf.memo()).get("title", "")),
         service=attrs.get(sa.SERVICE) or "unknown",
         severity=attrs.get(sa.SEVERITY) or "",
         status="resolved" if closed else attrs.get(sa.STATUS) or "triggered",
@@ -218,7 +223,7 @@ async def fetch_incidents(client: Client, since: datetime, known: dict[str, Inci
         elif task.done() and not task.cancelled() and task.exception() is None:
             summaries.append(task.result())
         else:
-            summaries.append(await _from_visibility(wf))
+            summaries.append(_from_visibility(wf))
     for run_id in set(known) - {wf.run_id for wf in closed}:
         del known[run_id]  # out of the window: forget it
     return summaries
@@ -245,6 +250,7 @@ class StatusPage:
         *,
         clock: Callable[[], float] = time.time,
         templates: Path | None = None,
+        home: Path | None = None,
     ) -> None:
         self.config = config or StatusPageConfig()
         self._fetch = fetch
@@ -252,7 +258,7 @@ class StatusPage:
         self._lock = asyncio.Lock()
         self._fetched_at: float | None = None
         self._result: list[IncidentSummary] | StatusUnavailable = []
-        self._render = html_renderer(templates)
+        self._render = html_renderer(templates, home)
 
     async def view(self) -> StatusView:
         now = self._clock()
@@ -270,16 +276,7 @@ class StatusPage:
         if isinstance(result, StatusUnavailable):
             raise result
         when = datetime.fromtimestamp(now, UTC)
-        return build_view(result, now=when, history_days=self.config.history_days, components=self.config.components)
+        return build_view(result, now=when, history_days=self.config.history_days, public=self.config.public)
 
     def html(self, view: StatusView) -> str:
         return self._render(view)
-
-
-def temporal_status_page(client: Client, policy: Policy, env: Mapping[str, str] | None = None) -> StatusPage:
-    known: dict[str, IncidentSummary] = {}
-
-    async def fetch(since: datetime) -> list[IncidentSummary]:
-        return await fetch_incidents(client, since, known)
-
-    return StatusPage(fetch, load_status_config(env, policy))

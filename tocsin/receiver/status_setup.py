@@ -1,52 +1,43 @@
-"""The status page's setup: its settings (from the environment and the policy) and its HTML template.
+"""The status page's setup: its settings (from the policy's `status_page:` block and the environment) and its
+HTML template.
 
+What is public, and whether the page is on at all, is the policy's `status_page:` section
+(tocsin/policy/status_page.py): `components` (the only services shown; `TOCSIN_STATUS_COMPONENTS`, comma-
+separated, replaces them), `titles` (per severity, else "Major outage on checkout"...) and `enabled`
+(`TOCSIN_STATUS_PAGE=on|off` overrides it; off, /status and /status.json answer 404).
 `TOCSIN_STATUS_HISTORY_DAYS` (default 14, at most 90): how far back resolved incidents are listed.
-`TOCSIN_STATUS_COMPONENTS` (comma-separated service names): the components listed, in that order, even when
-operational; unset, the services the policy's response workflows `match` on (`match: {service: [...]}`). Either
-way every other service with a current or recently resolved incident is listed too, after them.
 
-The template is `templates/status_page.html.j2`, looked up like the policy file: under the working directory
-first (/app in the image, whose Dockerfile copies templates/ there), then in the repository this package was
-installed from (an editable install, or running from a checkout). It renders with autoescape on: incident titles
-come from alerts, i.e. from whoever can post one, so they are untrusted text.
+The template is `status_page.html.j2`, from `$TOCSIN_HOME/templates/` when an operator put one there, else the
+built-in `templates/` found from the package's location (tocsin.sandboxed_templates), never the working
+directory. It renders in Jinja's sandbox with autoescape on: whatever it is given, it can only format it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jinja2
 from pydantic import BaseModel
 
 from tocsin.policy.models import Policy
+from tocsin.policy.status_page import IMPACT_WORDS, StatusPagePolicy, resolve
 from tocsin.receiver.config import ReceiverConfigError
+from tocsin.sandboxed_templates import TemplateMissing, builtin_dir, sandboxed_environment
 
 TEMPLATE = "status_page.html.j2"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LABELS = {
-    "operational": "Operational",
-    "degraded_performance": "Degraded performance",
-    "partial_outage": "Partial outage",
-    "major_outage": "Major outage",
-}
+LABELS = IMPACT_WORDS
 
 
 @dataclass(frozen=True)
 class StatusPageConfig:
     history_days: int = 14
-    components: tuple[str, ...] = ()
+    # What is public: the components, their titles, and whether the page is on.
+    public: StatusPagePolicy = field(default_factory=StatusPagePolicy)
     cache_seconds: float = 10.0
     timeout: float = 5.0
-
-
-def policy_services(policy: Policy) -> list[str]:
-    """Services the policy names in a response workflow's `match: {service: [...]}`, in order, once each."""
-    named = (v for flow in policy.automated_response_workflows.values() for v in flow.match.get("service", []))
-    return list(dict.fromkeys(named))
 
 
 def load_status_config(env: Mapping[str, str] | None = None, policy: Policy | None = None) -> StatusPageConfig:
@@ -54,16 +45,19 @@ def load_status_config(env: Mapping[str, str] | None = None, policy: Policy | No
     raw_days = env.get("TOCSIN_STATUS_HISTORY_DAYS") or "14"
     if not raw_days.isdigit() or not 1 <= int(raw_days) <= 90:
         raise ReceiverConfigError("TOCSIN_STATUS_HISTORY_DAYS must be a whole number of days from 1 to 90")
-    listed = [name.strip() for name in (env.get("TOCSIN_STATUS_COMPONENTS") or "").split(",") if name.strip()]
-    named = listed or (policy_services(policy) if policy else [])
-    return StatusPageConfig(history_days=int(raw_days), components=tuple(dict.fromkeys(named)))
+    try:
+        public = resolve(policy.status_page if policy else StatusPagePolicy(), env)
+    except ValueError as err:
+        raise ReceiverConfigError(str(err)) from None
+    return StatusPageConfig(history_days=int(raw_days), public=public)
 
 
 def template_dir() -> Path:
-    for candidate in (Path.cwd() / "templates", REPO_ROOT / "templates"):
-        if (candidate / TEMPLATE).is_file():
-            return candidate
-    raise ReceiverConfigError(f"templates/{TEMPLATE} not found under {Path.cwd()} or {REPO_ROOT}")
+    """The built-in templates directory that holds the page."""
+    try:
+        return builtin_dir([TEMPLATE])
+    except TemplateMissing as err:
+        raise ReceiverConfigError(str(err)) from None
 
 
 def when(value: datetime) -> str:
@@ -79,19 +73,17 @@ def took(seconds: int) -> str:
     return " ".join(p for p in parts if p) or "under a minute"
 
 
-def html_renderer(templates: Path | None = None) -> Callable[[BaseModel], str]:
-    """Load the template now (a missing one stops the receiver at start, not at the first reader) and return
-    `render(view)`. `autoescape=True` explicitly: `select_autoescape` would not recognise the .html.j2 suffix."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates or template_dir()),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
+def html_renderer(templates: Path | None = None, home: Path | None = None) -> Callable[[BaseModel], str]:
+    """Load the template now (a missing or broken one stops the receiver at start, not at the first reader) and
+    return `render(view)`, which looks it up again each time (Jinja's cache, reloaded when the file changes), so
+    an override edited in place takes effect without a restart. `autoescape=True` explicitly: `select_autoescape`
+    would not recognise the .html.j2 suffix."""
+    env = sandboxed_environment(home, templates or template_dir(), autoescape=True)
     env.filters.update(when=when, took=took)
     env.globals["labels"] = LABELS
-    template = env.get_template(TEMPLATE)
+    env.get_template(TEMPLATE)
 
     def render(view: BaseModel) -> str:
-        return template.render(view=view)
+        return env.get_template(TEMPLATE).render(view=view)
 
     return render
