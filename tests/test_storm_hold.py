@@ -26,7 +26,7 @@ SUMMARY = "x" * 480
 
 def receiver(env: WorkflowEnvironment, policy: Policy) -> httpx.AsyncClient:
     app = temporal_app(env.client, policy, ReceiverConfig())
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver", timeout=120)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=120)
 
 
 def pod_alert(post: int, pod: int) -> dict[str, Any]:
