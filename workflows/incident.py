@@ -82,9 +82,8 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks, Inc
         self._runbooks_enabled = workflow.patched("runbooks-as-children")
         # Byte-measured continue-as-new, storm admission and the storm summary (histories before replay without).
         self._bounded = workflow.patched("bounded-state-and-storms")
-        if inp.carried is None:
-            if self._bounded and not inp.storm and self._policy.intake.storm.enabled:
-                await self._admit_to_storm()
+        if inp.carried is None and self._bounded and not inp.storm and self._policy.intake.storm.enabled:
+            await self._admit_to_storm()
         while state.status != "resolved":
             await self._run_due()
             if self._bounded:
