@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from tests.receiver_socket import serving
 from tests.test_intake_sources import ALERTMANAGER, GRAFANA, PAGERDUTY_TRIGGER, ROUTING_KEY, json_values
 from tocsin.addresses import is_loopback
 from tocsin.intake.models import IngestResult, NormalizedAlert, TemporalUnavailable
 from tocsin.receiver.app import ENDPOINTS, create_app
 from tocsin.receiver.auth import sign
 from tocsin.receiver.config import ReceiverConfig, ReceiverConfigError, ReceiverError, load_receiver_config
-from tocsin.receiver.serve import announce, bind, build_server, serve_until
+from tocsin.receiver.serve import announce, bind
 from tocsin.settings import load_settings
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -743,34 +744,21 @@ def test_a_busy_port_is_one_clear_error() -> None:
 async def test_served_by_uvicorn_and_stopped_by_the_stop_event() -> None:
     ingest = FakeIngest()
     app = create_app(ingest=ingest, healthcheck=healthy(), config=secured())
-    listener = bind(load_settings({}).model_copy(update={"http_port": 0}), secured())
-    stop = asyncio.Event()
-    serving = asyncio.create_task(serve_until(build_server(app), listener, stop))
-    try:
-        async with httpx.AsyncClient(base_url=listener.url) as http:
-            for _ in range(100):
-                try:
-                    r = await http.get("/healthz")
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.02)
-            assert r.status_code == 200
-            r = await http.post(ENDPOINTS["generic"], json=GENERIC, headers=BEARER)
-            assert r.status_code == 202
+    async with serving(app, secured()) as (http, listener):
+        assert (await http.get("/healthz")).status_code == 200
+        r = await http.post(ENDPOINTS["generic"], json=GENERIC, headers=BEARER)
+        assert r.status_code == 202
 
-            # A real chunked upload over the limit is cut off with 413 too.
-            async def big() -> AsyncIterator[bytes]:
-                yield b"[" + b" " * 600_000
-                yield b" " * 600_000 + b"]"
+        # A real chunked upload over the limit is cut off with 413 too.
+        async def big() -> AsyncIterator[bytes]:
+            yield b"[" + b" " * 600_000
+            yield b" " * 600_000 + b"]"
 
-            r = await http.post(
-                ENDPOINTS["generic"],
-                content=big(),
-                headers={**BEARER, "Content-Type": "application/json"},
-            )
-            assert r.status_code == 413
-    finally:
-        stop.set()
-        await asyncio.wait_for(serving, 15)
+        r = await http.post(
+            ENDPOINTS["generic"],
+            content=big(),
+            headers={**BEARER, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413
     assert len(ingest.calls) == 1
     assert listener.sock.fileno() == -1  # closed

@@ -3,7 +3,6 @@ with 421 and a Problem before anything else runs; loopback names pass; with cred
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import MutableMapping
 from typing import Any
@@ -12,12 +11,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.receiver_socket import serving
 from tests.test_receiver import GENERIC, FakeIngest, healthy
 from tocsin.receiver.app import ENDPOINTS, create_app
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.host_check import loopback_host
-from tocsin.receiver.serve import bind, build_server, serve_until
-from tocsin.settings import load_settings
 
 TOKEN = "host-check-token-0123456789abcdef"
 PATHS = [("POST", ENDPOINTS["generic"]), ("POST", ENDPOINTS["pagerduty"]), ("GET", "/healthz"), ("GET", "/metrics")]
@@ -111,27 +109,14 @@ async def test_a_rebound_name_on_the_real_socket_is_refused() -> None:
     """What a browser does after DNS rebinding: it connects to 127.0.0.1 and sends the attacker's name."""
     ingest = FakeIngest()
     app = create_app(ingest=ingest, healthcheck=healthy(), config=ReceiverConfig())
-    listener = bind(load_settings({}).model_copy(update={"http_port": 0}), ReceiverConfig())
-    stop = asyncio.Event()
-    serving = asyncio.create_task(serve_until(build_server(app), listener, stop))
-    try:
-        async with httpx.AsyncClient(base_url=listener.url) as http:
-            for _ in range(100):
-                try:
-                    r = await http.get("/healthz")
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.02)
-            assert r.status_code == 200, "addressed as 127.0.0.1:<port>"
-            rebound = {
-                "Host": f"attacker.example:{listener.url.rsplit(':', 1)[1]}",
-                "Origin": "http://attacker.example",
-            }
-            r = await http.post(ENDPOINTS["generic"], json=GENERIC, headers=rebound)
-            assert r.status_code == 421 and r.json()["reason"] == "misdirected_host"
-            r = await http.post(ENDPOINTS["generic"], json=GENERIC, headers={"Host": "localhost"})
-            assert r.status_code == 202
-    finally:
-        stop.set()
-        await serving
+    async with serving(app, ReceiverConfig()) as (http, listener):
+        assert (await http.get("/healthz")).status_code == 200, "addressed as 127.0.0.1:<port>"
+        rebound = {
+            "Host": f"attacker.example:{listener.url.rsplit(':', 1)[1]}",
+            "Origin": "http://attacker.example",
+        }
+        r = await http.post(ENDPOINTS["generic"], json=GENERIC, headers=rebound)
+        assert r.status_code == 421 and r.json()["reason"] == "misdirected_host"
+        r = await http.post(ENDPOINTS["generic"], json=GENERIC, headers={"Host": "localhost"})
+        assert r.status_code == 202
     assert len(ingest.calls) == 1
