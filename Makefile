@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest histories clean system-deps bench
+.PHONY: run test lint typecheck pytest histories clean system-deps bench chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ histories: $(STAMP)
 # Not a test: measures intake throughput and runs an alert storm (see README, "Benchmark").
 bench: $(STAMP)
 	$(BIN)/python -m bench.intake
+
+# Kills real processes mid-incident and counts what the vendors saw (see README, "Chaos"); about 7 minutes.
+# `make test` runs only its quick cases.
+chaos: $(STAMP) system-deps
+	TOCSIN_CHAOS=1 $(BIN)/pytest -q -m chaos tests/chaos
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
