@@ -23,9 +23,10 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -57,6 +58,9 @@ log = logging.getLogger("tocsin.postmortem")
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 _KEY = re.compile(KEY_PATTERN)
+T = TypeVar("T")
+# Well inside the workflow's heartbeat timeout for publication (workflows/postmortem.py PUBLISH_HEARTBEAT).
+HEARTBEAT_EVERY = timedelta(seconds=5)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -132,8 +136,8 @@ class ReportActivities:
                 where = self.postmortem_dir / f"{key}.md"
                 log.info("post-mortem %s: GitHub not configured, the report stays at %s", key, where)
                 return unpublished(request.action_items, str(where))
-            publication = await asyncio.to_thread(
-                publisher.publish, key, markdown, request.action_items, request.draft.revision
+            publication = await _heartbeating(
+                asyncio.to_thread(publisher.publish, key, markdown, request.action_items, request.draft.revision)
             )
         except (PublishRejectedError, PublishUnavailableError) as err:
             raise _application_error(err) from None
@@ -178,3 +182,14 @@ def _application_error(err: PublishRejectedError | PublishUnavailableError) -> A
         return ApplicationError(str(err), type="PublishRejected", non_retryable=True)
     delay = timedelta(seconds=err.retry_after) if err.retry_after else None
     return ApplicationError(str(err), type="PublishUnavailable", next_retry_delay=delay)
+
+
+async def _heartbeating(work: Awaitable[T]) -> T:
+    """Await `work` (a thread: PyGithub is synchronous), heartbeating meanwhile, so a dead worker is noticed
+    within the heartbeat timeout. Publishing is idempotent, so the retry that follows simply finishes it."""
+    task = asyncio.ensure_future(work)
+    while True:
+        activity.heartbeat()
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY.total_seconds())
+        if done:
+            return task.result()

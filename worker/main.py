@@ -45,6 +45,9 @@ log = logging.getLogger("tocsin.worker")
 
 # Long enough for an in-flight delivery to finish; the server retries anything cut off.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# Long enough for a busy worker to pick up its own sticky tasks (replaying from scratch elsewhere costs CPU
+# in a storm), short enough that a page is not held behind a dead worker for long.
+STICKY_TIMEOUT = timedelta(seconds=4)
 
 
 def build_workers(
@@ -85,6 +88,9 @@ def build_workers(
         Worker(
             client,
             task_queue=INCIDENT_TASK_QUEUE,
+            # A dead worker's sticky queue holds its incidents' next tasks this long before any worker may take
+            # them: short, so a killed worker delays paging by seconds (the SDK's default is 10 s).
+            sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
                 delivery.deliver,

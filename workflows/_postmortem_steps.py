@@ -29,9 +29,15 @@ with workflow.unsafe.imports_passed_through():
 SOURCES: tuple[SourceName, ...] = ("metrics", "logs", "changes", "pagerduty")
 
 
-def options(summary: str, timeout: timedelta = timedelta(minutes=2), attempts: int = 5) -> workflow.ActivityConfig:
+def options(
+    summary: str,
+    timeout: timedelta = timedelta(minutes=2),
+    attempts: int = 5,
+    heartbeat: timedelta | None = None,
+) -> workflow.ActivityConfig:
     return workflow.ActivityConfig(
         start_to_close_timeout=timeout,
+        heartbeat_timeout=heartbeat,
         retry_policy=RetryPolicy(
             initial_interval=timedelta(seconds=2),
             maximum_interval=timedelta(minutes=1),

@@ -42,6 +42,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows._postmortem_review import ReviewHandlers
     from workflows._postmortem_steps import gather, notify, options
 
+# A publishing worker heartbeats every 5 s (activities/postmortem_report.py); three missed beats mean it died.
+PUBLISH_HEARTBEAT = timedelta(seconds=15)
+
 
 @workflow.defn(name="PostMortemWorkflow")
 class PostMortemWorkflow(ReviewHandlers):
@@ -225,7 +228,11 @@ class PostMortemWorkflow(ReviewHandlers):
         )
         try:
             publication: Publication = await workflow.execute_activity(
-                "postmortem_publish", request, result_type=Publication, **options("publish", timedelta(minutes=5))
+                "postmortem_publish",
+                request,
+                result_type=Publication,
+                # A worker that dies mid-publication is noticed by its silence in seconds, not after 5 minutes.
+                **options("publish", timedelta(minutes=5), heartbeat=PUBLISH_HEARTBEAT),
             )
         except ActivityError as err:
             # A refusal (revoked token, protected branch) must not lose the approval: the report stays on
