@@ -1,8 +1,8 @@
 """Storm admission: ask the storm guard about a new incident and, when it joins a storm, tell the storm incident.
 
 The threshold, the window and the storm incident's own plan come from this worker's policy, never from the
-asking workflow. Both calls are idempotent: the update id is fixed per activity, and the storm incident
-ignores members it already lists.
+asking workflow. Both calls are idempotent: the guard answers a key it has decided with the same answer, and
+the storm incident ignores members it already lists.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from temporalio import activity
 from temporalio.client import Client
 
 from tocsin import storm
-from tocsin.client import LongLivedGuard, ask_guard
 from tocsin.incidents import open_or_signal
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.storm_models import (
     STORM_GUARD_WORKFLOW_ID,
-    AdmitAnswer,
     AdmitRequest,
+    AdmitSent,
     GuardAdmit,
+    JoinRequest,
     StormGuardState,
     StormMember,
     StormMembers,
@@ -35,26 +35,34 @@ class StormActivities:
         self.policy = policy
 
     @activity.defn(name="storm_admit")
-    async def admit(self, request: AdmitRequest) -> AdmitAnswer:
+    async def admit(self, request: AdmitRequest) -> AdmitSent:
+        """Ask the storm guard (starting it the first time it is needed); it answers the incident by signal."""
         config = self.policy.intake.storm
         if not config.enabled:
-            return AdmitAnswer(held=False, reason="storm consolidation is off (intake.storm.threshold: 0)")
-        info = activity.info()
-        ask = GuardAdmit(member=request.member, manual=request.manual, threshold=config.threshold, window=config.window)
-        guard = LongLivedGuard(
-            workflow="StormGuardWorkflow",
-            workflow_id=STORM_GUARD_WORKFLOW_ID,
-            initial=StormGuardState(),
+            return AdmitSent(asked=False, reason="storm consolidation is off (intake.storm.threshold: 0)")
+        ask = GuardAdmit(
+            member=request.member,
+            manual=request.manual,
+            threshold=config.threshold,
+            window=config.window,
+            reply_to=activity.info().workflow_id,
+        )
+        # A retried attempt asks again: the guard answers a key it has decided with the same answer.
+        await self.client.start_workflow(
+            "StormGuardWorkflow",
+            StormGuardState(),
+            id=STORM_GUARD_WORKFLOW_ID,
             task_queue=INCIDENT_TASK_QUEUE,
-            summary="Storm guard: a burst of new incidents pages once",
+            start_signal="admit",
+            start_signal_args=[ask],
+            static_summary="Storm guard: a burst of new incidents pages once",
         )
-        answer = await ask_guard(
-            self.client, guard, "admit", ask, f"{info.workflow_id}/{info.activity_id}", AdmitAnswer
-        )
-        if answer.held and answer.storm_key:
-            await self._join(answer.storm_key, [*answer.earlier, request.member])
-        # The incident needs only its own answer: the earlier members went to the storm incident.
-        return answer.model_copy(update={"earlier": []})
+        return AdmitSent(asked=True)
+
+    @activity.defn(name="storm_join")
+    async def join(self, request: JoinRequest) -> None:
+        """Add members to the storm incident, opening it the first time (repeats are ignored there)."""
+        await self._join(request.storm_key, request.members)
 
     async def _join(self, key: str, members: list[StormMember]) -> None:
         """Open the storm incident (as severe as its most severe member) or add the members to it."""

@@ -3,22 +3,26 @@ per-pod alerts stays bounded and keeps paging; a burst of 500 new incidents page
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import outbox
 from tests.test_incident_lifecycle import at_minutes, steps
-from tocsin.incidents import get_incident, send_update
+from tocsin.incidents import IncidentError, get_incident, send_update
 from tocsin.models import IncidentState, incident_workflow_id
 from tocsin.policy.models import Policy
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.serve import temporal_app
 from tocsin.settings import Settings
+from tocsin.storm_models import STORM_GUARD_WORKFLOW_ID, StormGuardState
 from tocsin.updates import AcknowledgeRequest, EscalateRequest
 
 SUMMARY = "x" * 480
@@ -107,6 +111,19 @@ async def test_a_burst_of_500_new_incidents_pages_through_one_storm_incident(
     assert answer.status_code == 202, answer.text
     keys = set(answer.json()["keys"])
     assert len(keys) == 500
+    # In real time (this server's clock moves only when a test sleeps on it): every incident asks the guard
+    # and waits a few seconds for its answer, which a clock skipped ahead would cut short.
+    guard = env.client.get_workflow_handle(STORM_GUARD_WORKFLOW_ID)
+    listed = 0
+    for _ in range(900):
+        with contextlib.suppress(RPCError, IncidentError):  # the guard or the storm incident is not there yet
+            guarded = await guard.query("storms", result_type=StormGuardState)
+            if guarded.storm is not None:
+                joined = await get_incident(env.client, guarded.storm.key)
+                listed = joined.storm.count if joined.storm else 0
+        if listed == 500:
+            break
+        await asyncio.sleep(0.1)
     await env.sleep(timedelta(seconds=20))
 
     states = {key: await get_incident(env.client, key) for key in keys}

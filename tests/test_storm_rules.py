@@ -19,7 +19,7 @@ def member(n: int, severity: str = "sev3", at: datetime = T0) -> StormMember:
 
 
 def ask(state: StormGuardState, n: int, at: datetime, threshold: int = 3, manual: bool = False) -> AdmitAnswer:
-    request = GuardAdmit(member=member(n, at=at), manual=manual, threshold=threshold, window=WINDOW)
+    request = GuardAdmit(member=member(n, at=at), manual=manual, threshold=threshold, window=WINDOW, reply_to="r")
     return storm.admit(state, request, at)
 
 

@@ -41,15 +41,33 @@ class AdmitRequest(_Model):
 
 
 class GuardAdmit(_Model):
-    """Update `admit` on the storm guard; the threshold and window come from the worker's own policy."""
+    """Signal `admit` to the storm guard; the threshold and window come from the worker's own policy. The
+    guard answers with the signal `storm_decision` to `reply_to` (the asking incident's workflow id)."""
 
     member: StormMember
     manual: bool = False
     threshold: int = Field(ge=1)
     window: timedelta
+    reply_to: str
+
+
+class AdmitSent(_Model):
+    """What the `storm_admit` activity did: asked the guard, or not (consolidation is off)."""
+
+    asked: bool
+    reason: str = ""
+
+
+class JoinRequest(_Model):
+    """Activity `storm_join`: add members to the storm incident, opening it if need be."""
+
+    storm_key: str
+    members: list[StormMember] = Field(min_length=1, max_length=1000)
 
 
 class AdmitAnswer(_Model):
+    """Signal `storm_decision` to the asking incident."""
+
     held: bool
     reason: str
     storm_key: str | None = None

@@ -107,6 +107,7 @@ def build_workers(
                 runbooks.query_prometheus,
                 guard.acquire,
                 storms.admit,
+                storms.join,
             ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),

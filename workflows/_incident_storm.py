@@ -1,9 +1,10 @@
 """Storm consolidation inside the incident: a new incident asks whether it pages on its own; a storm
 incident lists the incidents it pages for and, when the burst is over, says what happened.
 
-The decisions are tocsin.storm's pure functions; the asking is the `storm_admit` activity (the guard lives
-in workflows/storm_guard.py). If the guard cannot answer, the incident pages on its own: a page too many
-beats a page lost.
+The decisions are tocsin.storm's pure functions. The incident asks with the `storm_admit` activity (which
+signals the guard, workflows/storm_guard.py), waits a few seconds for the `storm_decision` signal, and if
+held joins the storm incident with the `storm_join` activity. If any of it fails, the incident pages on its
+own: a page too many beats a page lost.
 """
 
 from __future__ import annotations
@@ -19,11 +20,28 @@ with workflow.unsafe.imports_passed_through():
     from tocsin import storm
     from tocsin.models import IncidentInput, IncidentState
     from tocsin.policy.models import Policy
-    from tocsin.storm_models import MEMBER_TITLE_MAX, AdmitRequest, StormMember, StormMembers, StormRecord
+    from tocsin.storm_models import (
+        MEMBER_TITLE_MAX,
+        AdmitAnswer,
+        AdmitRequest,
+        JoinRequest,
+        StormMember,
+        StormMembers,
+        StormRecord,
+    )
 
-# Asking must not delay a page for long: a few quick attempts, then page on its own.
+# Asking must not delay a page for long: a few quick attempts, a short wait, then page on its own.
 ADMIT_TIMEOUT = timedelta(seconds=10)
 ADMIT_ATTEMPTS = 3
+ANSWER_TIMEOUT = timedelta(seconds=30)
+
+
+def _quick(summary: str) -> workflow.ActivityConfig:
+    return workflow.ActivityConfig(
+        start_to_close_timeout=ADMIT_TIMEOUT,
+        retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=ADMIT_ATTEMPTS),
+        summary=summary,
+    )
 
 
 class IncidentStorm:
@@ -31,6 +49,7 @@ class IncidentStorm:
     _policy: Policy
     _input: IncidentInput
     _wake: bool
+    _storm_answer: AdmitAnswer | None
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
         raise NotImplementedError
@@ -48,20 +67,45 @@ class IncidentStorm:
             opened_at=state.opened_at,
         )
         try:
-            answer = await workflow.execute_activity_method(
+            sent = await workflow.execute_activity_method(
                 StormActivities.admit,
                 AdmitRequest(member=member, manual=self._input.source == "cli"),
-                start_to_close_timeout=ADMIT_TIMEOUT,
-                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=ADMIT_ATTEMPTS),
-                summary="storm admission",
+                **_quick("ask the storm guard"),
             )
         except ActivityError as err:
-            self._record("storm", f"the storm guard did not answer ({err.cause or err}); paging on its own")
+            self._record("storm", f"the storm guard could not be asked ({err.cause or err}); paging on its own")
             return
-        if answer.held and answer.storm_key:
-            state.storm_key = answer.storm_key
-            state.paging_held = True
-            self._record("storm", f"{answer.reason}; paging held: the storm incident {answer.storm_key} pages for it")
+        if not sent.asked:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self._storm_answer is not None, timeout=ANSWER_TIMEOUT, timeout_summary="the storm guard"
+            )
+        except TimeoutError:
+            self._record("storm", f"the storm guard did not answer within {ANSWER_TIMEOUT.seconds}s; paging on its own")
+            return
+        answer = self._storm_answer
+        if answer is None or not answer.held or not answer.storm_key:
+            return
+        try:
+            await workflow.execute_activity_method(
+                StormActivities.join,
+                JoinRequest(storm_key=answer.storm_key, members=[*answer.earlier, member]),
+                **_quick(f"join storm {answer.storm_key}"),
+            )
+        except ActivityError as err:
+            # Nobody would page for it: it pages on its own.
+            self._record("storm", f"could not join storm {answer.storm_key} ({err.cause or err}); paging on its own")
+            return
+        state.storm_key = answer.storm_key
+        state.paging_held = True
+        self._record("storm", f"{answer.reason}; paging held: the storm incident {answer.storm_key} pages for it")
+
+    @workflow.signal(name="storm_decision")
+    def storm_decision(self, answer: AdmitAnswer) -> None:
+        """The storm guard's answer to this incident's admission (a repeat is ignored)."""
+        if self._storm_answer is None:
+            self._storm_answer = answer
 
     @workflow.signal(name="storm_members")
     def storm_members(self, batch: StormMembers) -> None:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route
     from tocsin.roster import resolve as resolve_target
+    from tocsin.storm_models import AdmitAnswer
     from workflows._incident_closing import close_incident
     from workflows._incident_delivery import IncidentDelivery
     from workflows._incident_handlers import IncidentHandlers
@@ -63,6 +64,7 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks, Inc
         self._follow_channels = False
         self._runbooks_enabled = False
         self._bounded = False
+        self._storm_answer: AdmitAnswer | None = None
         self._published: dict[str, object] = {}
         if inp.carried is None:
             # Here, not in run: a signal or update in the first workflow task runs its handler before the run

@@ -1,18 +1,21 @@
 """StormGuardWorkflow: the one place that counts new incidents, so a burst of them pages once.
 
 "More than N new incidents within a window" is state shared by every incident. A long-lived workflow is its
-durable, serialised home (the same pattern as the runbook guard): each new incident asks through the `admit`
-update, so the answer is synchronous and every decision is in this workflow's history. The decisions are
-tocsin.storm's pure functions.
+durable, serialised home. Each new incident asks with the `admit` signal and is answered with the
+`storm_decision` signal, so every decision is in this workflow's history. Signals, not updates: a burst of
+hundreds of updates into one workflow gets them aborted and retried by the server (measured: 1,705 retried
+admissions for 200 incidents), while signals are taken in batches, one workflow task for many. The
+decisions are tocsin.storm's pure functions.
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin import storm
-    from tocsin.storm_models import AdmitAnswer, GuardAdmit, StormGuardState
+    from tocsin.storm_models import GuardAdmit, StormGuardState
 
 # Continue-as-new well before the history limits: every admission is an update in this history.
 HISTORY_BYTES = 4 * 1024 * 1024
@@ -36,9 +39,15 @@ class StormGuardWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(self._state)
 
-    @workflow.update(name="admit")
-    def admit(self, request: GuardAdmit) -> AdmitAnswer:
-        return storm.admit(self._state, request, workflow.now())
+    @workflow.signal(name="admit")
+    async def admit(self, request: GuardAdmit) -> None:
+        # Decided before any await: the answers follow the order the signals arrived in.
+        answer = storm.admit(self._state, request, workflow.now())
+        try:
+            await workflow.get_external_workflow_handle(request.reply_to).signal("storm_decision", answer)
+        except FailureError as err:
+            # The incident is gone (resolved and closed, or terminated): nobody is waiting for the answer.
+            workflow.logger.info("storm decision for %s not delivered: %s", request.reply_to, err)
 
     @workflow.query(name="storms")
     def storms(self) -> StormGuardState:
