@@ -151,6 +151,30 @@ class Figure:
     max_late: float  # worst lateness of a timed step against the policy (those due during the outage too)
     recovery: float  # from the kill to the killed part's next effect (paging, publishing, accepting), seconds
 
+    @classmethod
+    def of(
+        cls,
+        case: str,
+        ledger: Ledger,
+        found: list[Timing],
+        *,
+        kills: int,
+        expected: int,
+        delivered: int,
+        recovery: float,
+    ) -> Figure:
+        """A row from what the vendors recorded and the timings a case checked."""
+        return cls(
+            case=case,
+            kills=kills,
+            pages_expected=expected,
+            pages_delivered=delivered,
+            duplicated=sum(ledger.duplicated().values()),
+            absorbed=len(ledger.absorbed()),
+            max_late=max(t.late for t in found),
+            recovery=recovery,
+        )
+
     def row(self) -> str:
         return (
             f"| {self.case} | {self.kills} | {self.pages_expected} | {self.pages_delivered} | {self.duplicated} | "

@@ -180,14 +180,13 @@ async def test_receiver_killed_mid_post_and_the_sender_retries(stack: Stack, fig
     assert_no_duplicate_effects(ledger)
     assert {step_of(k): n for (_, k), n in ledger.requests_per_key().items() if n > 1} == {}
     figures.append(
-        Figure(
-            case="receiver SIGKILL mid-POST (body arriving; applied, unanswered), sender retries",
+        Figure.of(
+            "receiver SIGKILL mid-POST (body arriving; applied, unanswered), sender retries",
+            ledger,
+            found,
             kills=2,
-            pages_expected=len(pages) * SERVICES,
-            pages_delivered=sum(1 for k in keys for d in pages if ledger.first_at(d.step, f"incident-{k}")),
-            duplicated=sum(ledger.duplicated().values()),
-            absorbed=len(ledger.absorbed()),
-            max_late=max(t.late for t in found),
+            expected=len(pages) * SERVICES,
+            delivered=sum(1 for k in keys for d in pages if ledger.first_at(d.step, f"incident-{k}")),
             recovery=accepted - killed,
         )
     )

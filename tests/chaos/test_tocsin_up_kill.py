@@ -96,14 +96,13 @@ async def test_tocsin_up_killed_entirely_and_restarted_on_the_same_home(
         assert resumed - restarted <= limit, (resumed - restarted, limit)
         found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
         figures.append(
-            Figure(
-                case="`tocsin up` SIGKILLed (server included), restarted",
+            Figure.of(
+                "`tocsin up` SIGKILLed (server included), restarted",
+                ledger,
+                found,
                 kills=1,
-                pages_expected=len(page_schedule(policy)),
-                pages_delivered=len(page_schedule(policy)),
-                duplicated=sum(ledger.duplicated().values()),
-                absorbed=len(ledger.absorbed()),
-                max_late=max(t.late for t in found),
+                expected=len(page_schedule(policy)),
+                delivered=len(page_schedule(policy)),
                 recovery=resumed - killed,
             )
         )

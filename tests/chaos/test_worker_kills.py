@@ -88,14 +88,13 @@ async def test_worker_killed_while_a_page_is_in_flight(stack: Stack, figures: li
     assert resumed - killed <= resume_within(policy.lifecycle.delivery_timeout)
     found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure(
-            case="worker SIGKILL during a page (PagerDuty)",
+        Figure.of(
+            "worker SIGKILL during a page (PagerDuty)",
+            ledger,
+            found,
             kills=1,
-            pages_expected=len(page_schedule(policy)),
-            pages_delivered=len(delivered_pages(ledger, policy, key)),
-            duplicated=sum(ledger.duplicated().values()),
-            absorbed=len(ledger.absorbed()),
-            max_late=max(t.late for t in found),
+            expected=len(page_schedule(policy)),
+            delivered=len(delivered_pages(ledger, policy, key)),
             recovery=resumed - killed,
         )
     )
@@ -116,14 +115,13 @@ async def test_worker_killed_while_a_call_is_in_flight_calls_twice(stack: Stack,
     assert resumed - killed <= resume_within(policy.lifecycle.delivery_timeout)
     found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure(
-            case="worker SIGKILL during a phone call (Twilio: no idempotency key)",
+        Figure.of(
+            "worker SIGKILL during a phone call (Twilio: no idempotency key)",
+            ledger,
+            found,
             kills=1,
-            pages_expected=len(page_schedule(policy)),
-            pages_delivered=len(delivered_pages(ledger, policy, key)),
-            duplicated=sum(ledger.duplicated().values()),
-            absorbed=len(ledger.absorbed()),
-            max_late=max(t.late for t in found),
+            expected=len(page_schedule(policy)),
+            delivered=len(delivered_pages(ledger, policy, key)),
             recovery=resumed - killed,
         )
     )
@@ -171,14 +169,13 @@ async def test_worker_killed_while_a_runbook_scales_the_service(stack: Stack, fi
     assert resumed - killed <= resume_within(timedelta(seconds=8))
     found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure(
-            case="worker SIGKILL during a runbook's scale write",
+        Figure.of(
+            "worker SIGKILL during a runbook's scale write",
+            ledger,
+            found,
             kills=1,
-            pages_expected=len(page_schedule(policy)),
-            pages_delivered=len(page_schedule(policy)),
-            duplicated=sum(ledger.duplicated().values()),
-            absorbed=len(ledger.absorbed()),
-            max_late=max(t.late for t in found),
+            expected=len(page_schedule(policy)),
+            delivered=len(page_schedule(policy)),
             recovery=resumed - killed,
         )
     )
@@ -254,14 +251,13 @@ async def test_worker_killed_while_a_postmortem_is_published(stack: Stack, figur
     assert resumed - killed <= STICKY_TIMEOUT + 2 * ON_TIME
     found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure(
-            case="worker SIGKILL during post-mortem publication",
+        Figure.of(
+            "worker SIGKILL during post-mortem publication",
+            ledger,
+            found,
             kills=1,
-            pages_expected=len(page_schedule(policy)) + 1,
-            pages_delivered=len(delivered_pages(ledger, policy, key)) + len(delivered_pages(ledger, policy, first)),
-            duplicated=sum(ledger.duplicated().values()),
-            absorbed=len(ledger.absorbed()),
-            max_late=max(t.late for t in found),
+            expected=len(page_schedule(policy)) + 1,
+            delivered=len(delivered_pages(ledger, policy, key)) + len(delivered_pages(ledger, policy, first)),
             recovery=republished - killed,
         )
     )
