@@ -33,9 +33,11 @@ from tocsin.incidents import send_update
 from tocsin.postmortem.state import ApproveRequest, PostMortemState
 from tocsin.runbooks.contracts import RunbookResult, runbook_workflow_id
 from tocsin.updates import ResolveRequest
+from worker.main import STICKY_TIMEOUT as WORKER_STICKY_TIMEOUT
+from workflows.postmortem import PUBLISH_HEARTBEAT
 
-# The temporalio SDK's default `sticky_queue_schedule_to_start_timeout`, which worker/main.py keeps.
-STICKY_TIMEOUT = 10.0
+# The incidents queue's `sticky_queue_schedule_to_start_timeout` (worker/main.py), in seconds.
+STICKY_TIMEOUT = WORKER_STICKY_TIMEOUT.total_seconds()
 SERVICE_DOWN = {"alertname": "ServiceAvailabilityLow", "environment": "prod"}
 
 
@@ -63,8 +65,8 @@ async def kill_during_page(stack: Stack, hold: Hold, step: str) -> tuple[str, fl
     return key, opened, killed, resumed_at(stack.vendors.ledger, key, killed)
 
 
-# Not chaos_quick: at about 26 s (Temporal's sticky-queue timeout is most of it) it would take `make test` past its
-# five minutes; tests/test_durability.py keeps a worker SIGKILLed mid-delivery in `make test`.
+# Not chaos_quick: at about 20 s (the dead attempt's timeout and the sticky queue's are most of it) it would take
+# `make test` past its five minutes; tests/test_durability.py keeps a worker SIGKILLed mid-delivery in `make test`.
 @pytest.mark.chaos
 async def test_worker_killed_while_a_page_is_in_flight(stack: Stack, figures: list[Figure]) -> None:
     ledger, pagerduty, policy = stack.vendors.ledger, stack.vendors.pagerduty, stack.policy
@@ -181,9 +183,8 @@ async def test_worker_killed_while_a_runbook_scales_the_service(stack: Stack, fi
     )
 
 
-# postmortem_publish's start-to-close timeout (workflows/postmortem.py): a dead worker's publication is retried
-# only when it runs out, so this case takes over five minutes.
-PUBLISH_TIMEOUT = 300.0
+# A dead worker's publication is retried once its heartbeat timeout (workflows/postmortem.py) runs out.
+PUBLISH_TIMEOUT = PUBLISH_HEARTBEAT.total_seconds()
 
 
 @pytest.mark.chaos
