@@ -18,10 +18,10 @@ from typing import TypeVar
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from tocsin.channels.webhook import setting
-from tocsin.client import LongLivedGuard, ask_guard
 from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
@@ -200,15 +200,16 @@ class GuardActivities:
         request = request.model_copy(
             update={"max_runs": limit.max_runs if limit else None, "per": limit.per if limit else None}
         )
-        guard = LongLivedGuard(
-            workflow="RunbookGuardWorkflow",
-            workflow_id=GUARD_WORKFLOW_ID,
-            initial=GuardState(),
+        handle = await self.client.start_workflow(
+            "RunbookGuardWorkflow",
+            GuardState(),
+            id=GUARD_WORKFLOW_ID,
             task_queue=INCIDENT_TASK_QUEUE,
-            summary="Runbook guard: one runbook per service, rate limits",
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary="Runbook guard: one runbook per service, rate limits",
         )
         info = activity.info()
         # The same update id on every attempt: the guard answers a retried request once.
-        return await ask_guard(
-            self.client, guard, "acquire", request, f"{info.workflow_id}/{info.activity_id}", AcquireAnswer
-        )
+        update_id = f"{info.workflow_id}/{info.activity_id}"
+        answer: AcquireAnswer = await handle.execute_update("acquire", request, id=update_id, result_type=AcquireAnswer)
+        return answer

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import TypeVar
 
-from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 
 from tocsin.settings import Settings
-
-R = TypeVar("R", bound=BaseModel)
 
 
 async def connect(settings: Settings) -> Client:
@@ -51,38 +45,3 @@ async def connect_when_ready(settings: Settings, wait: float = 60.0) -> Client:
 
 class ServerUnreachable(RuntimeError):
     pass
-
-
-async def ask_guard(
-    client: Client,
-    guard: LongLivedGuard,
-    update: str,
-    request: BaseModel,
-    update_id: str,
-    result_type: type[R],
-) -> R:
-    """Run `update` on a long-lived guard workflow, starting the guard the first time it is needed.
-
-    The caller passes an update id fixed per request (an activity's workflow and activity id), so a retried
-    call is decided once."""
-    handle = await client.start_workflow(
-        guard.workflow,
-        guard.initial,
-        id=guard.workflow_id,
-        task_queue=guard.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=guard.summary,
-    )
-    answer: R = await handle.execute_update(update, request, id=update_id, result_type=result_type)
-    return answer
-
-
-@dataclass(frozen=True)
-class LongLivedGuard:
-    """A workflow that serialises decisions shared by many others (the runbook guard, the storm guard)."""
-
-    workflow: str
-    workflow_id: str
-    initial: BaseModel
-    task_queue: str
-    summary: str
