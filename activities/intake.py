@@ -7,13 +7,15 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from tocsin.detection import IngestRequest
-from tocsin.intake.ingest import ingest_alerts
+from tocsin.intake.ingest import coalescing_sender, ingest_alerts
 from tocsin.intake.models import IngestResult, TemporalUnavailable
 
 
 class IntakeActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
+        # Detection runs overlap with receiver traffic for the same incidents: their calls coalesce too.
+        self.coalescer = coalescing_sender(client)
 
     @activity.defn(name="ingest_detected_alerts")
     async def ingest(self, request: IngestRequest) -> IngestResult:
@@ -24,7 +26,9 @@ class IntakeActivities:
         would leave the whole chunk pending, handed over again every run, forever. The run counts a skipped
         series as handed over, so it is reported once, not on every tick."""
         try:
-            result = await ingest_alerts(self.client, request.policy, request.alerts, skip_unplannable=True)
+            result = await ingest_alerts(
+                self.client, request.policy, request.alerts, skip_unplannable=True, coalescer=self.coalescer
+            )
         except TemporalUnavailable as err:
             raise ApplicationError(str(err), type="TemporalUnavailable") from err
         for line in result.skipped or []:

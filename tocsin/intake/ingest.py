@@ -19,6 +19,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin.incidents import open_or_signal
+from tocsin.intake.coalesce import Send, SignalCoalescer
 from tocsin.intake.models import (
     IngestResult,
     IntakeRefused,
@@ -29,7 +30,7 @@ from tocsin.intake.models import (
 )
 from tocsin.intake.plan import KeyPlan, plan_payload
 from tocsin.intake.routing import incident_key
-from tocsin.models import incident_workflow_id
+from tocsin.models import AlertBatch, IncidentInput, incident_workflow_id
 from tocsin.policy.models import Policy
 from tocsin.updates import AcknowledgeRequest, ResolveRequest
 
@@ -73,20 +74,36 @@ def group_by_incident(policy: Policy, alerts: list[NormalizedAlert]) -> dict[str
     return groups
 
 
-async def _deliver(client: Client, plan: KeyPlan) -> bool:
-    """Make one key's calls. True if an incident was opened or reached."""
-    reached = False
-    if plan.start is not None and plan.batch is not None:
-        await open_or_signal(client, plan.start, plan.batch)
-        reached = True
-    elif plan.batch is not None:
-        # Only resolutions: they may close an open incident, but must never open one.
+def alerts_sender(client: Client) -> Send:
+    """One key's alerts call: signal-with-start when a firing alert may open the incident (start given),
+    else a plain signal (only resolutions: they may close an open incident, but must never open one)."""
+
+    async def send(key: str, start: IncidentInput | None, batch: AlertBatch) -> bool:
+        if start is not None:
+            await open_or_signal(client, start, batch)
+            return True
         try:
-            await client.get_workflow_handle(incident_workflow_id(plan.key)).signal("alerts", plan.batch)
-            reached = True
+            await client.get_workflow_handle(incident_workflow_id(key)).signal("alerts", batch)
         except RPCError as err:
             if err.status not in _NOT_THERE:
                 raise
+            return False
+        return True
+
+    return send
+
+
+def coalescing_sender(client: Client) -> SignalCoalescer:
+    """For a long-lived caller (the receiver, the detector's activity): concurrent payloads share calls."""
+    return SignalCoalescer(alerts_sender(client))
+
+
+async def _deliver(client: Client, plan: KeyPlan, coalescer: SignalCoalescer | None) -> bool:
+    """Make one key's calls. True if an incident was opened or reached."""
+    reached = False
+    if plan.batch is not None:
+        send = coalescer.send if coalescer is not None else alerts_sender(client)
+        reached = await send(plan.key, plan.start, plan.batch)
     for ack in plan.acknowledgements:
         who = ack.acknowledged_by or f"{ack.source} event"
         reached = await _update(client, plan.key, "acknowledge", AcknowledgeRequest(by=who)) or reached
@@ -137,9 +154,15 @@ def _refused(failures: list[tuple[str, BaseException, Failure]], keys: int) -> E
 
 
 async def ingest_alerts(
-    client: Client, policy: Policy, alerts: list[NormalizedAlert], *, skip_unplannable: bool = False
+    client: Client,
+    policy: Policy,
+    alerts: list[NormalizedAlert],
+    *,
+    skip_unplannable: bool = False,
+    coalescer: SignalCoalescer | None = None,
 ) -> IngestResult:
-    """Plan every key, then deliver them concurrently.
+    """Plan every key, then deliver them concurrently (through `coalescer`, when given, so that concurrent
+    payloads for one incident share a call).
 
     An alert that cannot be planned refuses the whole payload (IntakeRefused) before any call, unless
     `skip_unplannable` (the detector): then it is left out, as is a key Temporal refuses for good, and both
@@ -148,7 +171,7 @@ async def ingest_alerts(
     if plan.refused and not skip_unplannable:
         raise IntakeRefused([str(r) for r in plan.refused[:20]])
     skipped = [str(r) for r in plan.refused]
-    outcomes = await asyncio.gather(*(_deliver(client, k) for k in plan.keys), return_exceptions=True)
+    outcomes = await asyncio.gather(*(_deliver(client, k, coalescer) for k in plan.keys), return_exceptions=True)
     failures: list[tuple[str, BaseException, Failure]] = []
     for key_plan, outcome in zip(plan.keys, outcomes, strict=True):
         if isinstance(outcome, BaseException):

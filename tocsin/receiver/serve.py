@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from tocsin.addresses import is_loopback
-from tocsin.intake.ingest import ingest_alerts
+from tocsin.intake.ingest import coalescing_sender, ingest_alerts
 from tocsin.policy.models import Policy
 from tocsin.receiver.app import ENDPOINTS, HealthCheck, create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverError
@@ -110,7 +110,7 @@ async def serve_until(server: uvicorn.Server, listener: Listener, stop: asyncio.
 
 
 def temporal_ingest(client: Client, policy: Policy) -> Ingest:
-    return functools.partial(ingest_alerts, client, policy)
+    return functools.partial(ingest_alerts, client, policy, coalescer=coalescing_sender(client))
 
 
 def temporal_healthcheck(client: Client) -> HealthCheck:
