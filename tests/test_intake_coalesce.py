@@ -13,7 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.test_intake_ingest import alert, counting_client
 from tocsin.incidents import get_incident, send_update
 from tocsin.intake.coalesce import SignalCoalescer, weight
-from tocsin.intake.ingest import alerts_sender, ingest_alerts
+from tocsin.intake.ingest import ingest_alerts
+from tocsin.intake.sender import AlertsSender
 from tocsin.models import AlertBatch, AlertEvent, IncidentInput
 from tocsin.policy.models import Policy
 from tocsin.settings import Settings
@@ -149,7 +150,7 @@ async def test_concurrent_posts_to_one_incident_share_calls_and_every_alert_coun
     env: WorkflowEnvironment, workers: Settings, default_policy: Policy
 ) -> None:
     client, counter = counting_client(env)
-    coalescer = SignalCoalescer(alerts_sender(client))
+    coalescer = SignalCoalescer(AlertsSender(client))
     alerts = [
         alert(name="DiskFilling", service="coalesced", fingerprint=f"pod-{i}", severity="warning") for i in range(60)
     ]

@@ -142,3 +142,35 @@ def test_incidents_show_pages_a_long_timeline_newest_first() -> None:
     assert "20 older entries were folded away" in latest
     oldest = _describe(s, page=2, size=50)
     assert "entry-069" in oldest and "entry-119" not in oldest
+
+
+def ask_as(state: StormGuardState, n: int, severity: str, at: datetime = T0) -> AdmitAnswer:
+    request = GuardAdmit(member=member(n, severity, at), threshold=3, window=WINDOW, reply_to="r")
+    return storm.admit(state, request, at)
+
+
+def test_a_storm_of_warnings_does_not_hold_a_sev1_until_sev1s_storm_too() -> None:
+    state = StormGuardState()
+    assert [ask_as(state, n, "sev3").held for n in range(5)] == [False, False, False, True, True]
+    assert state.storm is not None and state.storm.worst == "sev3"
+    # More severe than the storm: the first `threshold` page on their own, like the first of any burst.
+    alone = [ask_as(state, n, "sev1") for n in range(10, 13)]
+    assert [a.held for a in alone] == [False, False, False]
+    assert "more severe than storm" in alone[0].reason and "1 of 3" in alone[0].reason
+    assert state.storm.members == 2, "they are not storm members"
+    # Past that, sev1s are a storm too: they join it, and it is a sev1 storm from now on.
+    joined = ask_as(state, 13, "sev1")
+    assert joined.held and joined.storm_key == state.storm.key
+    assert state.storm.worst == "sev1"
+    assert ask_as(state, 14, "sev2").held, "no more severe than the storm now: held"
+
+
+def test_a_storm_that_began_severe_holds_everything_as_before() -> None:
+    state = StormGuardState()
+    for n in range(4):
+        ask_as(state, n, "sev1")
+    assert state.storm is not None and state.storm.worst == "sev1"
+    assert ask_as(state, 5, "sev1").held and ask_as(state, 6, "sev3").held
+    # State carried from before severities were tracked holds every member, as it did.
+    state.storm.worst = None
+    assert ask_as(state, 7, "sev1").held

@@ -52,9 +52,21 @@ def admit(state: StormGuardState, request: GuardAdmit, now: datetime) -> AdmitAn
     storm = state.storm
     if storm is not None and now - storm.last_at > request.window:
         state.storm = storm = None  # the burst ended: counting starts afresh
-    if storm is not None and not request.manual:
+    severity = request.member.severity
+    outranks = storm is not None and _more_severe(severity, storm.worst)
+    if storm is not None and not request.manual and outranks and storm.alone.get(severity, 0) < request.threshold:
+        # A storm of warnings must not swallow a sev1: it pages on its own and does not extend the storm.
+        storm.alone[severity] = alone = storm.alone.get(severity, 0) + 1
+        answer = AdmitAnswer(
+            held=False,
+            reason=f"{severity} is more severe than storm {storm.key} ({storm.worst}): pages on its own "
+            f"({alone} of {request.threshold} before {severity} incidents join the storm too)",
+        )
+    elif storm is not None and not request.manual:
         storm.last_at = now
         storm.members += 1
+        if outranks:
+            storm.worst = severity
         answer = AdmitAnswer(
             held=True, storm_key=storm.key, reason=f"joins storm {storm.key} ({storm.members} incidents held so far)"
         )
@@ -67,7 +79,7 @@ def admit(state: StormGuardState, request: GuardAdmit, now: datetime) -> AdmitAn
             )
         else:
             started = storm_key(now)
-            state.storm = ActiveStorm(key=started, started_at=now, last_at=now, members=1)
+            state.storm = ActiveStorm(key=started, started_at=now, last_at=now, members=1, worst=severity)
             earlier = [m.model_copy(update={"paged": True}) for m in state.recent[:-1]]
             state.recent = []
             answer = AdmitAnswer(
@@ -84,6 +96,10 @@ def admit(state: StormGuardState, request: GuardAdmit, now: datetime) -> AdmitAn
         del state.decided[oldest]
         state.decided_at.pop(oldest, None)
     return answer
+
+
+def _more_severe(severity: str, worst: str | None) -> bool:
+    return worst is not None and severity_rank(severity) < severity_rank(worst)
 
 
 def _forget_before(state: StormGuardState, horizon: datetime) -> None:

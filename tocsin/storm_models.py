@@ -80,6 +80,12 @@ class ActiveStorm(_Model):
     started_at: datetime
     last_at: datetime
     members: int = 0
+    # The most severe member held so far. A more severe new incident is not noise of this storm: up to the
+    # threshold of them (counted per severity in `alone`) page on their own, as before any storm; past that
+    # they storm too, join, and make the storm as severe as they are. None only in state carried from before
+    # this field existed: then every member is held.
+    worst: str | None = None
+    alone: dict[str, int] = Field(default_factory=dict)
 
 
 class StormGuardState(_Model):

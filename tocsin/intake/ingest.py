@@ -18,8 +18,7 @@ from typing import Literal
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tocsin.incidents import open_or_signal
-from tocsin.intake.coalesce import Send, SignalCoalescer
+from tocsin.intake.coalesce import SignalCoalescer
 from tocsin.intake.models import (
     IngestResult,
     IntakeRefused,
@@ -30,14 +29,13 @@ from tocsin.intake.models import (
 )
 from tocsin.intake.plan import KeyPlan, plan_payload
 from tocsin.intake.routing import incident_key
-from tocsin.models import AlertBatch, IncidentInput, incident_workflow_id
+from tocsin.intake.sender import NOT_THERE, AlertsSender
+from tocsin.models import incident_workflow_id
 from tocsin.policy.models import Policy
 from tocsin.updates import AcknowledgeRequest, ResolveRequest
 
 log = logging.getLogger("tocsin.intake")
 
-# A missing incident is not an outage: a resolved alert for an incident that never opened is simply done.
-_NOT_THERE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
 # Unreachable or overloaded: the same call can succeed later.
 _UNAVAILABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
 # The request itself is refused: sending it again is refused again.
@@ -74,35 +72,16 @@ def group_by_incident(policy: Policy, alerts: list[NormalizedAlert]) -> dict[str
     return groups
 
 
-def alerts_sender(client: Client) -> Send:
-    """One key's alerts call: signal-with-start when a firing alert may open the incident (start given),
-    else a plain signal (only resolutions: they may close an open incident, but must never open one)."""
-
-    async def send(key: str, start: IncidentInput | None, batch: AlertBatch) -> bool:
-        if start is not None:
-            await open_or_signal(client, start, batch)
-            return True
-        try:
-            await client.get_workflow_handle(incident_workflow_id(key)).signal("alerts", batch)
-        except RPCError as err:
-            if err.status not in _NOT_THERE:
-                raise
-            return False
-        return True
-
-    return send
-
-
 def coalescing_sender(client: Client) -> SignalCoalescer:
     """For a long-lived caller (the receiver, the detector's activity): concurrent payloads share calls."""
-    return SignalCoalescer(alerts_sender(client))
+    return SignalCoalescer(AlertsSender(client))
 
 
 async def _deliver(client: Client, plan: KeyPlan, coalescer: SignalCoalescer | None) -> bool:
     """Make one key's calls. True if an incident was opened or reached."""
     reached = False
     if plan.batch is not None:
-        send = coalescer.send if coalescer is not None else alerts_sender(client)
+        send = coalescer.send if coalescer is not None else AlertsSender(client)
         reached = await send(plan.key, plan.start, plan.batch)
     for ack in plan.acknowledgements:
         who = ack.acknowledged_by or f"{ack.source} event"
@@ -129,7 +108,7 @@ async def _update(client: Client, key: str, name: str, request: AcknowledgeReque
         log.info("%s of %s by %s refused: %s", name, key, request.by, err.cause)
         return False
     except RPCError as err:
-        if err.status not in _NOT_THERE:
+        if err.status not in NOT_THERE:
             raise
         return False  # no incident, or a closed one: nothing left to acknowledge or resolve
     return True
