@@ -29,13 +29,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-from github import Auth, Github, GithubException, RateLimitExceededException
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import github_markdown, github_title
 from tocsin.channels.webhook import http_url, setting
+
+# PyGithub is imported inside the functions that build a client or catch its errors, not here: importing it
+# costs ~32 MB of RSS and ~500 modules (measured, requests included), which every worker paid at start although
+# most installations configure no GitHub (issue #12). The registry imports this module whatever is configured.
+if TYPE_CHECKING:
+    from github import Github, GithubException
 
 VENDOR = "github"
 DEFAULT_API_URL = "https://api.github.com"
@@ -108,6 +112,8 @@ class GitHubIssues:
 
     def _github(self, *, lazy: bool = False) -> Github:
         """A client per call, so no connection is shared between threads. Lazy: `get_repo` sends nothing itself."""
+        from github import Auth, Github  # the first client loads PyGithub (the note on imports at the top)
+
         pacing: dict[str, Any] = (
             {} if self._pace else {"seconds_between_requests": None, "seconds_between_writes": None}
         )
@@ -122,6 +128,8 @@ class GitHubIssues:
         )
 
     def _send(self, message: Message) -> Receipt:
+        from github import GithubException
+
         repo_name, labels = self._placement(message.target)
         wanted = marker(message.idempotency_key)
         with self._github(lazy=True) as github:
@@ -139,6 +147,8 @@ class GitHubIssues:
         return Receipt(provider_id=f"{repo_name}#{created.number}")
 
     def _check(self) -> str:
+        from github import GithubException
+
         with self._github() as github:
             try:
                 repo = github.get_repo(self.repo)
@@ -162,6 +172,8 @@ def _delivery_error(err: GithubException | OSError) -> DeliveryError:
         if any(cls.__name__ in ("Timeout", "TimeoutError") for cls in type(err).__mro__):
             return RetryableDeliveryError(f"{VENDOR} timed out after {TIMEOUT_SECONDS}s")
         return RetryableDeliveryError(f"{VENDOR} unreachable: {type(err).__name__}")
+    from github import RateLimitExceededException  # loaded already: err came from a PyGithub call
+
     status = err.status
     data = err.data if isinstance(err.data, dict) else {}
     text = str(data.get("message") or err.message or "")

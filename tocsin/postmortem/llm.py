@@ -22,6 +22,8 @@ or anything else, is dropped, and the notes count them. The API key is never log
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import logging
 import re
@@ -29,16 +31,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import openai
-from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tocsin.postmortem.builtin_analyzer import builtin_analysis
 from tocsin.postmortem.models import ActionItem, Analysis, AnalysisRequest, Claim, Evidence, SourceName
 from tocsin.postmortem.timeline import as_utc
+
+# openai is imported only where a call is made (llm_analysis, _why): importing it costs ~45 MB of RSS and ~1,000
+# modules (measured), which every worker paid at start although most installations configure no LLM (issue #12).
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger("tocsin.postmortem.llm")
 
@@ -439,6 +444,8 @@ _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,60}$")
 def _why(err: Exception, config: LlmConfig) -> str:
     """An API failure in words for the report: status, type and code, never the server's message (an
     authentication error may quote the key back)."""
+    import openai  # already loaded by llm_analysis, the only caller: see the note on imports at the top
+
     if isinstance(err, openai.APITimeoutError):
         return f"the endpoint did not answer within {config.timeout:g} s"
     if isinstance(err, openai.APIConnectionError):
@@ -457,6 +464,11 @@ def _why(err: Exception, config: LlmConfig) -> str:
 
 async def llm_analysis(request: AnalysisRequest, config: LlmConfig, *, today: date) -> Analysis:
     """The LLM's analysis, validated and filtered; LlmFailed when there is none (the caller falls back)."""
+    # Here, not at module level: ~45 MB only once an LLM is configured (the note at the top). The first import
+    # takes about a second, so it runs in a thread rather than hold up the worker's event loop meanwhile.
+    await asyncio.to_thread(importlib.import_module, "openai")
+    import openai
+
     conversation, omitted = messages(request)
     try:
         async with openai.AsyncOpenAI(

@@ -27,15 +27,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
-
-from github import GithubException, UnknownObjectException
+from typing import TYPE_CHECKING, Any
 
 from tocsin.channels.base import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.escaping import github_markdown, github_title
 from tocsin.channels.github import SCAN_LIMIT, GitHubIssues, _delivery_error, marker
 from tocsin.postmortem.models import ActionItem, ItemState, Publication, PublishedItem
 from tocsin.postmortem.report import title_digest
+
+# PyGithub (~32 MB of RSS, measured) is imported in the methods that call GitHub, as in tocsin.channels.github:
+# the worker imports this module whether or not GitHub is configured (issue #12).
+if TYPE_CHECKING:
+    from github import GithubException
 
 REPORT_PATH = "postmortems/{key}.md"
 LABEL = "postmortem"
@@ -114,6 +117,8 @@ class GitHubPublisher:
     # --- synchronous: run these in a thread ---
 
     def publish(self, key: str, markdown: str, items: Sequence[ActionItem], revision: int) -> Publication:
+        from github import GithubException, UnknownObjectException
+
         path = report_path(self.report_path, key)
         data = markdown.encode()
         step = f"reading {path}"
@@ -166,6 +171,8 @@ class GitHubPublisher:
     def states(self, key: str, items: Sequence[PublishedItem], today: date) -> list[ItemState]:
         """Each item's issue: open or closed, and overdue when still open past its due date. An item without an
         issue is judged by its date alone (states_by_date)."""
+        from github import GithubException
+
         results = []
         step = "reading its issues"
         with self._client._github(lazy=True) as github:
@@ -220,6 +227,8 @@ class GitHubPublisher:
 
 
 def _publish_error(err: GithubException | OSError, context: str) -> Exception:
+    from github import GithubException  # loaded already: err came from a PyGithub call
+
     if isinstance(err, GithubException) and err.status == 409:
         return PublishUnavailableError(f"{context}: github answered 409: the file changed meanwhile")
     mapped: DeliveryError = _delivery_error(err)

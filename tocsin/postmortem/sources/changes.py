@@ -26,10 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
-
-from github import Auth, Github, GithubException, RateLimitExceededException
-from github.Repository import Repository
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tocsin.channels.webhook import host_of
 from tocsin.postmortem.artifacts import ArtifactStore
@@ -48,6 +45,12 @@ from tocsin.postmortem.sources.results import (
     skipped,
     utc,
 )
+
+# PyGithub is imported by the scan that uses it, not here: importing it costs ~32 MB of RSS and ~500 modules
+# (measured), which every worker paid at start although most installations configure no GitHub (issue #12).
+if TYPE_CHECKING:
+    from github import GithubException
+    from github.Repository import Repository
 
 DEFAULT_API_URL = "https://api.github.com"
 SCAN_LIMIT = 300  # items read from each list at most
@@ -158,6 +161,8 @@ class _Scan:
 
     def _merged_by(self, pull: Any) -> str | None:
         """The list does not say who merged; PyGithub asks the pull request itself (one GET). Best effort."""
+        from github import GithubException  # loaded already by _scan
+
         try:
             user = pull.merged_by
         except (GithubException, OSError):
@@ -183,6 +188,8 @@ class _Scan:
 
 
 def _reason(err: GithubException, repo: str) -> str:
+    from github import RateLimitExceededException  # loaded already: err came from a PyGithub call
+
     meaning = {
         401: "bad credentials",
         403: "forbidden: the token cannot read it, or the rate limit is spent",
@@ -199,6 +206,8 @@ def _reason(err: GithubException, repo: str) -> str:
 
 def _scan(token: str, repo_name: str, api_url: str, start: datetime, end: datetime, wait: float) -> dict[str, Any]:
     """In a thread. The changes found, by kind, and notes; SourceFailure for a GitHub or network failure."""
+    from github import Auth, Github, GithubException  # the first scan loads PyGithub (the note on imports at the top)
+
     github = Github(
         base_url=api_url,
         auth=Auth.Token(token),
