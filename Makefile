@@ -39,9 +39,12 @@ test: lint typecheck pytest
 histories: $(STAMP)
 	$(BIN)/python -m tests.record_histories
 
-# Not a test: measures intake throughput and runs an alert storm (see README, "Benchmark").
+# Not a test: intake throughput (Python and wrk load generators), an alert storm, first-page latency, worker
+# memory and re-warm; prints the figures and writes bench/results.md. About 12 minutes; never fails the build.
+# `.venv/bin/python -m bench --help` for shorter runs. wrk (Debian package `wrk`) is optional: without it that
+# phase is skipped.
 bench: $(STAMP)
-	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench
 
 # Kills real processes mid-incident and counts what the vendors saw (see README, "Chaos"); about 7 minutes.
 # `make test` runs only its quick cases.
