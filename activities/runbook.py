@@ -18,13 +18,14 @@ from typing import TypeVar
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from tocsin.channels.webhook import setting
 from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
+from tocsin.policy.priority import RUNBOOK_GUARD
 from tocsin.runbooks.authorize import allowed_namespaces, authorized_http, policy_runbook, scale_ceiling
 from tocsin.runbooks.contracts import (
     HttpCall,
@@ -205,6 +206,8 @@ class GuardActivities:
             GuardState(),
             id=GUARD_WORKFLOW_ID,
             task_queue=INCIDENT_TASK_QUEUE,
+            # It gates remediation, not pages: after every incident's pages.
+            priority=Priority(priority_key=RUNBOOK_GUARD),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary="Runbook guard: one runbook per service, rate limits",
         )

@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import Priority
 
 from tocsin import storm
 from tocsin.incidents import open_or_signal
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
+from tocsin.policy.priority import STORM_GUARD
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.storm_models import (
     STORM_GUARD_WORKFLOW_ID,
@@ -53,6 +55,8 @@ class StormActivities:
             StormGuardState(),
             id=STORM_GUARD_WORKFLOW_ID,
             task_queue=INCIDENT_TASK_QUEUE,
+            # Every new incident waits for the guard's answer before its first page (tocsin/policy/priority.py).
+            priority=Priority(priority_key=STORM_GUARD),
             start_signal="admit",
             start_signal_args=[ask],
             static_summary="Storm guard: a burst of new incidents pages once",

@@ -24,11 +24,13 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import Priority
 
 from tocsin.detection import DetectionInput, detection_triggers, redact
 from tocsin.durations import format_duration
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
+from tocsin.policy.priority import DETECTION
 
 SCHEDULE_ID = "tocsin-detector"
 # The schedule appends the scheduled time: tocsin-detector-2025-01-01T00:00:30Z.
@@ -80,6 +82,8 @@ def detector_schedule(policy: Policy) -> Schedule:
             DetectionInput(policy=policy),
             id=WORKFLOW_ID_PREFIX,
             task_queue=INCIDENT_TASK_QUEUE,
+            # A tick finds alerts; the incidents it opens take their own severity's priority.
+            priority=Priority(priority_key=DETECTION),
             execution_timeout=RUN_TIMEOUT,
             static_summary="Evaluate the policy's triggers against Prometheus",
         ),

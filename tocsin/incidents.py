@@ -9,12 +9,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin import search_attributes as sa
 from tocsin.models import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, incident_workflow_id
+from tocsin.policy.priority import incident_priority
 from tocsin.updates import UpdateResult
 
 R = TypeVar("R", bound=BaseModel)
@@ -66,6 +67,8 @@ def _start_options(inp: IncidentInput) -> dict[str, Any]:
     return {
         "id": incident_workflow_id(inp.key),
         "task_queue": INCIDENT_TASK_QUEUE,
+        # A sev1 goes ahead of a burst of lesser incidents, its pages with it (tocsin/policy/priority.py).
+        "priority": Priority(priority_key=incident_priority(inp.policy, inp.severity, inp.storm)),
         "search_attributes": sa.initial(inp.severity, "triggered", inp.service, 0),
         "memo": {"title": inp.title},
         "static_summary": f"[{inp.severity}] {inp.title} ({inp.service})",

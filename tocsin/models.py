@@ -19,6 +19,9 @@ from tocsin.storm_models import StormRecord
 IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 INCIDENT_TASK_QUEUE = "incidents"
+# The incidents' deliveries (pages first), served by a worker of their own: no burst of bookkeeping on the
+# incidents queue can take the slots a page needs (docs/paging-priority.md).
+PAGING_TASK_QUEUE = "paging"
 POSTMORTEM_TASK_QUEUE = "postmortems"
 
 

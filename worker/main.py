@@ -29,7 +29,7 @@ from tocsin.channels.registry import channels_from_env
 from tocsin.channels.registry import describe as describe_channels
 from tocsin.client import connect_when_ready
 from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
-from tocsin.models import INCIDENT_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
+from tocsin.models import INCIDENT_TASK_QUEUE, PAGING_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.policy.loader import load_policy
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.settings import Settings, load_settings
@@ -48,6 +48,10 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 # Long enough for a busy worker to pick up its own sticky tasks (replaying from scratch elsewhere costs CPU
 # in a storm), short enough that a page is not held behind a dead worker for long.
 STICKY_TIMEOUT = timedelta(seconds=4)
+# The paging queue's own slots: enough for every level of a few incidents paging at once, each page a short
+# HTTP call. Nothing but deliveries runs in them, so a storm's bookkeeping or a slow enrichment never holds
+# one (the incidents queue's activities have the SDK's default 100 slots to themselves).
+PAGING_SLOTS = 50
 
 
 def build_workers(
@@ -58,7 +62,8 @@ def build_workers(
     runbooks: RunbookActivities | None = None,
     postmortem_env: Mapping[str, str] | None = None,
 ) -> list[Worker]:
-    """Both task queues' workers. `postmortem_env` (tests) replaces os.environ for the post-mortem's sources,
+    """The three task queues' workers: incidents (workflows and their bookkeeping), paging (the incidents'
+    deliveries), postmortems. `postmortem_env` (tests) replaces os.environ for the post-mortem's sources,
     LLM and GitHub; in production each reads the worker's environment when it runs."""
     outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes, settings.outbox_keep)
     if delivery is None:
@@ -93,6 +98,7 @@ def build_workers(
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
+                # Deliveries an incident scheduled here before they moved to the paging queue still run.
                 delivery.deliver,
                 remediation.remediate,
                 lookup.find_previous_incident,
@@ -109,6 +115,13 @@ def build_workers(
                 storms.admit,
                 storms.join,
             ],
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        ),
+        Worker(
+            client,
+            task_queue=PAGING_TASK_QUEUE,
+            activities=[delivery.deliver],
+            max_concurrent_activities=PAGING_SLOTS,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
         Worker(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_elapsed
     from tocsin.models import POSTMORTEM_TASK_QUEUE, PostMortemInput, postmortem_workflow_id
+    from tocsin.policy.priority import POSTMORTEM
 
 if TYPE_CHECKING:
     from workflows.incident import IncidentWorkflow
@@ -42,6 +44,8 @@ async def close_incident(wf: IncidentWorkflow) -> None:
             handoff,
             id=child_id,
             task_queue=POSTMORTEM_TASK_QUEUE,
+            # Days of review ahead: last in any queue. Its activities and notifications inherit it.
+            priority=Priority(priority_key=POSTMORTEM),
             # The review and follow-up take days; the incident closes now.
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             static_summary=f"Post-mortem of [{state.severity}] {state.title}",

@@ -14,10 +14,11 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
-    from tocsin.models import Delivery, Follower, IncidentState
+    from tocsin.models import PAGING_TASK_QUEUE, Delivery, Follower, IncidentState
     from tocsin.policy import following
     from tocsin.policy.actions import Route, stakeholder_routes
     from tocsin.policy.models import Policy
+    from tocsin.policy.priority import delivery_priority
     from tocsin.roster import ResolvedTarget
     from tocsin.roster import resolve as resolve_target
     from workflows._idempotency import idempotency_key
@@ -32,6 +33,9 @@ class IncidentDelivery:
     _follow_channels: bool
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
+        raise NotImplementedError
+
+    def _priority(self) -> int:
         raise NotImplementedError
 
     async def _deliver(self, step: str, route: Route, resolved: ResolvedTarget | None = None) -> bool:
@@ -50,8 +54,11 @@ class IncidentDelivery:
         ]
         return any(await asyncio.gather(*sends))
 
-    async def _deliver_one(self, step: str, route: Route, status: str | None = None) -> bool:
-        """One delivery as an activity. A channel that keeps failing is recorded and skipped, never a stall."""
+    async def _deliver_one(self, step: str, route: Route, status: str | None = None, follow_up: bool = False) -> bool:
+        """One delivery as an activity. A channel that keeps failing is recorded and skipped, never a stall.
+
+        On the paging queue, whose worker has slots of its own, at the incident's priority (bookkeeping after
+        every page): the incidents queue's bursts never hold a page back."""
         state = self._state
         delivery = Delivery(
             idempotency_key=idempotency_key(step),
@@ -65,11 +72,13 @@ class IncidentDelivery:
             service=state.service,
             status=status or state.status,
         )
+        priority = delivery_priority(self._priority(), route.channel, follow_up)
+        options = activity_options(self._policy, f"{route.channel} → {route.target}", priority)
         try:
             receipt = await workflow.execute_activity_method(
                 DeliveryActivities.deliver,
                 delivery,
-                **activity_options(self._policy, f"{route.channel} → {route.target}"),
+                **workflow.ActivityConfig(**options, task_queue=PAGING_TASK_QUEUE),
             )
         except ActivityError as err:
             self._record("delivery_failed", f"{route.channel} → {route.target}: {err.cause or err}")
@@ -117,4 +126,4 @@ class IncidentDelivery:
         # Marked as synced even when it fails: the failure is on the timeline, and the next change tries again
         # instead of the loop retrying a dead channel on every pass.
         follower.synced = showing
-        await self._deliver_one(f"sync/{n}/{follower.channel}", route, status=status)
+        await self._deliver_one(f"sync/{n}/{follower.channel}", route, status=status, follow_up=True)

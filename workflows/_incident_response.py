@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.models import IncidentInput, IncidentState, PlannedAction, PreviousIncidentRequest, RemediationRequest
     from tocsin.policy.actions import Route
     from tocsin.policy.models import Policy
+    from tocsin.policy.priority import background
     from tocsin.policy.triage import REMEDIATION_ACTIONS
     from workflows._idempotency import idempotency_key
     from workflows._incident_view import activity_options
@@ -37,6 +38,9 @@ class IncidentResponse:
     def _runbook_action(self, action: PlannedAction) -> None:
         raise NotImplementedError
 
+    def _priority(self) -> int:
+        raise NotImplementedError
+
     async def _link_previous(self) -> None:
         """A recurrence under the same key points at the incident before it; a failed look-up only says so."""
         info = workflow.info()
@@ -45,7 +49,10 @@ class IncidentResponse:
             previous = await workflow.execute_activity_method(
                 LookupActivities.find_previous_incident,
                 request,
-                **activity_options(self._policy, "find the previous incident with this key"),
+                # Enrichment: after every incident's pages (tocsin/policy/priority.py).
+                **activity_options(
+                    self._policy, "find the previous incident with this key", background(self._priority())
+                ),
             )
         except ActivityError as err:
             self._record("note", f"could not look for an earlier incident with this key: {err.cause or err}")
@@ -84,7 +91,7 @@ class IncidentResponse:
             result = await workflow.execute_activity_method(
                 RemediationActivities.remediate,
                 request,
-                **activity_options(self._policy, f"remediate: {action.type}"),
+                **activity_options(self._policy, f"remediate: {action.type}", background(self._priority())),
             )
             self._record("remediation", f"{action.type}: {result.outcome} — {result.detail}")
         except ActivityError as err:

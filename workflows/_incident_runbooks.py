@@ -23,10 +23,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.models import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, PendingRunbook, PlannedAction
+    from tocsin.policy.priority import RUNBOOK
     from tocsin.runbooks.contracts import RunbookInput, RunbookProgress, RunRunbookRequest, runbook_workflow_id
     from tocsin.runbooks.planned import PlanRequest, RunbookPlan
     from tocsin.updates import UpdateResult, _Request
@@ -91,6 +93,8 @@ class IncidentRunbooks:
                     run,
                     id=child_id,
                     task_queue=INCIDENT_TASK_QUEUE,
+                    # Remediation, with its planning and checks: after every incident's pages.
+                    priority=Priority(priority_key=RUNBOOK),
                     # A runbook finishes (or compensates) even if the incident is resolved meanwhile.
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     static_summary=f"Runbook {asked.runbook} for {asked.service} ({state.key})",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin import storm
     from tocsin.models import IncidentInput, IncidentState
     from tocsin.policy.models import Policy
+    from tocsin.policy.priority import background
     from tocsin.storm_models import (
         MEMBER_TITLE_MAX,
         AdmitAnswer,
@@ -36,11 +37,12 @@ ADMIT_ATTEMPTS = 3
 ANSWER_TIMEOUT = timedelta(seconds=30)
 
 
-def _quick(summary: str) -> workflow.ActivityConfig:
+def _quick(summary: str, priority: int) -> workflow.ActivityConfig:
     return workflow.ActivityConfig(
         start_to_close_timeout=ADMIT_TIMEOUT,
         retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=ADMIT_ATTEMPTS),
         summary=summary,
+        priority=Priority(priority_key=priority),
     )
 
 
@@ -57,6 +59,9 @@ class IncidentStorm:
     async def _tell_stakeholders(self, step: str, text: str) -> None:
         raise NotImplementedError
 
+    def _priority(self) -> int:
+        raise NotImplementedError
+
     async def _admit_to_storm(self) -> None:
         state = self._state
         member = StormMember(
@@ -70,7 +75,8 @@ class IncidentStorm:
             sent = await workflow.execute_activity_method(
                 StormActivities.admit,
                 AdmitRequest(member=member, manual=self._input.source == "cli"),
-                **_quick("ask the storm guard"),
+                # At the incident's own priority: its first page waits for this answer.
+                **_quick("ask the storm guard", self._priority()),
             )
         except ActivityError as err:
             self._record("storm", f"the storm guard could not be asked ({err.cause or err}); paging on its own")
@@ -91,7 +97,8 @@ class IncidentStorm:
             await workflow.execute_activity_method(
                 StormActivities.join,
                 JoinRequest(storm_key=answer.storm_key, members=[*answer.earlier, member]),
-                **_quick(f"join storm {answer.storm_key}"),
+                # Held: it pages no more, the storm incident does. Bookkeeping.
+                **_quick(f"join storm {answer.storm_key}", background(self._priority())),
             )
         except ActivityError as err:
             # Nobody would page for it: it pages on its own.

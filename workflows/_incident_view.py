@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_duration
@@ -19,9 +19,10 @@ with workflow.unsafe.imports_passed_through():
 PERMANENT_ERRORS = ["PermanentDeliveryError", "ValueError"]
 
 
-def activity_options(policy: Policy, summary: str) -> workflow.ActivityConfig:
-    """Bounded retries with backoff: a dead channel fails the step after a few minutes, never forever."""
-    return workflow.ActivityConfig(
+def activity_options(policy: Policy, summary: str, priority: int | None = None) -> workflow.ActivityConfig:
+    """Bounded retries with backoff: a dead channel fails the step after a few minutes, never forever. Without
+    a `priority` key the activity takes its workflow's."""
+    config = workflow.ActivityConfig(
         start_to_close_timeout=policy.lifecycle.delivery_timeout,
         retry_policy=RetryPolicy(
             initial_interval=timedelta(seconds=1),
@@ -32,6 +33,9 @@ def activity_options(policy: Policy, summary: str) -> workflow.ActivityConfig:
         ),
         summary=summary[:200],
     )
+    if priority is not None:
+        config["priority"] = Priority(priority_key=priority)
+    return config
 
 
 def static_summary(state: IncidentState) -> str:

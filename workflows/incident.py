@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route
+    from tocsin.policy.priority import incident_priority
     from tocsin.roster import resolve as resolve_target
     from tocsin.storm_models import AdmitAnswer
     from workflows._incident_closing import close_incident
@@ -121,6 +122,10 @@ class IncidentWorkflow(IncidentHandlers, IncidentDelivery, IncidentRunbooks, Inc
         if info.is_continue_as_new_suggested():
             return True
         return self._bounded and info.get_current_history_size() > HISTORY_BYTES
+
+    def _priority(self) -> int:
+        # From the severity now, not at the start: a sev3 raised to sev1 pages as a sev1 from then on.
+        return incident_priority(self._policy, self._state.severity, self._input.storm)
 
     def _resolved(self) -> bool:
         # A method, not an inline test: handlers change the status while the loop awaits.

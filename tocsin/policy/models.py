@@ -69,6 +69,8 @@ class SeverityLevel(_Strict):
     escalation_time: Duration = Field(description="mitigation target, from the incident's opening")
     stakeholders: list[str] = Field(default_factory=list)
     automatic_actions: list[AutomaticAction] = Field(default_factory=list)
+    # Temporal task-queue priority of its incidents and their pages, 1 first (tocsin/policy/priority.py).
+    priority: int | None = Field(default=None, ge=1, le=5)
 
 
 class IncidentClassification(_Strict):
