@@ -123,9 +123,9 @@ async def run(args: argparse.Namespace) -> list[Section]:
         async def memory_body(out: Section) -> None:
             await memory.memory_phase(up, args.incidents, args.growth_wait, out)
 
-        # Three probe runs, each with up to 10 s for late pages, 30 s for the pacer and 60 s for the worker to
-        # drain; two worker restarts.
-        paging_bound = args.probes * (2 * args.probe_gap + args.burst_gap) + 3 * 100 + 120
+        # Three probe runs, each with up to 10 s for late pages; four waits of up to 30 s for the pacer and 60 s
+        # for the worker to drain; two worker restarts.
+        paging_bound = args.probes * (2 * args.probe_gap + args.burst_gap) + 4 * 100 + 120
         phases: dict[str, tuple[str, float, Callable[[Section], Awaitable[None]]]] = {
             "intake": ("1a. Receiver vs raw Temporal, Python load generator", 2 * args.seconds + 300, intake_body),
             "wrk": ("1b. Receiver vs raw Temporal, wrk load generator", args.seconds + 300, wrk_body),

@@ -118,7 +118,8 @@ class Probe:
 
 async def probes(
     stack: Stack, policy: Policy, vendor: FakePagerDuty, count: int, gap: float, label: str, out: Section
-) -> None:
+) -> list[Probe]:
+    """Send the probes, time their first pages; returns the probes that had none within PAGE_TIMEOUT."""
     run = uuid.uuid4().hex[:6]
     sent: list[Probe] = []
     began = time.monotonic()
@@ -154,6 +155,7 @@ async def probes(
     )
     triggers = vendor.since(began)
     out.add(f"  PagerDuty triggers from the first probe to the last page: {triggers}")
+    return [p for p in sent if not (p.key in vendor.first_page and vendor.first_page[p.key] - p.posted <= PAGE_TIMEOUT)]
 
 
 async def quiet(stack: Stack, vendor: FakePagerDuty, out: Section) -> None:
@@ -179,18 +181,29 @@ async def paging_phase(
             "sends' share of that pace queue behind each other, which the burst line shows)"
         )
         await quiet(stack, vendor, out)
-        await probes(stack, policy, vendor, count, gap, "steady", out)
+        unpaged = await probes(stack, policy, vendor, count, gap, "steady", out)
         await quiet(stack, vendor, out)
-        await mid_storm(stack, policy, vendor, count, gap, senders, out)
+        unpaged += await mid_storm(stack, policy, vendor, count, gap, senders, out)
         await quiet(stack, vendor, out)
-        await probes(stack, policy, vendor, count, burst_gap, "burst", out)
+        unpaged += await probes(stack, policy, vendor, count, burst_gap, "burst", out)
+        await quiet(stack, vendor, out)
+        # Late or lost? A page past the timeout still counts against it; one that never came is worse.
+        late = [vendor.first_page[p.key] - p.posted for p in unpaged if p.key in vendor.first_page]
+        if unpaged:
+            out.add(
+                f"of the {len(unpaged)} probes without a page within {PAGE_TIMEOUT:.0f}s: {len(late)} paged later "
+                f"(slowest {max(late, default=0):.1f}s after its POST), {len(unpaged) - len(late)} not paged by the "
+                "end of the phase"
+            )
+        else:
+            out.add(f"every probe paged within {PAGE_TIMEOUT:.0f}s")
     finally:
         await stack.restart_worker(DEFAULT_POLICY)
 
 
 async def mid_storm(
     stack: Stack, policy: Policy, vendor: FakePagerDuty, count: int, gap: float, senders: int, out: Section
-) -> None:
+) -> list[Probe]:
     run = uuid.uuid4().hex[:6]
     services = [f"pstorm-{run}-{k}" for k in range(STORM_KEYS)]
     stop = asyncio.Event()
@@ -209,7 +222,7 @@ async def mid_storm(
         storm = [asyncio.create_task(sender()) for _ in range(senders)]
         try:
             await asyncio.sleep(STORM_LEAD)
-            await probes(stack, policy, vendor, count, gap, "mid-storm", out)
+            unpaged = await probes(stack, policy, vendor, count, gap, "mid-storm", out)
         finally:
             stop.set()
             await asyncio.gather(*storm, return_exceptions=True)
@@ -220,3 +233,4 @@ async def mid_storm(
         f"over {STORM_KEYS} keys in {seconds:.1f}s = {accepted / seconds:.0f} alerts/s accepted; "
         f"answers {dict(sorted(statuses.items()))}"
     )
+    return unpaged
