@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tocsin.intake.models import NormalizedAlert
 from tocsin.policy.models import Policy
+from tocsin.policy.shared import SharedPolicy
 from tocsin.rules import prometheus_rules
 
 # Alerts handed to intake per activity call: an AlertBatch takes at most 1000 events per incident.
@@ -122,7 +123,7 @@ class DetectionState(_Model):
 class DetectionInput(_Model):
     """The schedule's action argument: the policy snapshot `tocsin up` registered. No URL, no secret."""
 
-    policy: Policy
+    policy: SharedPolicy
 
 
 class DetectionResult(_Model):
@@ -142,7 +143,7 @@ class DetectionResult(_Model):
 
 
 class IngestRequest(_Model):
-    policy: Policy
+    policy: SharedPolicy
     alerts: list[NormalizedAlert] = Field(min_length=1, max_length=HANDOFF_CHUNK)
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.policy.models import Policy
+from tocsin.policy.shared import SharedPolicy
 from tocsin.postmortem.state import PostMortemState
 from tocsin.runbooks.planned import PlanRequest, RunbookPlan
 from tocsin.storm_models import StormRecord
@@ -177,7 +177,7 @@ class IncidentInput(_Model):
     response_workflow: str | None = None
     actions: list[PlannedAction] = Field(default_factory=list)
     source: str = "cli"
-    policy: Policy
+    policy: SharedPolicy
     # The execute_runbook actions' plans, rendered at triage (Jinja cannot run in a workflow), in order.
     runbooks: list[RunbookPlan] = Field(default_factory=list)
     carried: IncidentState | None = Field(default=None, description="set only by continue-as-new")
@@ -233,7 +233,7 @@ class PostMortemInput(_Model):
     """The hand-off contract: the incident's full final state and timeline, and the policy it ran under."""
 
     incident: IncidentState
-    policy: Policy
+    policy: SharedPolicy
     parent_workflow_id: str
     parent_run_id: str
     # Set only by continue-as-new, during the weeks of follow-through.

@@ -13,6 +13,10 @@ DEFAULT_OUTBOX_MAX_BYTES = 10 * 1024 * 1024
 MIN_OUTBOX_BYTES = 4096
 DEFAULT_OUTBOX_KEEP = 5
 MAX_OUTBOX_KEEP = 100
+# Incident workflows a worker keeps in memory between their tasks; one not cached replays its history when it
+# next has work (tocsin.worker: the figure is chosen from `make bench`'s memory phase, see README "Benchmark").
+DEFAULT_WORKFLOW_CACHE = 1000
+MIN_WORKFLOW_CACHE = 10
 
 
 class Settings(BaseModel):
@@ -31,6 +35,7 @@ class Settings(BaseModel):
     # The outbox rotates past this size, keeping this many old files (outbox.jsonl.1 is the newest).
     outbox_max_bytes: int = Field(default=DEFAULT_OUTBOX_MAX_BYTES, ge=MIN_OUTBOX_BYTES)
     outbox_keep: int = Field(default=DEFAULT_OUTBOX_KEEP, ge=1, le=MAX_OUTBOX_KEEP)
+    workflow_cache: int = Field(default=DEFAULT_WORKFLOW_CACHE, ge=MIN_WORKFLOW_CACHE)
 
     @property
     def embedded(self) -> bool:
@@ -92,4 +97,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "TOCSIN_OUTBOX_MAX_BYTES", DEFAULT_OUTBOX_MAX_BYTES, MIN_OUTBOX_BYTES, None, "bytes"
         ),
         outbox_keep=_whole(env, "TOCSIN_OUTBOX_KEEP", DEFAULT_OUTBOX_KEEP, 1, MAX_OUTBOX_KEEP, "files"),
+        workflow_cache=_whole(
+            env, "TOCSIN_WORKFLOW_CACHE", DEFAULT_WORKFLOW_CACHE, MIN_WORKFLOW_CACHE, None, "workflows"
+        ),
     )
