@@ -96,6 +96,7 @@ def build_workers(
             # A dead worker's sticky queue holds its incidents' next tasks this long before any worker may take
             # them: short, so a killed worker delays paging by seconds (the SDK's default is 10 s).
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+            max_cached_workflows=settings.workflow_cache,
             workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
                 # Deliveries an incident scheduled here before they moved to the paging queue still run.
