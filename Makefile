@@ -41,9 +41,11 @@ histories: $(STAMP)
 
 # Not a test: intake throughput (Python and wrk load generators), an alert storm, first-page latency, worker
 # memory and re-warm; prints the figures and writes bench/results.md. About 12 minutes; never fails the build.
-# `.venv/bin/python -m bench --help` for shorter runs. wrk (Debian package `wrk`) is optional: without it that
-# phase is skipped.
+# `.venv/bin/python -m bench --help` for shorter runs. wrk (Debian package `wrk`) is installed when this runs
+# as root with apt-get; anywhere else it is optional: without it that phase is skipped.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1; } || true
 	$(BIN)/python -m bench
 
 # Kills real processes mid-incident and counts what the vendors saw (see README, "Chaos"); about 7 minutes.

@@ -11,6 +11,7 @@ Re-warm: SIGTERM that worker, start another, and time until every one of the N i
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import Counter
@@ -26,6 +27,7 @@ from bench.load import alertmanager_payload, am_alert
 from bench.results import Section
 from bench.stack import Stack, rss_mib, wait_quiet
 from tocsin.policy.loader import load_policy
+from tocsin.settings import load_settings
 
 ALERTS_EACH = 3
 PER_POST = 100  # one alert for each of 100 incidents per payload, as Alertmanager batches a group
@@ -135,5 +137,6 @@ async def memory_phase(stack: Stack, incidents: int, growth_wait: float, out: Se
         + (f"; failed attempts: {dict(failures)}" if failures else "")
     )
     out.add(rss_line("worker RSS after re-warm", after, fresh))
-    # worker/main.py keeps the SDK's default workflow cache: past it, the least recent workflows are evicted.
-    out.add("(a worker caches at most 1000 workflows, the SDK's default max_cached_workflows, which bounds RSS)")
+    # Past the worker's workflow cache the least recent workflows are evicted and replay on their next task.
+    cache = load_settings(os.environ).workflow_cache
+    out.add(f"(the worker caches at most {cache} workflows, TOCSIN_WORKFLOW_CACHE, which bounds RSS)")

@@ -159,6 +159,9 @@ class Stack:
 
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+        # The one tuning knob the bench is for: `TOCSIN_WORKFLOW_CACHE=N make bench` compares cache sizes.
+        if os.environ.get("TOCSIN_WORKFLOW_CACHE"):
+            env["TOCSIN_WORKFLOW_CACHE"] = os.environ["TOCSIN_WORKFLOW_CACHE"]
         env.update(
             TEMPORAL_ADDRESS=self.client.service_client.config.target_host,
             TOCSIN_HOME=str(self.home),
