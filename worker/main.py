@@ -34,6 +34,7 @@ from tocsin.policy.loader import load_policy
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.settings import Settings, load_settings
 from tocsin.state_dir import prepare_home
+from worker import sandbox_code
 from workflows.detection import DetectionWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
@@ -65,6 +66,7 @@ def build_workers(
     """The three task queues' workers: incidents (workflows and their bookkeeping), paging (the incidents'
     deliveries), postmortems. `postmortem_env` (tests) replaces os.environ for the post-mortem's sources,
     LLM and GitHub; in production each reads the worker's environment when it runs."""
+    sandbox_code.install()  # every workflow run re-imports the workflow modules: compile them once
     outbox = Outbox(settings.outbox_path, settings.outbox_max_bytes, settings.outbox_keep)
     if delivery is None:
         # Live channels come from this worker's environment (secrets never travel through workflows).
