@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy import following
     from tocsin.policy.actions import Route, stakeholder_routes
     from tocsin.policy.models import Policy
-    from tocsin.policy.priority import delivery_priority
+    from tocsin.policy.priority import delivery_priority, incident_priority
     from tocsin.roster import ResolvedTarget
     from tocsin.roster import resolve as resolve_target
     from workflows._idempotency import idempotency_key
@@ -33,9 +33,6 @@ class IncidentDelivery:
     _follow_channels: bool
 
     def _record(self, kind: str, text: str, by: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _priority(self) -> int:
         raise NotImplementedError
 
     async def _deliver(self, step: str, route: Route, resolved: ResolvedTarget | None = None) -> bool:
@@ -72,7 +69,10 @@ class IncidentDelivery:
             service=state.service,
             status=status or state.status,
         )
-        priority = delivery_priority(self._priority(), route.channel, follow_up)
+        # At the severity's own key even for a storm incident: its workflow tasks are background work, but
+        # its page stands for every incident it holds and must not queue behind a sev3's.
+        paging = incident_priority(self._policy, self._state.severity)
+        priority = delivery_priority(paging, route.channel, follow_up)
         options = activity_options(self._policy, f"{route.channel} → {route.target}", priority)
         try:
             receipt = await workflow.execute_activity_method(
