@@ -14,8 +14,11 @@ MIN_OUTBOX_BYTES = 4096
 DEFAULT_OUTBOX_KEEP = 5
 MAX_OUTBOX_KEEP = 100
 # Incident workflows a worker keeps in memory between their tasks; one not cached replays its history when it
-# next has work (tocsin.worker: the figure is chosen from `make bench`'s memory phase, see README "Benchmark").
-DEFAULT_WORKFLOW_CACHE = 1000
+# next has work (about 15 ms of CPU here). Chosen from `make bench`'s memory phase (worker RSS with 1,000 open
+# incidents, budget 200 MiB): cache 100 -> 180 MiB, 200 -> 192 MiB, 1000 (the SDK's default) -> 388 MiB; about
+# 0.2 MiB per cached workflow, most of it in the SDK's native core. 150 keeps a storm's 100 keys, its guard and
+# its storm incident cached with margin under the budget. See README "Benchmark".
+DEFAULT_WORKFLOW_CACHE = 150
 MIN_WORKFLOW_CACHE = 10
 
 
