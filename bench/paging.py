@@ -114,6 +114,45 @@ class Probe:
     key: str
     posted: float = 0.0
     status: int = 0
+    posted_at: float = 0.0  # wall clock, to compare with the server's event times (same machine)
+    answered: float = 0.0  # monotonic, when the receiver's 202 arrived
+
+
+STAGES = (
+    "202 from the receiver",
+    "incident's first workflow task",
+    "first delivery scheduled",
+    "first delivery started",
+    "page at the vendor",
+)
+
+
+async def stages(stack: Stack, vendor: FakePagerDuty, sent: list[Probe]) -> dict[str, list[float]]:
+    """Where a probe's time went, each stage measured from its POST: the receiver's answer, then (from the
+    incident's history, server time) its first workflow task and its first delivery activity, then the
+    vendor's arrival. Only probes that were paged count."""
+    found: dict[str, list[float]] = {name: [] for name in STAGES}
+    for probe in sent:
+        if probe.key not in vendor.first_page:
+            continue
+        history = await stack.client.get_workflow_handle(f"incident-{probe.key}").fetch_history()
+        times: dict[str, float] = {}
+        for event in history.events:
+            kind = event.WhichOneof("attributes")
+            at = event.event_time.ToDatetime().timestamp()
+            if kind == "workflow_task_started_event_attributes":
+                times.setdefault(STAGES[1], at)
+            elif kind == "activity_task_scheduled_event_attributes":
+                if event.activity_task_scheduled_event_attributes.activity_type.name == "deliver":
+                    times.setdefault(STAGES[2], at)
+            elif kind == "activity_task_started_event_attributes" and STAGES[2] in times:
+                times.setdefault(STAGES[3], at)
+        found[STAGES[0]].append(probe.answered - probe.posted)
+        for name in STAGES[1:4]:
+            if name in times:
+                found[name].append(times[name] - probe.posted_at)
+        found[STAGES[4]].append(vendor.first_page[probe.key] - probe.posted)
+    return found
 
 
 async def probes(
@@ -130,10 +169,11 @@ async def probes(
             service = f"probe-{run}-{i}"
             labels = {"alertname": "BenchPage", "service": service, "environment": "bench"}
             normalized = NormalizedAlert(source="alertmanager", status="firing", labels=labels, fingerprint=service)
-            probe = Probe(incident_key(policy, normalized), time.monotonic())
+            probe = Probe(incident_key(policy, normalized), time.monotonic(), posted_at=time.time())
             sent.append(probe)
             alert = am_alert(service, service, severity="critical", alertname="BenchPage")
             probe.status = (await http.post(stack.alerts_url, json=alertmanager_payload([alert]))).status_code
+            probe.answered = time.monotonic()
 
         await asyncio.gather(*(one(i) for i in range(count)))
     deadline = max(p.posted for p in sent) + PAGE_TIMEOUT
@@ -155,6 +195,14 @@ async def probes(
     )
     triggers = vendor.since(began)
     out.add(f"  PagerDuty triggers from the first probe to the last page: {triggers}")
+    try:
+        for name, values in (await stages(stack, vendor, sent)).items():
+            out.add(
+                f"  from POST to {name:<32} p50 {pct(values, 0.5) * 1000:6.0f} ms   "
+                f"p99 {pct(values, 0.99) * 1000:6.0f} ms"
+            )
+    except Exception as err:  # the breakdown is an explanation, never a reason to lose the figures above
+        out.add(f"  (no breakdown: {err})")
     return [p for p in sent if not (p.key in vendor.first_page and vendor.first_page[p.key] - p.posted <= PAGE_TIMEOUT)]
 
 

@@ -49,7 +49,7 @@ async def settle() -> None:
 
 async def test_payloads_arriving_during_a_call_ride_the_next_one_in_order() -> None:
     fake = Recorder()
-    coalescer = SignalCoalescer(fake.send)
+    coalescer = SignalCoalescer(fake.send, interval=0)
     first = asyncio.create_task(coalescer.send("k", None, batch("a")))
     await settle()
     later = [asyncio.create_task(coalescer.send("k", None, batch(f"b{i}", f"c{i}"))) for i in range(10)]
@@ -63,7 +63,7 @@ async def test_payloads_arriving_during_a_call_ride_the_next_one_in_order() -> N
 
 async def test_keys_do_not_wait_for_each_other() -> None:
     fake = Recorder()
-    coalescer = SignalCoalescer(fake.send)
+    coalescer = SignalCoalescer(fake.send, interval=0)
     tasks = [asyncio.create_task(coalescer.send(f"k{i}", None, batch("x"))) for i in range(5)]
     await settle()
     assert sorted(c[0] for c in fake.calls) == [f"k{i}" for i in range(5)], "five keys, five calls in flight"
@@ -73,7 +73,7 @@ async def test_keys_do_not_wait_for_each_other() -> None:
 
 async def test_a_failed_call_fails_its_riders_only_and_the_next_call_goes_on() -> None:
     fake = Recorder(fail={1})
-    coalescer = SignalCoalescer(fake.send)
+    coalescer = SignalCoalescer(fake.send, interval=0)
     first = asyncio.create_task(coalescer.send("k", None, batch("a")))
     await settle()
     riders = [asyncio.create_task(coalescer.send("k", None, batch(f"r{i}"))) for i in range(3)]
@@ -89,7 +89,7 @@ async def test_a_failed_call_fails_its_riders_only_and_the_next_call_goes_on() -
 
 async def test_one_call_holds_at_most_the_batch_bound_in_events_and_bytes() -> None:
     fake = Recorder()
-    coalescer = SignalCoalescer(fake.send, max_events=5, max_bytes=10_000)
+    coalescer = SignalCoalescer(fake.send, max_events=5, max_bytes=10_000, interval=0)
     first = asyncio.create_task(coalescer.send("k", None, batch("a")))
     await settle()
     riders = [asyncio.create_task(coalescer.send("k", None, batch(f"p{i}-1", f"p{i}-2"))) for i in range(5)]
@@ -101,7 +101,7 @@ async def test_one_call_holds_at_most_the_batch_bound_in_events_and_bytes() -> N
     big = AlertEvent(fingerprint="big", status="firing", labels={"v": "x" * 6000})
     assert weight(big) > 6000
     fake2 = Recorder()
-    small = SignalCoalescer(fake2.send, max_events=100, max_bytes=10_000)
+    small = SignalCoalescer(fake2.send, max_events=100, max_bytes=10_000, interval=0)
     fake2.gate.set()
     head = asyncio.create_task(small.send("k", None, batch("a")))
     riders = [asyncio.create_task(small.send("k", None, AlertBatch(events=[big]))) for _ in range(3)]
@@ -112,7 +112,7 @@ async def test_one_call_holds_at_most_the_batch_bound_in_events_and_bytes() -> N
 
 async def test_a_caller_that_gives_up_does_not_cancel_the_call_others_ride() -> None:
     fake = Recorder()
-    coalescer = SignalCoalescer(fake.send)
+    coalescer = SignalCoalescer(fake.send, interval=0)
     leaving = asyncio.create_task(coalescer.send("k", None, batch("a")))
     await settle()
     staying = asyncio.create_task(coalescer.send("k", None, batch("b")))
@@ -128,7 +128,7 @@ async def test_any_firing_payload_may_open_the_incident_a_resolution_alone_never
     from tocsin.intake.routing import incident_key, plan_for_alert
 
     fake = Recorder()
-    coalescer = SignalCoalescer(fake.send)
+    coalescer = SignalCoalescer(fake.send, interval=0)
     firing = alert()
     key = incident_key(default_policy, firing)
     from datetime import UTC, datetime
@@ -171,3 +171,37 @@ async def test_the_batch_bound_matches_the_signal_model(events: int) -> None:
     from tocsin.intake import coalesce
 
     assert coalesce.MAX_EVENTS == AlertBatch.model_fields["events"].metadata[1].max_length == events
+
+
+class FakeTime:
+    """A clock that only moves when a sleeper sleeps: every wait is recorded, none takes real time."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_calls_for_one_key_start_an_interval_apart_and_a_new_key_never_waits() -> None:
+    fake, time = Recorder(), FakeTime()
+    fake.gate.set()
+    coalescer = SignalCoalescer(fake.send, interval=0.5, clock=time.clock, sleep=time.sleep)
+    assert await coalescer.send("k", None, batch("first")) is True
+    assert time.sleeps == [], "a key's first call goes at once: an incident opens without waiting"
+    time.now += 0.2
+    riders = [asyncio.create_task(coalescer.send("k", None, batch(f"r{i}"))) for i in range(4)]
+    assert await asyncio.gather(*riders) == [True] * 4
+    assert time.sleeps == [0.3], "the rest of the interval since the last call, once"
+    assert [c[1] for c in fake.calls] == [["first"], ["r0", "r1", "r2", "r3"]], "and everything waiting rides it"
+    assert await coalescer.send("other", None, batch("x")) is True
+    assert time.sleeps == [0.3], "another key does not wait for this one"
+    time.now += 5
+    assert await coalescer.send("k", None, batch("later")) is True
+    assert time.sleeps == [0.3], "an interval long past: no wait"

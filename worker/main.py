@@ -49,10 +49,15 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 # Long enough for a busy worker to pick up its own sticky tasks (replaying from scratch elsewhere costs CPU
 # in a storm), short enough that a page is not held behind a dead worker for long.
 STICKY_TIMEOUT = timedelta(seconds=4)
-# The paging queue's own slots: enough for every level of a few incidents paging at once, each page a short
-# HTTP call. Nothing but deliveries runs in them, so a storm's bookkeeping or a slow enrichment never holds
-# one (the incidents queue's activities have the SDK's default 100 slots to themselves).
-PAGING_SLOTS = 50
+# The paging queue's own slots. A delivery waiting for its vendor's rate-limit slot (tocsin.channels.pacing)
+# holds one while it waits, cheaply (an asyncio sleep): in a burst of 30 sev1s, 50 slots filled with waiting
+# notices and new pages could not even start (make bench: first delivery started 3.8 s late at p99). Nothing
+# but deliveries runs in them, so a storm's bookkeeping or a slow enrichment never holds one.
+PAGING_SLOTS = 200
+# Workflow tasks this worker takes at once. Temporal hands out a backlog by priority, but only the backlog it
+# still holds: tasks already given to this process wait in its own first-come queue (one Python thread runs
+# them). Few slots keep the backlog on the server, where a sev1's task goes first (see README "Benchmark").
+WORKFLOW_SLOTS = 10
 
 
 def build_workers(
@@ -99,6 +104,7 @@ def build_workers(
             # them: short, so a killed worker delays paging by seconds (the SDK's default is 10 s).
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             max_cached_workflows=settings.workflow_cache,
+            max_concurrent_workflow_tasks=WORKFLOW_SLOTS,
             workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
                 # Deliveries an incident scheduled here before they moved to the paging queue still run.
