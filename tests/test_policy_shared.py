@@ -39,7 +39,10 @@ def test_an_invalid_snapshot_is_refused_as_before(default_policy: Policy) -> Non
 
 
 def test_a_policy_object_passes_through_untouched(default_policy: Policy) -> None:
-    assert shared_policy(default_policy) is default_policy
+    def never(value: object, outer: str | int | None = None) -> object:
+        pytest.fail("a Policy is not validated a second time")
+
+    assert shared_policy(default_policy, never) is default_policy
     assert incident(default_policy).policy is default_policy
 
 
@@ -49,5 +52,5 @@ def test_only_a_bounded_number_of_distinct_policies_are_kept(default_policy: Pol
     base = default_policy.model_dump(mode="json")
     for n in range(KEPT + 5):
         variant = {**base, "intake": {**base["intake"], "flap_window": f"{n + 1} minutes"}}
-        shared_policy(variant)
+        IncidentInput.model_validate({**incident(default_policy).model_dump(mode="json"), "policy": variant})
     assert len(shared._parsed) == KEPT
