@@ -189,19 +189,32 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-async def test_calls_for_one_key_start_an_interval_apart_and_a_new_key_never_waits() -> None:
-    fake, time = Recorder(), FakeTime()
-    fake.gate.set()
+class TimedRecorder(Recorder):
+    """Each call takes `took` seconds of the fake clock."""
+
+    def __init__(self, time: FakeTime, took: list[float]) -> None:
+        super().__init__()
+        self.time, self.took = time, took
+        self.gate.set()
+
+    async def send(self, key: str, start: IncidentInput | None, sent: AlertBatch) -> bool:
+        self.time.now += self.took.pop(0)
+        return await super().send(key, start, sent)
+
+
+async def test_a_keys_next_call_waits_three_times_as_long_as_its_last_one_took_at_most_the_interval() -> None:
+    time = FakeTime()
+    fake = TimedRecorder(time, [0.01, 0.1, 2.0, 0.01, 0.01])
     coalescer = SignalCoalescer(fake.send, interval=0.5, clock=time.clock, sleep=time.sleep)
     assert await coalescer.send("k", None, batch("first")) is True
     assert time.sleeps == [], "a key's first call goes at once: an incident opens without waiting"
-    time.now += 0.2
-    riders = [asyncio.create_task(coalescer.send("k", None, batch(f"r{i}"))) for i in range(4)]
-    assert await asyncio.gather(*riders) == [True] * 4
-    assert time.sleeps == [0.3], "the rest of the interval since the last call, once"
-    assert [c[1] for c in fake.calls] == [["first"], ["r0", "r1", "r2", "r3"]], "and everything waiting rides it"
-    assert await coalescer.send("other", None, batch("x")) is True
-    assert time.sleeps == [0.3], "another key does not wait for this one"
-    time.now += 5
-    assert await coalescer.send("k", None, batch("later")) is True
-    assert time.sleeps == [0.3], "an interval long past: no wait"
+    await coalescer.send("k", None, batch("quick"))
+    assert time.sleeps == [0.03], "a quick server: a pause nobody notices"
+    await coalescer.send("k", None, batch("slow"))
+    assert time.sleeps == [0.03, 0.3], "a busy server: the pause grows with the call"
+    riders = [asyncio.create_task(coalescer.send("k", None, batch(f"r{i}"))) for i in range(3)]
+    assert await asyncio.gather(*riders) == [True] * 3
+    assert time.sleeps == [0.03, 0.3, 0.5], "never longer than the interval"
+    assert [c[1] for c in fake.calls][-1] == ["r0", "r1", "r2"], "everything waiting rides the next call"
+    await coalescer.send("other", None, batch("x"))
+    assert len(time.sleeps) == 3, "another key does not wait for this one"
