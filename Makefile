@@ -48,7 +48,7 @@ bench: $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1; } || true
 	$(BIN)/python -m bench
 
-# Kills real processes mid-incident and counts what the vendors saw (see README, "Chaos"); about 7 minutes.
+# Kills real processes mid-incident and counts what the vendors saw (see docs/testing.md, "Chaos"); about 7 minutes.
 # `make test` runs only its quick cases.
 chaos: $(STAMP) system-deps
 	TOCSIN_CHAOS=1 $(BIN)/pytest -q -m chaos tests/chaos

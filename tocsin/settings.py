@@ -1,4 +1,4 @@
-"""Settings from the environment. Names are part of the interface: README documents each one."""
+"""Settings from the environment. Names are part of the interface: docs/configuration.md documents each one."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ MAX_OUTBOX_KEEP = 100
 # next has work (about 15 ms of CPU here). Chosen from `make bench`'s memory phase (worker RSS with 1,000 open
 # incidents, budget 200 MiB): cache 100 -> 180 MiB, 200 -> 192 MiB, 1000 (the SDK's default) -> 388 MiB; about
 # 0.2 MiB per cached workflow, most of it in the SDK's native core. 150 keeps a storm's 100 keys, its guard and
-# its storm incident cached with margin under the budget. See README "Benchmark".
+# its storm incident cached with margin under the budget. See docs/benchmark.md.
 DEFAULT_WORKFLOW_CACHE = 150
 MIN_WORKFLOW_CACHE = 10
 

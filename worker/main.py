@@ -56,7 +56,7 @@ STICKY_TIMEOUT = timedelta(seconds=4)
 PAGING_SLOTS = 200
 # Workflow tasks this worker takes at once. Temporal hands out a backlog by priority, but only the backlog it
 # still holds: tasks already given to this process wait in its own first-come queue (one Python thread runs
-# them). Few slots keep the backlog on the server, where a sev1's task goes first (see README "Benchmark").
+# them). Few slots keep the backlog on the server, where a sev1's task goes first (see docs/benchmark.md).
 WORKFLOW_SLOTS = 10
 
 

@@ -1,7 +1,7 @@
 """What every chaos case checks, from the vendors' ledger: 0 lost pages, 0 duplicate external effects, and
 escalation on the policy's schedule; and the figures each case reports.
 
-The schedule is derived here from the policy as README states the rules, not from Tocsin's own planner
+The schedule is derived here from the policy as docs/configuration.md states the rules, not from Tocsin's own planner
 (tocsin/policy/escalation.py), so the planner is checked, not echoed: each primary step notifies `retry_count`
 times `escalation_delay` apart, then the next step; the chain is exhausted after the last wait; the targets are
 missed at `response_time` and `escalation_time`; a management step fires when its `duration > 'X'` holds.
@@ -140,7 +140,7 @@ def chain_done(ledger: Ledger, policy: Policy, key: str) -> bool:
 
 @dataclass
 class Figure:
-    """One row of the suite's table (README "Chaos")."""
+    """One row of the suite's table (docs/testing.md, "Chaos")."""
 
     case: str
     kills: int

@@ -104,8 +104,9 @@ async def test_worker_killed_while_a_page_is_in_flight(stack: Stack, figures: li
 
 @pytest.mark.chaos
 async def test_worker_killed_while_a_call_is_in_flight_calls_twice(stack: Stack, figures: list[Figure]) -> None:
-    """Twilio's REST API takes no idempotency key (README, Channels): a call whose answer was lost is placed
-    again by the retry. Pinned, so README's "at-least-once" for phone and SMS is a measured fact."""
+    """Twilio's REST API takes no idempotency key (docs/channels.md): a call whose answer was lost is placed
+    again by the retry. Pinned, so docs/channels.md's idempotency column (phone and SMS at least once) is a
+    measured fact."""
     ledger, policy = stack.vendors.ledger, stack.policy
     key, opened, killed, resumed = await kill_during_page(stack, stack.vendors.twilio.hold, "/page/1/1")
 

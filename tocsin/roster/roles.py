@@ -4,7 +4,7 @@ A role is what the policy names as approvers or reviewers: a person, a team (its
 is on call for it then, overrides included), never a #channel. The name a caller gives must be a roster
 person's key; a role's own name ("engineering_manager", "primary_oncall") is not a person and decides
 nothing. A policy without a roster has no one to vouch for anybody: there, only a name the policy lists as
-a role verbatim may decide, and README says so.
+a role verbatim may decide, and docs/runbooks.md (approvals) says so.
 """
 
 from __future__ import annotations
