@@ -9,6 +9,8 @@ both. Set but empty is unset. Names (README documents each):
   GENERIC): replace the shared token or secret for that endpoint only.
 - `TOCSIN_PAGERDUTY_ROUTING_KEYS`: comma-separated 32-character integration keys `/v2/enqueue` accepts.
 - `TOCSIN_INGEST_MAX_BYTES`: the largest body accepted (default 1 MiB).
+- `TOCSIN_HTTP_TLS_CERT`, `TOCSIN_HTTP_TLS_KEY`: PEM files; both set serve HTTPS (tocsin/receiver/tls.py). Not
+  secrets but paths, so they have no `_FILE` form.
 
 With nothing configured the receiver is open: every endpoint accepts unauthenticated posts, it may only
 listen on loopback, and it answers only requests whose Host is a loopback name (tocsin/receiver/host_check.py).
@@ -35,13 +37,16 @@ REPLAY_WINDOW_SECONDS = 300.0
 SignedSource = Literal["alertmanager", "grafana", "generic"]
 SIGNED_SOURCES: tuple[SignedSource, ...] = ("alertmanager", "grafana", "generic")
 
+TLS_CERT_VARIABLE = "TOCSIN_HTTP_TLS_CERT"
+TLS_KEY_VARIABLE = "TOCSIN_HTTP_TLS_KEY"
+
 
 class ReceiverConfigError(ValueError):
     """A setting is malformed: one line naming the variable, never its value."""
 
 
 class ReceiverError(RuntimeError):
-    """The receiver cannot start: an address it may not or cannot listen on."""
+    """The receiver cannot start: an address it may not or cannot listen on, or TLS files it cannot use."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class ReceiverConfig:
     pagerduty_routing_keys: tuple[SecretStr, ...] = ()
     replay_window: float = REPLAY_WINDOW_SECONDS
     health_timeout: float = 5.0
+    # Checked (both or neither, readable, matching) when the receiver binds: tls.server_context.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def open(self) -> bool:
@@ -136,6 +144,15 @@ def _routing_keys(env: Mapping[str, str]) -> tuple[SecretStr, ...]:
     return tuple(SecretStr(k) for k in dict.fromkeys(keys))
 
 
+def _tls_path(env: Mapping[str, str], name: str) -> Path | None:
+    """A PEM file's path; set but empty is unset. `NAME_FILE` is refused, not ignored: the value already is a
+    path, and a misnamed variable must not silently leave the receiver on plain HTTP."""
+    if env.get(f"{name}_FILE"):
+        raise ReceiverConfigError(f"{name}_FILE is not read: set {name} to the PEM file's path (a mounted secret's)")
+    value = env.get(name) or None
+    return Path(value) if value else None
+
+
 def _max_bytes(env: Mapping[str, str]) -> int:
     raw = env.get("TOCSIN_INGEST_MAX_BYTES")
     if not raw:
@@ -161,4 +178,6 @@ def load_receiver_config(env: Mapping[str, str] | None = None) -> ReceiverConfig
         source_tokens=source_tokens,
         source_hmac_secrets=source_secrets,
         pagerduty_routing_keys=_routing_keys(env),
+        tls_cert=_tls_path(env, TLS_CERT_VARIABLE),
+        tls_key=_tls_path(env, TLS_KEY_VARIABLE),
     )

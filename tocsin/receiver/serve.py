@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from tocsin.receiver.config import ReceiverConfig, ReceiverError
 from tocsin.receiver.gate import Ingest
 from tocsin.receiver.status_page import IncidentSummary, StatusPage, fetch_incidents
 from tocsin.receiver.status_setup import load_status_config
+from tocsin.receiver.tls import server_context
 from tocsin.settings import Settings, load_settings
 
 log = logging.getLogger("tocsin.receiver")
@@ -41,6 +43,7 @@ HEALTH_TIMEOUT = timedelta(seconds=3)
 class Listener:
     sock: socket.socket
     url: str
+    tls: ssl.SSLContext | None = None  # HTTPS (TOCSIN_HTTP_TLS_CERT and _KEY), checked before the socket is bound
 
 
 def bind(settings: Settings, config: ReceiverConfig) -> Listener:
@@ -52,6 +55,7 @@ def bind(settings: Settings, config: ReceiverConfig) -> Listener:
             f"TOCSIN_HTTP_HOST={host} needs credentials: set TOCSIN_INGEST_TOKEN or TOCSIN_INGEST_HMAC_SECRET "
             "(and TOCSIN_PAGERDUTY_ROUTING_KEYS for /v2/enqueue), or listen on 127.0.0.1"
         )
+    tls = server_context(config)  # one set without the other, unreadable, or a key not the certificate's: stop here
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, settings.http_port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -66,7 +70,7 @@ def bind(settings: Settings, config: ReceiverConfig) -> Listener:
         raise ReceiverError(f"cannot listen on {host}:{settings.http_port}: {err.strerror or err}{hint}") from None
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    return Listener(sock=sock, url=f"http://{shown}:{port}")
+    return Listener(sock=sock, url=f"{'https' if tls else 'http'}://{shown}:{port}", tls=tls)
 
 
 class _Server(uvicorn.Server):
@@ -101,6 +105,11 @@ async def serve_until(server: uvicorn.Server, listener: Listener, stop: asyncio.
         await stop.wait()
         server.should_exit = True
 
+    if listener.tls is not None:
+        # uvicorn builds its SSLContext from file names in Config.load(); ours, checked by bind(), replaces it.
+        if not server.config.loaded:
+            server.config.load()
+        server.config.ssl = listener.tls
     watcher = asyncio.create_task(watch())
     try:
         await server.serve(sockets=[listener.sock])
