@@ -1,7 +1,7 @@
 """The receiver's credentials and limits, from the environment. Secrets never appear in a repr or a log.
 
 Every secret is read from `NAME` or from the file `NAME_FILE` names (Docker and Kubernetes secrets), never
-both. Set but empty is unset. Names (README documents each):
+both. Set but empty is unset. Names (docs/receiving-alerts.md documents each):
 
 - `TOCSIN_INGEST_TOKEN`: bearer token for the Alertmanager, Grafana and generic endpoints.
 - `TOCSIN_INGEST_HMAC_SECRET`: HMAC-SHA256 secret for the same endpoints (`X-Tocsin-Signature`).
