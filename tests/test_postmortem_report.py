@@ -491,3 +491,15 @@ async def test_render_activity_fails_for_good_on_a_bad_template(tmp_path: Path) 
     assert caught.value.type == "ReportTemplateError" and caught.value.non_retryable
     assert "postmortem.html.j2: refused by the sandbox" in str(caught.value)
     assert not (tmp_path / "postmortems").exists()
+
+
+def test_the_built_in_report_templates_never_come_from_the_working_directory(tmp_path, monkeypatch) -> None:
+    from tocsin.postmortem.report import HTML_TEMPLATE, MARKDOWN_TEMPLATE, template_dir
+    from tocsin.sandboxed_templates import BUILTIN_DIRS
+
+    planted = tmp_path / "templates"
+    planted.mkdir()
+    for name in (MARKDOWN_TEMPLATE, HTML_TEMPLATE):
+        (planted / name).write_text("planted")
+    monkeypatch.chdir(tmp_path)
+    assert template_dir() == BUILTIN_DIRS[0], "one lookup for every built-in template, as the status page's"

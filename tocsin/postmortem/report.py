@@ -1,7 +1,7 @@
 """The post-mortem report: a view-model built from the ReportRequest (pure), rendered as Markdown and HTML.
 
-Both templates render in Jinja2's immutable sandbox with StrictUndefined, from `templates/` (looked up like the
-status page's: under the working directory first, then in the repository this package was installed from). A
+Both templates render in Jinja2's immutable sandbox with StrictUndefined, from the built-in `templates/`
+(found as the status page's is, tocsin.sandboxed_templates: beside the package, else /app/templates). A
 template in `$TOCSIN_HOME/templates/` with the same name (`postmortem.md.j2`, `postmortem.html.j2`) replaces the
 built-in one, and is sandboxed the same way: a template that reaches for `__class__` fails to render.
 
@@ -40,10 +40,10 @@ from tocsin.postmortem.models import (
     ReportRequest,
     SourceName,
 )
+from tocsin.sandboxed_templates import TemplateMissing, builtin_dir, search_path
 
 MARKDOWN_TEMPLATE = "postmortem.md.j2"
 HTML_TEMPLATE = "postmortem.html.j2"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES: tuple[SourceName, ...] = ("incident", "metrics", "logs", "changes", "pagerduty")
 LIST_LIMIT = 5  # bullets of one kind (failed deliveries, breaches) before "and N more"
 _SAFE_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%!$&'*+,;=:@/?#-]*)?$")
@@ -446,12 +446,13 @@ def md_escape(value: Any) -> str:
 
 
 def template_dir() -> Path:
-    """The built-in templates: `templates/` under the working directory (/app in the image), else the
-    repository's (an editable install or a checkout), as the status page finds its template."""
-    for candidate in (Path.cwd() / "templates", REPO_ROOT / "templates"):
-        if (candidate / MARKDOWN_TEMPLATE).is_file() and (candidate / HTML_TEMPLATE).is_file():
-            return candidate
-    raise ReportTemplateError(f"templates/{MARKDOWN_TEMPLATE} not found under {Path.cwd()} or {REPO_ROOT}")
+    """The built-in templates directory that holds both report templates, found as every built-in template is
+    (tocsin.sandboxed_templates: beside the package, else the image's /app/templates; never the working
+    directory, where any `templates/` would otherwise replace the report's)."""
+    try:
+        return builtin_dir([MARKDOWN_TEMPLATE, HTML_TEMPLATE])
+    except TemplateMissing as err:
+        raise ReportTemplateError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -467,8 +468,7 @@ class ReportRenderer:
     a worker restart; the built-in ones must exist when the renderer is made."""
 
     def __init__(self, home: Path | None = None, templates: Path | None = None) -> None:
-        searchpath = [str(home / "templates")] if home is not None else []
-        searchpath.append(str(templates or template_dir()))
+        searchpath = [str(p) for p in search_path(home, templates or template_dir())]
         self.searchpath = searchpath
         loader = jinja2.FileSystemLoader(searchpath)
         common: dict[str, Any] = {
