@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from temporalio.client import (
@@ -31,6 +30,7 @@ from tocsin.durations import format_duration
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
 from tocsin.policy.priority import DETECTION
+from tocsin.secret_settings import file_setting, read_secret_file
 
 SCHEDULE_ID = "tocsin-detector"
 # The schedule appends the scheduled time: tocsin-detector-2025-01-01T00:00:30Z.
@@ -57,16 +57,10 @@ def prometheus_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     """TOCSIN_PROMETHEUS_URL, or the first line of the file TOCSIN_PROMETHEUS_URL_FILE names (for a URL with
     credentials kept as a secret). Unset or empty: None, the detector is off."""
     env = os.environ if env is None else env
-    direct = (env.get(URL_VARIABLE) or "").strip()
-    file = (env.get(f"{URL_VARIABLE}_FILE") or "").strip()
-    if direct and file:
-        raise ValueError(f"set {URL_VARIABLE} or {URL_VARIABLE}_FILE, not both")
+    # SecretSettingError is a ValueError, like check_url's: the caller reports either the same way.
+    direct, file = file_setting(env, URL_VARIABLE)
     if file:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ValueError(f"{URL_VARIABLE}_FILE: cannot read {file}: {err.strerror or err}") from None
-        lines = text.strip().splitlines()
+        lines = read_secret_file(file, f"{URL_VARIABLE}_FILE").strip().splitlines()
         direct = lines[0].strip() if lines else ""
         if not direct:
             raise ValueError(f"{URL_VARIABLE}_FILE: {file} is empty")

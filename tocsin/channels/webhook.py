@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ import httpx
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import plain_text, teams_text
+from tocsin.secret_settings import SecretSettingError, read_setting
 
 log = logging.getLogger("tocsin.channels.webhook")
 
@@ -41,22 +41,12 @@ log = logging.getLogger("tocsin.channels.webhook")
 
 
 def setting(env: Mapping[str, str], name: str) -> str | None:
-    """`NAME`, or the contents of the file `NAME_FILE` names (stripped); None when neither is set.
-
-    Errors name the variable and the file, never a value."""
-    value = (env.get(name) or "").strip()
-    path = (env.get(f"{name}_FILE") or "").strip()
-    if value and path:
-        raise PermanentDeliveryError(f"set {name} or {name}_FILE, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as err:
-            reason = getattr(err, "strerror", None) or type(err).__name__
-            raise PermanentDeliveryError(f"{name}_FILE: cannot read {path}: {reason}") from None
-        if not value:
-            raise PermanentDeliveryError(f"{name}_FILE: {path} is empty")
-    return value or None
+    """`NAME`, or the contents of the file `NAME_FILE` names (tocsin.secret_settings); None when neither is
+    set. A setting that cannot be used fails the delivery for good, naming the variable, never a value."""
+    try:
+        return read_setting(env, name)
+    except SecretSettingError as err:
+        raise PermanentDeliveryError(str(err)) from None
 
 
 def http_url(value: str, name: str) -> str:

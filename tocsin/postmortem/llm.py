@@ -30,7 +30,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -39,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tocsin.postmortem.builtin_analyzer import builtin_analysis
 from tocsin.postmortem.models import ActionItem, Analysis, AnalysisRequest, Claim, Evidence, SourceName
 from tocsin.postmortem.timeline import as_utc
+from tocsin.secret_settings import SecretSettingError, read_setting
 
 # openai is imported only where a call is made (llm_analysis, _why): importing it costs ~45 MB of RSS and ~1,000
 # modules (measured), which every worker paid at start although most installations configure no LLM (issue #12).
@@ -90,19 +90,10 @@ class LlmConfig:
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
-    value = (env.get(name) or "").strip()
-    path = (env.get(f"{name}_FILE") or "").strip()
-    if value and path:
-        raise LlmConfigError(f"set {name} or {name}_FILE, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as err:
-            reason = getattr(err, "strerror", None) or type(err).__name__
-            raise LlmConfigError(f"{name}_FILE: cannot read {path}: {reason}") from None
-        if not value:
-            raise LlmConfigError(f"{name}_FILE: {path} is empty")
-    return value or None
+    try:
+        return read_setting(env, name)
+    except SecretSettingError as err:
+        raise LlmConfigError(str(err)) from None
 
 
 def llm_config(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT) -> LlmConfig | None:

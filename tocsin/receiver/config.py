@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from tocsin.intake.sources import PAGERDUTY_ROUTING_KEY_LENGTH
+from tocsin.secret_settings import SecretSettingError, file_setting, read_secret_file, read_setting
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 REPLAY_WINDOW_SECONDS = 300.0
@@ -106,34 +107,22 @@ class ReceiverConfig:
 
 
 def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:
-    value = env.get(name) or None
-    path = env.get(f"{name}_FILE") or None
-    if value and path:
-        raise ReceiverConfigError(f"set {name} or {name}_FILE, not both")
-    if path:
-        value = _read(path, f"{name}_FILE").strip()
-        if not value:
-            raise ReceiverConfigError(f"{name}_FILE: {path} is empty")
-    return SecretStr(value) if value else None
-
-
-def _read(path: str, name: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ReceiverConfigError(f"{name}: cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+        value = read_setting(env, name)
+    except SecretSettingError as err:
+        raise ReceiverConfigError(str(err)) from None
+    return SecretStr(value) if value else None
 
 
 def _routing_keys(env: Mapping[str, str]) -> tuple[SecretStr, ...]:
     name = "TOCSIN_PAGERDUTY_ROUTING_KEYS"
-    raw = env.get(name) or ""
-    path = env.get(f"{name}_FILE") or None
-    if raw and path:
-        raise ReceiverConfigError(f"set {name} or {name}_FILE, not both")
-    if path:
-        # One key a line (or comma-separated); blank lines and `#` comments are skipped.
-        lines = (line.split("#", 1)[0] for line in _read(path, f"{name}_FILE").splitlines())
-        raw = ",".join(lines)
+    try:
+        value, path = file_setting(env, name)
+        # A file holds one key a line (or comma-separated); blank lines and `#` comments are skipped.
+        text = read_secret_file(path, f"{name}_FILE") if path else None
+    except SecretSettingError as err:
+        raise ReceiverConfigError(str(err)) from None
+    raw = ",".join(line.split("#", 1)[0] for line in text.splitlines()) if text is not None else value or ""
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     for i, key in enumerate(keys):
         if len(key) != PAGERDUTY_ROUTING_KEY_LENGTH:
