@@ -1,8 +1,9 @@
-"""What kind of network address a host name is, for the checks that depend on it. Pure: no DNS lookups."""
+"""What kind of network address a host name or URL is, for the checks that depend on it. Pure: no DNS lookups."""
 
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 
 def is_loopback(host: str) -> bool:
@@ -13,3 +14,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host, and a valid port if it names one: the one check every setting
+    that names a URL (a channel's endpoint, the LLM's base URL, Prometheus) goes through."""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from temporalio.client import (
     Client,
@@ -25,6 +24,7 @@ from temporalio.client import (
 )
 from temporalio.common import Priority
 
+from tocsin.addresses import is_http_url
 from tocsin.detection import DetectionInput, detection_triggers, redact
 from tocsin.durations import format_duration
 from tocsin.models import INCIDENT_TASK_QUEUE
@@ -43,12 +43,7 @@ RUN_TIMEOUT = timedelta(minutes=10)
 
 def check_url(url: str, where: str = URL_VARIABLE) -> str:
     url = url.strip()
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
-    except ValueError:
-        parts = parts._replace(netloc="")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(url):
         raise ValueError(f"{where}: expected an http(s) URL such as http://127.0.0.1:9090, got {redact(url)!r}")
     return url
 

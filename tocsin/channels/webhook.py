@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tocsin.addresses import is_http_url
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import plain_text, teams_text
@@ -51,8 +52,7 @@ def setting(env: Mapping[str, str], name: str) -> str | None:
 
 def http_url(value: str, name: str) -> str:
     """An absolute http(s) URL, or a PermanentDeliveryError naming the variable (not the value)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(value):
         raise PermanentDeliveryError(f"{name}: not an absolute http(s) URL")
     return value
 

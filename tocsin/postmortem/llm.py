@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tocsin.addresses import is_http_url
 from tocsin.postmortem.builtin_analyzer import builtin_analysis
 from tocsin.postmortem.models import ActionItem, Analysis, AnalysisRequest, Claim, Evidence, SourceName
 from tocsin.postmortem.timeline import as_utc
@@ -105,8 +106,7 @@ def llm_config(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT) -> LlmC
     if not key:
         raise LlmConfigError(f"{MODEL_VARIABLE} is set but {KEY_VARIABLE} is not (any non-empty value for Ollama)")
     base_url = (env.get(URL_VARIABLE) or "").strip() or DEFAULT_BASE_URL
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(base_url):
         raise LlmConfigError(f"{URL_VARIABLE} is not an absolute http(s) URL")
     raw = (env.get(MAX_TOKENS_VARIABLE) or "").strip() or str(DEFAULT_MAX_TOKENS)
     if not raw.isdigit() or not 256 <= int(raw) <= 32_000:
