@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from tocsin.channels.webhook import setting
+from tocsin.channels.vendor_settings import setting
 from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy

@@ -22,7 +22,8 @@ from tests.vendor_server import Reply, VendorServer
 from tocsin.channels.base import Channel, Message, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.pagerduty import PagerDutyChannel
 from tocsin.channels.slack import SlackChannel, channel_name, war_room_name
-from tocsin.channels.webhook import TeamsChannel, WebhookChannel, setting
+from tocsin.channels.vendor_settings import setting
+from tocsin.channels.webhook import TeamsChannel, WebhookChannel
 
 PD_KEY = "e93facc04764012d7bfb002500d5d1a6"
 SLACK_TOKEN = "xoxb-1234-5678-s3cretSlackT0ken"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import github_markdown, github_title
-from tocsin.channels.webhook import http_url, setting
+from tocsin.channels.vendor_settings import http_url, setting
 
 # PyGithub is imported inside the functions that build a client or catch its errors, not here: importing it
 # costs ~32 MB of RSS and ~500 modules (measured, requests included), which every worker paid at start although

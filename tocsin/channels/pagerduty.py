@@ -24,7 +24,7 @@ import httpx
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt
 from tocsin.channels.escaping import plain_text
-from tocsin.channels.webhook import host_of, http_url, redact, setting
+from tocsin.channels.vendor_settings import host_of, http_url, redact, setting
 
 log = logging.getLogger("tocsin.channels.pagerduty")
 

@@ -55,7 +55,7 @@ from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, Retry
 from tocsin.channels.slack_format import NO_PARSING, NO_UNFURLING, post_content
 from tocsin.channels.slack_war_room import SUMMARY_EVENT as SUMMARY_EVENT  # re-exported for tests
 from tocsin.channels.slack_war_room import WarRoom
-from tocsin.channels.webhook import http_url, redact, setting
+from tocsin.channels.vendor_settings import http_url, redact, setting
 
 log = logging.getLogger("tocsin.channels.slack")
 

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import email_subject, plain_text
-from tocsin.channels.webhook import redact, setting
+from tocsin.channels.vendor_settings import redact, setting
 
 log = logging.getLogger("tocsin.channels.email")
 

@@ -42,7 +42,7 @@ import httpx
 
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
-from tocsin.channels.webhook import http_url, setting
+from tocsin.channels.vendor_settings import http_url, setting
 from tocsin.policy.status_page import StatusPagePolicy, public_update, worker_status_page
 
 VENDOR = "statuspage"

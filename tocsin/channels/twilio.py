@@ -28,7 +28,7 @@ import httpx
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt
 from tocsin.channels.escaping import fit, plain_text, xml_text
-from tocsin.channels.webhook import http_url, setting
+from tocsin.channels.vendor_settings import http_url, setting
 
 VENDOR = "twilio"
 DEFAULT_API_URL = "https://api.twilio.com"

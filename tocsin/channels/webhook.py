@@ -5,10 +5,6 @@ receiver often takes a token in the path or query), so neither appears in an err
 line: errors name the vendor and the status, `check` names the host only, and httpx's own request log line
 is redacted for these URLs.
 
-This module also holds the small configuration helpers the vendor adapters share: `setting` reads `NAME`
-or the file `NAME_FILE` points to (Docker and Kubernetes secrets), and `http_url` validates a URL without
-echoing it.
-
 Text: the generic webhook sends the Message as JSON, whose encoding is all the escaping a JSON receiver needs
 (what the text becomes after that is the receiver's to escape). A Teams card shows the title and the text as
 TextRuns, which Teams never reads as Markdown, and escapes the Markdown of its facts (tocsin.channels.escaping).
@@ -29,45 +25,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tocsin.addresses import is_http_url
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import plain_text, teams_text
-from tocsin.secret_settings import SecretSettingError, read_setting
+from tocsin.channels.vendor_settings import host_of, http_url, redact, setting
 
 log = logging.getLogger("tocsin.channels.webhook")
-
-
-# -- configuration helpers shared by the vendor adapters -------------------------------------------------
-
-
-def setting(env: Mapping[str, str], name: str) -> str | None:
-    """`NAME`, or the contents of the file `NAME_FILE` names (tocsin.secret_settings); None when neither is
-    set. A setting that cannot be used fails the delivery for good, naming the variable, never a value."""
-    try:
-        return read_setting(env, name)
-    except SecretSettingError as err:
-        raise PermanentDeliveryError(str(err)) from None
-
-
-def http_url(value: str, name: str) -> str:
-    """An absolute http(s) URL, or a PermanentDeliveryError naming the variable (not the value)."""
-    if not is_http_url(value):
-        raise PermanentDeliveryError(f"{name}: not an absolute http(s) URL")
-    return value
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """`text` with every non-empty secret replaced: for vendor answers that might echo what they were sent."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-def host_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 class _RedactUrls(logging.Filter):

@@ -1,7 +1,7 @@
 """The `http` step: one request to an admin endpoint, with secrets read from the environment as it is sent.
 
 The plan holds names only: `${TOCSIN_DB_ADMIN_URL}` at the start of the URL and `{secret: NAME}` header values
-are read here, from `NAME` or the file `NAME_FILE` names (tocsin.channels.webhook.setting), each time the step
+are read here, from `NAME` or the file `NAME_FILE` names (tocsin.channels.vendor_settings.setting), each time the step
 runs. Nothing read here goes into a result or an error: messages show the URL as the plan wrote it, and
 an answer's text is shown with every secret value (and the base URL) replaced by `[redacted]`.
 
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tocsin.channels import _http
 from tocsin.channels.base import DeliveryError
-from tocsin.channels.webhook import http_url, redact, setting
+from tocsin.channels.vendor_settings import http_url, redact, setting
 from tocsin.runbooks.egress import Resolver, checked_destination
 from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
 from tocsin.runbooks.planned import PlannedHttp

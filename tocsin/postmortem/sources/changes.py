@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tocsin.channels.webhook import host_of
+from tocsin.channels.vendor_settings import host_of
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.postmortem.models import EVIDENCE_LIMIT, GatherRequest, SourceResult
 from tocsin.postmortem.sources.results import (

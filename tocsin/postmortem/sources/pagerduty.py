@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from tocsin.channels.pagerduty import DEDUP_KEY_LIMIT
-from tocsin.channels.webhook import host_of
+from tocsin.channels.vendor_settings import host_of
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.postmortem.models import GatherRequest, SourceResult
 from tocsin.postmortem.sources.results import (

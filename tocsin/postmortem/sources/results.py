@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tocsin.channels.base import DeliveryError
-from tocsin.channels.webhook import http_url, setting
+from tocsin.channels.vendor_settings import http_url, setting
 from tocsin.postmortem.models import EVIDENCE_LIMIT, SUMMARY_LIMIT, Evidence, GatherRequest, SourceName, SourceResult
 
 # A request to a source's API waits at most this long (seconds) for an answer.
