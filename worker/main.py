@@ -54,10 +54,6 @@ STICKY_TIMEOUT = timedelta(seconds=4)
 # notices and new pages could not even start (make bench: first delivery started 3.8 s late at p99). Nothing
 # but deliveries runs in them, so a storm's bookkeeping or a slow enrichment never holds one.
 PAGING_SLOTS = 200
-# Workflow tasks this worker takes at once. Temporal hands out a backlog by priority, but only the backlog it
-# still holds: tasks already given to this process wait in its own first-come queue (one Python thread runs
-# them). Few slots keep the backlog on the server, where a sev1's task goes first (see docs/benchmark.md).
-WORKFLOW_SLOTS = 10
 
 
 def build_workers(
@@ -104,7 +100,6 @@ def build_workers(
             # them: short, so a killed worker delays paging by seconds (the SDK's default is 10 s).
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             max_cached_workflows=settings.workflow_cache,
-            max_concurrent_workflow_tasks=WORKFLOW_SLOTS,
             workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
                 # Deliveries an incident scheduled here before they moved to the paging queue still run.
