@@ -25,15 +25,12 @@ Temporal's payload limits, so two payloads that are each accepted alone are neve
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tocsin.models import AlertBatch, AlertEvent, IncidentInput
-
-log = logging.getLogger("tocsin.intake")
 
 MAX_EVENTS = 1000
 # The longest pause between two calls for one incident (Temporal's guidance: a workflow takes about five
