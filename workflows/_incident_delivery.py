@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy.priority import delivery_priority, incident_priority
     from tocsin.roster import ResolvedTarget
     from tocsin.roster import resolve as resolve_target
-    from workflows._idempotency import idempotency_key
+    from workflows.idempotency import idempotency_key
     from workflows._incident_targets import addresses, stakeholder_channel
     from workflows._incident_view import activity_options
 

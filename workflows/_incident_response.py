@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.policy.models import Policy
     from tocsin.policy.priority import background
     from tocsin.policy.triage import REMEDIATION_ACTIONS
-    from workflows._idempotency import idempotency_key
+    from workflows.idempotency import idempotency_key
     from workflows._incident_view import activity_options
 
 

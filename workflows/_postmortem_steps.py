@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         SourceResult,
     )
     from tocsin.roster import resolve as resolve_target
-    from workflows._idempotency import idempotency_key
+    from workflows.idempotency import idempotency_key
     from workflows._incident_targets import addresses, stakeholder_channel
 
 SOURCES: tuple[SourceName, ...] = ("metrics", "logs", "changes", "pagerduty")

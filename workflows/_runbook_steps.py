@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RunbookPlan,
     )
     from tocsin.runbooks.verify import VerifyCheck, VerifyProgress, advance, evaluate
-    from workflows._idempotency import idempotency_key
+    from workflows.idempotency import idempotency_key
 
 # Permanent failures arrive non-retryable from the activity itself (activities/runbook.py). A conflict is
 # retryable there but not here: the workflow reads again and decides again instead of rewriting stale data.

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tocsin.postmortem.state import PostMortemState, TrackedItem
     from tocsin.postmortem.timeline import merge_timeline
-    from workflows._idempotency import idempotency_key
+    from workflows.idempotency import idempotency_key
     from workflows._postmortem_follow_up import follow_up
     from workflows._postmortem_review import ReviewHandlers
     from workflows._postmortem_steps import gather, notify, options
