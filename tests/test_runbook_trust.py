@@ -9,8 +9,6 @@ GITHUB_TOKEN that must never leave it.
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +43,8 @@ from tocsin.runbooks.plan import plan_from_policy
 from tocsin.runbooks.planned import PlannedHttp, RunbookPlan
 from tocsin.runbooks.steps import SecretRef
 from tocsin.settings import Settings
-from workflows.runbook import CHECK_ATTEMPTS, RunbookWorkflow
+from workflows.runbook import RunbookWorkflow
+from workflows.runbook.checks import CHECK_ATTEMPTS
 
 GITHUB_TOKEN = "ghp_w0rker-t0ken-never-sent"
 SERVICE_DOWN = {"alertname": "ServiceAvailabilityLow", "environment": "prod"}
@@ -282,18 +281,3 @@ async def _run_with(env: WorkflowEnvironment, policy: Policy, activities: list[A
                 task_queue="incidents",
             )
         )
-
-
-def test_runbook_histories_from_before_and_after_runbooks_by_name_are_both_kept() -> None:
-    """tests/test_replay.py replays every golden history; the patch gate is proven only while both kinds exist."""
-    histories = Path(__file__).parent / "histories"
-    marked = {p.stem: "runbooks-by-name" in base64_payloads(p) for p in histories.glob("runbook-golden-*.json")}
-    assert marked["runbook-golden-sev1-runbook-mitigated-1"] is False
-    assert marked["runbook-golden-sev1-runbook-by-name-mitigated-1"] is True
-    assert marked["runbook-golden-sev1-runbook-by-name-mitigated-3"] is True
-
-
-def base64_payloads(path: Path) -> str:
-    """Every base64 payload of a history, decoded: marker details are payloads."""
-    found = re.findall(r'"data":\s*"([A-Za-z0-9+/=]+)"', path.read_text(encoding="utf-8"))
-    return "\n".join(base64.b64decode(d).decode("utf-8", errors="replace") for d in found)

@@ -34,7 +34,7 @@ from tocsin.postmortem.state import ApproveRequest, PostMortemState
 from tocsin.runbooks.contracts import RunbookResult, runbook_workflow_id
 from tocsin.updates import ResolveRequest
 from worker.main import STICKY_TIMEOUT as WORKER_STICKY_TIMEOUT
-from workflows.postmortem import PUBLISH_HEARTBEAT
+from workflows.postmortem.pipeline import PUBLISH_HEARTBEAT
 
 # The incidents queue's `sticky_queue_schedule_to_start_timeout` (worker/main.py), in seconds.
 STICKY_TIMEOUT = WORKER_STICKY_TIMEOUT.total_seconds()
@@ -184,7 +184,7 @@ async def test_worker_killed_while_a_runbook_scales_the_service(stack: Stack, fi
     )
 
 
-# A dead worker's publication is retried once its heartbeat timeout (workflows/postmortem.py) runs out.
+# A dead worker's publication is retried once its heartbeat timeout (workflows/postmortem/pipeline.py) runs out.
 PUBLISH_TIMEOUT = PUBLISH_HEARTBEAT.total_seconds()
 
 

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.runbook import RunbookActivities
     from tocsin.durations import format_duration
-    from tocsin.models import Delivery
+    from tocsin.models import PAGING_TASK_QUEUE, Delivery
     from tocsin.runbooks.contracts import (
         HttpCall,
         RolloutCall,
@@ -212,8 +212,11 @@ class StepRunner:
                 service=self._plan.service,
                 severity=self._plan.severity,
             )
+            # `deliver` is registered only on the paging queue's worker (worker/main.py), with its own slots.
             receipt = await workflow.execute_activity_method(
-                DeliveryActivities.deliver, delivery, **_options(step.timeout, f"notify {channel}")
+                DeliveryActivities.deliver,
+                delivery,
+                **workflow.ActivityConfig(**_options(step.timeout, f"notify {channel}"), task_queue=PAGING_TASK_QUEUE),
             )
             receipts.append(f"{channel}: {receipt.provider_id}")
         return "; ".join(receipts)

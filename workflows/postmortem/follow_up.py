@@ -5,31 +5,27 @@ over the weeks this takes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.postmortem.models import FollowUpReport, FollowUpRequest, PublishedItem
-    from workflows._postmortem_steps import notify, options
-
-if TYPE_CHECKING:
-    from workflows.postmortem import PostMortemWorkflow
+    from workflows.postmortem.context import PostMortemContext
+    from workflows.postmortem.steps import notify, options
 
 
-async def follow_up(wf: PostMortemWorkflow) -> None:
-    data, state = wf._data, wf._state
+async def follow_up(ctx: PostMortemContext) -> None:
+    data, state = ctx.data, ctx.state
     settings = data.policy.postmortem.follow_up
     approved = state.approved_at or workflow.now()
     horizon = approved + settings.horizon
-    wf._show()
+    ctx.show()
     while any(item.open for item in state.items):
         if workflow.now() >= horizon:
             await notify(
                 data,
                 "horizon",
-                wf._stakeholders(),
+                ctx.stakeholders(),
                 f"Post-mortem of {state.key}: follow-through ends with "
                 f"{sum(i.open for i in state.items)} action items still open",
             )
@@ -56,7 +52,7 @@ async def follow_up(wf: PostMortemWorkflow) -> None:
             await notify(
                 data,
                 f"check-failed/{state.checks}",
-                wf._stakeholders()[:1],
+                ctx.stakeholders()[:1],
                 f"Post-mortem of {state.key}: could not check its action items: {err.cause or err}",
             )
             continue
@@ -74,7 +70,7 @@ async def follow_up(wf: PostMortemWorkflow) -> None:
                     [item.owner],
                     f"Overdue action item from the post-mortem of {state.key}: {item.title}{where}",
                 )
-        wf._show()
+        ctx.show()
         if workflow.info().is_continue_as_new_suggested():
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(data.model_copy(update={"carried": state}))

@@ -1,4 +1,4 @@
-"""The post-mortem's activities as the workflow calls them: options, the parallel gather, notifications.
+"""The post-mortem's activities as its parts call them: options, the parallel gather, notifications.
 
 A source that fails is a SourceResult saying so, never a failed post-mortem: even an activity that gives up
 (worker lost, retries exhausted) becomes "failed: <why>" here.
@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tocsin.roster import resolve as resolve_target
     from workflows.idempotency import idempotency_key
-    from workflows._incident_targets import addresses, stakeholder_channel
+    from workflows.incident.targets import addresses, stakeholder_channel
 
 SOURCES: tuple[SourceName, ...] = ("metrics", "logs", "changes", "pagerduty")
 
