@@ -33,7 +33,7 @@ def _pacing_cap() -> float | None:
     return timeout.total_seconds() / 3 if timeout else None
 
 
-# An incident's page is the step `page/<level>/<attempt>` (workflows/incident.py `_page`), with `/<who>` when
+# An incident's page is the step `page/<level>/<attempt>` (workflows/incident/escalation.py `_page`), with `/<who>` when
 # the roster resolves the target to several people; the idempotency key is `<workflow id>/<run>/<step>` and an
 # incident's workflow id starts `incident-`. Nothing else starts a step with `page/`, post-mortems included.
 _PAGE_STEP = re.compile(r"^incident-.+/page/\d+/\d+(?:/|$)")

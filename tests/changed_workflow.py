@@ -16,7 +16,8 @@ from workflows.incident import IncidentWorkflow
 class ReorderedIncidentWorkflow(IncidentWorkflow):
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
-        for action in self._policy.severity(self._state.severity).automatic_actions:
-            self._state.automatic_actions_done.append(action)
-            await self._automatic_action(action)
+        state = self._core.state
+        for action in self._core.policy.severity(state.severity).automatic_actions:
+            state.automatic_actions_done.append(action)
+            await self._escalation.automatic_action(action)
         return await super().run(inp)

@@ -58,7 +58,9 @@ async def unacknowledged_sev1(env: WorkflowEnvironment, key: str) -> None:
 async def worked_sev2(env: WorkflowEnvironment, key: str) -> None:
     """Every update and the alert signal, in the order a busy night produces them."""
     handle = env.client.get_workflow_handle(f"incident-{key}")
-    await handle.signal("alert", AlertEvent(fingerprint="f1", status="firing", summary="p95 > 1s"))
+    await handle.signal(
+        "alerts", AlertBatch(events=[AlertEvent(fingerprint="f1", status="firing", summary="p95 > 1s")])
+    )
     await env.sleep(timedelta(minutes=3))
     await send_update(env.client, key, "escalate", EscalateRequest(by="bob", reason="need the DBA"))
     await env.sleep(timedelta(minutes=1))
@@ -69,7 +71,9 @@ async def worked_sev2(env: WorkflowEnvironment, key: str) -> None:
     await env.sleep(timedelta(minutes=31))
     await send_update(env.client, key, "annotate", AnnotateRequest(by="dba", text="read replicas enabled"))
     await send_update(env.client, key, "mitigate", MitigateRequest(by="dba", summary="traffic shifted"))
-    await handle.signal("alert", AlertEvent(fingerprint="f1", status="resolved", summary="p95 > 1s"))
+    await handle.signal(
+        "alerts", AlertBatch(events=[AlertEvent(fingerprint="f1", status="resolved", summary="p95 > 1s")])
+    )
     await send_update(env.client, key, "resolve", ResolveRequest(by="dba"))
 
 
@@ -134,17 +138,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev2-worked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
     "sev3-quiet": ("sev3", {}, quiet_sev3),
     "sev3-alerts-auto-resolve": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
-    # Recorded after the alerts-wake-on-change patch: a repeat of a firing alert no longer restarts the timer.
-    "sev3-alerts-wake-on-change": ("sev3", {"alertname": "QueueBacklog"}, alerts_auto_resolve),
-    # Recorded after the resolve-targets-via-roster patch: pages go to whoever is on call, by their address.
-    "sev1-roster": ("sev1", {"alertname": "ServiceAvailabilityLow", "environment": "prod"}, unacknowledged_sev1),
-    # The same night as sev2-worked, recorded after the link-previous-incident patch.
-    "sev2-worked-linked": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
-    # Recorded after the channels-follow-incident patch: the war room and stakeholders follow each change.
-    "sev2-worked-followed": ("sev2", {"alertname": "DatabaseQueryLatencyHigh", "database": "orders"}, worked_sev2),
-    "sev1-followed": ("sev1", {"alertname": "ServiceAvailabilityLow", "environment": "prod"}, unacknowledged_sev1),
-    # Recorded after the runbooks-as-children patch, against tests/runbook_stack.py: the service recovery
-    # playbook scales, restarts, verifies and mitigates; then a second run whose verification never holds.
+    # Against tests/runbook_stack.py: the service recovery playbook scales, restarts, verifies and mitigates;
+    # then a second run whose verification never holds, and compensates.
     "sev1-runbook-mitigated": (
         "sev1",
         {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
@@ -155,19 +150,13 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
         {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
         runbook_ran,
     ),
-    # Recorded after the bounded-state-and-storms patch: opened as the 21st new incident within the storm window.
+    # Opened as the 21st new incident within the storm window.
     "sev1-storm-member": ("sev1", {"alertname": "ZoneDown", "environment": "prod"}, held_by_a_storm),
-    # Recorded after the runbooks-by-name patch: the plan checked against the worker's policy, bounded checks,
-    # and (mitigated) a runbook asked for by name that the worker refuses to plan.
-    "sev1-runbook-by-name-mitigated": (
+    # A runbook asked for by name that the worker plans from its own policy, and one it refuses to plan.
+    "sev1-runbook-by-name": (
         "sev1",
         {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
         runbook_by_name,
-    ),
-    "sev1-runbook-by-name-compensated": (
-        "sev1",
-        {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
-        runbook_ran,
     ),
 }
 # Scenarios opened from an alert source after this many other new incidents (a storm's threshold).
@@ -176,11 +165,10 @@ STORM_SCENARIOS = {"sev1-storm-member": 20}
 RUNBOOK_SCENARIOS = {
     "sev1-runbook-mitigated": "0.01",
     "sev1-runbook-compensated": "0.30",
-    "sev1-runbook-by-name-mitigated": "0.01",
-    "sev1-runbook-by-name-compensated": "0.30",
+    "sev1-runbook-by-name": "0.01",
 }
 # The runbook runs recorded per scenario (runbook-<key>-<n>); by default the first only.
-RUNBOOK_RUNS = {"sev1-runbook-by-name-mitigated": (1, 3)}
+RUNBOOK_RUNS = {"sev1-runbook-by-name": (1, 3)}
 
 
 async def _record(client: Client, workflow_id: str, as_name: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """A workflow that resolves an on-call target, to prove resolution runs in Temporal's workflow sandbox.
 
-tocsin.roster is passed through, exactly as workflows/incident.py imports it, and resolution runs in workflow
+tocsin.roster is passed through, exactly as workflows/incident/ imports it, and resolution runs in workflow
 code on a zone nothing else in the process has loaded.
 """
 

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, outbox, run_workers, unique_key
 from tocsin.incidents import get_incident, open_incident, send_update
-from tocsin.models import AlertEvent
+from tocsin.models import AlertBatch, AlertEvent
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
@@ -155,7 +155,9 @@ async def test_a_long_noisy_incident_continues_as_new_without_losing_state(
         handle = dev_env.client.get_workflow_handle(f"incident-{key}")
         first_run = (await handle.describe()).run_id
         for i in range(30):
-            await handle.signal("alert", AlertEvent(fingerprint=f"fp-{i}", status="firing", summary=f"alert {i}"))
+            await handle.signal(
+                "alerts", AlertBatch(events=[AlertEvent(fingerprint=f"fp-{i}", status="firing", summary=f"alert {i}")])
+            )
             await asyncio.sleep(0.05)
 
         async def continued() -> bool:

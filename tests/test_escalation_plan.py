@@ -1,6 +1,6 @@
 """The escalation planner, driven the way IncidentWorkflow drives it, without Temporal.
 
-`_drive` is the workflow's loop in miniature: apply what `due` says (as workflows/incident.py records each
+`_drive` is the workflow's loop in miniature: apply what `due` says (as workflows/incident/escalation.py records each
 item), then jump to `next_wakeup`; human actions are applied at their moment, like an update that wakes the
 workflow. The schedule it produces is asserted minute by minute.
 """

@@ -15,7 +15,7 @@ from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
 from tests.conftest import outbox, run_workers, settle_postmortem, start_incident
 from tocsin.incidents import get_incident, send_update
-from tocsin.models import AlertEvent, Delivery, DeliveryReceipt, IncidentState
+from tocsin.models import AlertBatch, AlertEvent, Delivery, DeliveryReceipt, IncidentState
 from tocsin.policy.models import Policy
 from tocsin.roster import resolve
 from tocsin.settings import Settings
@@ -100,9 +100,11 @@ async def test_alerts_coalesce_into_one_record_per_fingerprint(
     inp, handle = await start_incident(env.client, default_policy, severity="sev3")
     firing = AlertEvent(fingerprint="abc", status="firing", labels={"service": "checkout"}, summary="5xx > 10%")
     for _ in range(25):
-        await handle.signal("alert", firing)
-    await handle.signal("alert", firing.model_copy(update={"status": "resolved"}))
-    await handle.signal("alert", AlertEvent(fingerprint="def", status="firing", summary="p95 > 5s"))
+        await handle.signal("alerts", AlertBatch(events=[firing]))
+    await handle.signal("alerts", AlertBatch(events=[firing.model_copy(update={"status": "resolved"})]))
+    await handle.signal(
+        "alerts", AlertBatch(events=[AlertEvent(fingerprint="def", status="firing", summary="p95 > 5s")])
+    )
     await env.sleep(timedelta(seconds=1))
     state = await get_incident(env.client, inp.key)
     assert state.alerts["abc"].count == 26

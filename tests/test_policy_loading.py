@@ -113,7 +113,12 @@ def test_seed_policy_triages_an_outage() -> None:
         "plan_error": "unknown runbook 'service_recovery_playbook' (the policy defines none)",
     }
     assert incident.runbooks == []
-    assert params["scale_resources"] == {"target": "deployment/checkout", "replicas": "current * 2"}
+    # Nor a runbook named after the seed's scale_resources: nothing runs that the policy does not define.
+    assert params["scale_resources"] == {
+        "target": "deployment/checkout",
+        "replicas": "current * 2",
+        "plan_error": "unknown runbook 'scale_resources' (the policy defines none)",
+    }
 
 
 # --- round trip -----------------------------------------------------------------------------------------

@@ -44,9 +44,3 @@ async def test_a_non_deterministic_change_fails_replay() -> None:
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(history)
 
-
-def test_histories_from_before_and_after_the_auto_resolve_patch_both_replay() -> None:
-    """The patch gate is only proven while both kinds of history are kept and replayed."""
-    with_marker = {p.stem for p in HISTORIES if "EVENT_TYPE_MARKER_RECORDED" in p.read_text(encoding="utf-8")}
-    assert "incident-golden-sev3-alerts-auto-resolve" in with_marker
-    assert "incident-golden-sev2-worked" not in with_marker

@@ -207,18 +207,6 @@ class DeliveryReceipt(_Model):
     duplicate: bool = False
 
 
-class RemediationRequest(_Model):
-    idempotency_key: str
-    incident: str
-    action: PlannedAction
-    at: datetime
-
-
-class RemediationResult(_Model):
-    outcome: Literal["done", "queued", "failed"]
-    detail: str
-
-
 class PreviousIncidentRequest(_Model):
     workflow_id: str
     run_id: str

@@ -21,17 +21,17 @@ from activities.postmortem_analysis import AnalysisActivities
 from activities.postmortem_gather import GatherActivities
 from activities.postmortem_report import ReportActivities
 from activities.prometheus import PrometheusActivities
-from activities.remediation import RemediationActivities
 from activities.runbook import GuardActivities, RunbookActivities
 from activities.runbook_plan import RunbookPlanning
 from activities.storm import StormActivities
 from tocsin.channels.registry import channels_from_env
 from tocsin.channels.registry import describe as describe_channels
 from tocsin.client import connect_when_ready
-from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
+from tocsin.detector import ensure_detector_schedule
 from tocsin.models import INCIDENT_TASK_QUEUE, PAGING_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.policy.loader import load_policy
 from tocsin.postmortem.artifacts import ArtifactStore
+from tocsin.prometheus import prometheus_url_from_env
 from tocsin.settings import Settings, load_settings
 from tocsin.state_dir import prepare_home
 from worker import sandbox_code
@@ -74,7 +74,6 @@ def build_workers(
         live = channels_from_env(os.environ)
         log.info("%s", describe_channels(live))
         delivery = DeliveryActivities(outbox, live)
-    remediation = RemediationActivities(outbox)
     postmortem = PostMortemActivities(settings.postmortem_dir)
     store = ArtifactStore(settings.artifacts_dir)
     gathering = GatherActivities(store, postmortem_env, client=client)
@@ -102,9 +101,6 @@ def build_workers(
             max_cached_workflows=settings.workflow_cache,
             workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
             activities=[
-                # Deliveries an incident scheduled here before they moved to the paging queue still run.
-                delivery.deliver,
-                remediation.remediate,
                 lookup.find_previous_incident,
                 prometheus.evaluate,
                 intake.ingest,

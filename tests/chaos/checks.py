@@ -20,7 +20,7 @@ from tocsin.policy.models import Policy
 # fire up to about a second late, and a delivery takes a moment.
 ON_TIME = 3.0
 # After an outage the incident sends what fell due one page per pass of its loop, each pass at least a second
-# apart (workflows/incident.py `_sleep_until_due`): the n-th overdue page may go out n times this much later.
+# apart (workflows/incident/workflow.py `_sleep_until_due`): the n-th overdue page may go out n times this much later.
 CATCH_UP = 1.5
 
 

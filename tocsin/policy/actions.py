@@ -32,7 +32,3 @@ def automatic_action_route(action: str, state: IncidentState) -> Route:
         "schedule_fix": Route("github", "backlog", f"Schedule fix: {title}"),
     }
     return table[action]
-
-
-def stakeholder_routes(stakeholders: list[str], message: str) -> list[Route]:
-    return [Route("stakeholders", who, message) for who in stakeholders]

@@ -99,14 +99,11 @@ def _targets(state: IncidentState, policy: Policy) -> tuple[datetime, datetime]:
     return state.opened_at + level.response_time, state.opened_at + level.escalation_time
 
 
-def due(state: IncidentState, policy: Policy, now: datetime, auto_resolve: bool = False) -> list[Due]:
-    """Everything that should happen at `now`, in the order it should be recorded.
-
-    `auto_resolve` is False when replaying incidents recorded before auto-resolution existed.
-    """
+def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
+    """Everything that should happen at `now`, in the order it should be recorded."""
     if state.status == "resolved":
         return []
-    quiet_until = auto_resolve_at(state, policy) if auto_resolve else None
+    quiet_until = auto_resolve_at(state, policy)
     if quiet_until is not None and now >= quiet_until:
         assert state.alerts_resolved_at is not None
         return [AutoResolve(state.alerts_resolved_at)]
@@ -132,13 +129,13 @@ def due(state: IncidentState, policy: Policy, now: datetime, auto_resolve: bool 
     return out
 
 
-def next_wakeup(state: IncidentState, policy: Policy, now: datetime, auto_resolve: bool = False) -> datetime | None:
+def next_wakeup(state: IncidentState, policy: Policy, now: datetime) -> datetime | None:
     """The earliest moment something in the plan falls due; None when only a human can move it on."""
     if state.status == "resolved":
         return None
     cursor = state.escalation
     times: list[datetime] = []
-    quiet_until = auto_resolve_at(state, policy) if auto_resolve else None
+    quiet_until = auto_resolve_at(state, policy)
     if quiet_until is not None:
         times.append(quiet_until)
     if state.paging_held:

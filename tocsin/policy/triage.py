@@ -87,18 +87,18 @@ def _render_actions(flow: ResponseWorkflow, labels: dict[str, str]) -> list[Plan
     return planned
 
 
-# Seed actions that run the policy's runbook of the same name, when it defines one, with the action's fields
-# as parameters; without one they stay queued remediation requests (the outbox).
+# Seed actions that run the policy's runbook of the same name, with the action's fields as parameters; without
+# one the timeline says so (nothing runs that the worker's policy does not define).
 RUNBOOK_ACTIONS = ("scale_resources", "enable_read_replicas", "throttle_non_critical_queries")
 
 
-def _runbook_of(policy: Policy, action: PlannedAction) -> tuple[str, dict[str, str]] | None:
+def _runbook_of(action: PlannedAction) -> tuple[str, dict[str, str]] | None:
     if action.type == "execute_runbook":
         prefix = "parameters."
         return action.params["runbook"], {
             k.removeprefix(prefix): v for k, v in action.params.items() if k.startswith(prefix)
         }
-    if action.type in RUNBOOK_ACTIONS and action.type in policy.runbooks:
+    if action.type in RUNBOOK_ACTIONS:
         return action.type, dict(action.params)
     return None
 
@@ -111,7 +111,7 @@ def _plan_runbooks(
     run plans it again with the worker's own policy and is refused unless both are the same (its digest)."""
     plans: list[RunbookPlan] = []
     for action in actions:
-        found = _runbook_of(policy, action)
+        found = _runbook_of(action)
         if found is None:
             continue
         name, parameters = found

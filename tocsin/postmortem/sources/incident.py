@@ -12,7 +12,7 @@ from tocsin.models import TimelineEntry
 from tocsin.postmortem.models import EVIDENCE_LIMIT, IncidentEvidenceRequest, SourceResult
 from tocsin.postmortem.sources.results import Finding, number
 
-# Timeline kinds (workflows/incident.py `_record`) by how much they say about the response; unknown kinds
+# Timeline kinds (workflows/incident/core.py `record`) by how much they say about the response; unknown kinds
 # rank between the second and the last group.
 RANKS: dict[str, int] = {
     **dict.fromkeys(

@@ -5,12 +5,8 @@ A runbook asked for (by the response workflow's execute_runbook, or `tocsin runb
 id it answers (`runbook-<key>-<n>`) is the one that runs. The child reports each step with the signal
 `runbook_progress`; its outcome moves the incident: verified → mitigated, failed or rejected → escalated.
 
-`run_runbook` names a runbook and gives labels; the child has the worker plan it from the worker's own policy
-(workflows/runbook.py, behind runbooks-by-name), and a plan rendered at triage passes the same check there.
-The update's validator refuses a request that carries a plan. Such a request can therefore only be one
-replayed from a history recorded before runbooks-by-name, and it is handled as it was then: that is the whole
-difference between old and new histories here, so the gate is the request's shape (validators never replay),
-and the runbook runs it starts are checked by their own patched workflow.
+`run_runbook` names a runbook and gives labels, never a plan: the child has the worker plan it from the
+worker's own policy (workflows/runbook), and a plan rendered at triage passes the same check there.
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import operator
-from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -27,51 +22,43 @@ from temporalio.common import Priority
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.models import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, PendingRunbook, PlannedAction
+    from tocsin.models import INCIDENT_TASK_QUEUE, PendingRunbook, PlannedAction
     from tocsin.policy.priority import RUNBOOK
     from tocsin.runbooks.contracts import RunbookInput, RunbookProgress, RunRunbookRequest, runbook_workflow_id
     from tocsin.runbooks.planned import PlanRequest, RunbookPlan
-    from tocsin.updates import UpdateResult, _Request
+    from tocsin.updates import UpdateResult
+    from workflows.incident.core import IncidentCore
+    from workflows.incident.requests import Requests
     from workflows.runbook import RunbookWorkflow
 
 HEARD_WITHIN = timedelta(minutes=1)
 
 
-class IncidentRunbooks:
-    _input: IncidentInput
-    _state: IncidentState
-    _wake: bool
-    _runbooks_enabled: bool
+class Runbooks:
+    def __init__(self, core: IncidentCore, requests: Requests) -> None:
+        self._core = core
+        self._requests = requests
 
-    def _record(self, kind: str, text: str, by: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _seen(self, request: _Request) -> bool:
-        raise NotImplementedError
-
-    def _answer(self, request: _Request, message: str, change: Callable[[], None] | None = None) -> UpdateResult:
-        raise NotImplementedError
-
-    def _runbook_action(self, action: PlannedAction) -> None:
+    def from_action(self, action: PlannedAction) -> None:
         """The response workflow's execute_runbook: its plan was rendered at triage, or why it could not be."""
         name = action.params.get("runbook", action.type)
         if "plan" in action.params:
-            self._queue_runbook(self._input.runbooks[int(action.params["plan"])], "policy")
+            self._queue(self._core.input.runbooks[int(action.params["plan"])], "policy")
         else:
             reason = action.params.get("plan_error", "no plan was rendered for it")
-            self._record("runbook", f"{name} not run: {reason}")
+            self._core.record("runbook", f"{name} not run: {reason}")
 
-    def _queue_runbook(self, plan: RunbookPlan | None, by: str, request: PlanRequest | None = None) -> str:
-        state = self._state
+    def _queue(self, plan: RunbookPlan | None, by: str, request: PlanRequest | None = None) -> str:
+        state = self._core.state
         child_id = runbook_workflow_id(state.key, len(state.runbooks) + 1)
         state.runbooks.append(child_id)
         pending = PendingRunbook(workflow_id=child_id, plan=plan, request=request, requested_by=by)
         state.runbooks_pending.append(pending)
-        self._wake = True
+        self._core.wake()
         return child_id
 
-    async def _start_runbooks(self) -> None:
-        state = self._state
+    async def start_queued(self) -> None:
+        core, state = self._core, self._core.state
         info = workflow.info()
         while state.runbooks_pending and state.status != "resolved":
             pending = state.runbooks_pending.pop(0)
@@ -85,7 +72,7 @@ class IncidentRunbooks:
                 incident=state.key,
                 incident_workflow_id=info.workflow_id,
                 requested_by=pending.requested_by,
-                roster=self._input.policy.roster,
+                roster=core.input.policy.roster,
             )
             try:
                 await workflow.start_child_workflow(
@@ -99,9 +86,9 @@ class IncidentRunbooks:
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     static_summary=f"Runbook {asked.runbook} for {asked.service} ({state.key})",
                 )
-                self._record("runbook", f"{asked.runbook} started: {child_id}")
+                core.record("runbook", f"{asked.runbook} started: {child_id}")
             except WorkflowAlreadyStartedError:
-                self._record("runbook", f"{child_id} already exists; not started again")
+                core.record("runbook", f"{child_id} already exists; not started again")
                 continue
             # The next one starts only once this one has been granted its service (or refused): the guard then
             # decides in the order the runbooks were asked for, not in the order their first tasks ran.
@@ -113,14 +100,13 @@ class IncidentRunbooks:
                     timeout_summary=f"{child_id} to start",
                 )
 
-    @workflow.signal(name="runbook_progress")
-    def runbook_progress(self, progress: RunbookProgress) -> None:
-        state = self._state
+    def progress(self, progress: RunbookProgress) -> None:
+        core, state = self._core, self._core.state
         if progress.workflow_id not in state.runbooks_heard:
             state.runbooks_heard.append(progress.workflow_id)
         if state.status == "resolved":
             return
-        self._record("runbook", progress.text)
+        core.record("runbook", progress.text)
         if progress.outcome is None:
             return
         if progress.outcome == "succeeded" and progress.verified and state.status in ("triggered", "acknowledged"):
@@ -129,26 +115,14 @@ class IncidentRunbooks:
                 state.acknowledged_by, state.acknowledged_at = "runbook", now
             state.status, state.mitigated_at = "mitigated", now
             state.next_escalation_at = None
-            self._record("mitigated", f"mitigated: {progress.workflow_id} verified the fix")
+            core.record("mitigated", f"mitigated: {progress.workflow_id} verified the fix")
         elif progress.outcome in ("failed", "rejected") and not state.escalation.exhausted:
             state.escalation.pending_manual += 1
-            self._record("escalated", f"escalated: {progress.workflow_id} {progress.outcome}")
-        self._wake = True
+            core.record("escalated", f"escalated: {progress.workflow_id} {progress.outcome}")
+        core.wake()
 
-    @workflow.update(name="run_runbook")
-    def run_runbook(self, request: RunRunbookRequest) -> UpdateResult:
-        state = self._state
-        if request.plan is not None:
-            # Only from a history recorded before runbooks-by-name (see the module's docstring): as it ran then.
-            child_id = self._queue_runbook(request.plan, request.by)
-            self._record("runbook", f"{request.plan.runbook} requested by {request.by}: {child_id}", by=request.by)
-            return UpdateResult(
-                key=state.key,
-                status=state.status,
-                severity=state.severity,
-                escalation_level=state.escalation_level,
-                message=f"{request.plan.runbook} queued as {child_id}",
-            )
+    def run(self, request: RunRunbookRequest) -> UpdateResult:
+        core, state = self._core, self._core.state
         name = request.runbook or ""
         child_id = runbook_workflow_id(state.key, len(state.runbooks) + 1)
 
@@ -161,23 +135,20 @@ class IncidentRunbooks:
                 labels={**state.labels, **request.labels},
                 parameters=request.parameters,
             )
-            self._queue_runbook(None, request.by, asked)
-            self._record("runbook", f"{name} requested by {request.by}: {child_id}", by=request.by)
+            self._queue(None, request.by, asked)
+            core.record("runbook", f"{name} requested by {request.by}: {child_id}", by=request.by)
 
-        return self._answer(request, f"{name} queued as {child_id}", queue)
+        return self._requests.answer(request, f"{name} queued as {child_id}", queue)
 
-    @run_runbook.validator
-    def _validate_run_runbook(self, request: RunRunbookRequest) -> None:
+    def validate_run(self, request: RunRunbookRequest) -> None:
         if request.plan is not None:
             raise ValueError(
                 "run_runbook takes a runbook's name and labels, never a plan: "
                 "the worker plans the runbook from its own policy"
             )
-        if self._seen(request):
+        if self._requests.seen(request):
             return  # a repeated request answers its first result
-        if self._state.status == "resolved":
-            raise ValueError(f"incident {self._state.key} is resolved; it runs no more runbooks")
-        if not self._runbooks_enabled:
-            raise ValueError(f"incident {self._state.key} opened before runbooks ran as workflows; start a new one")
+        if self._core.resolved():
+            raise ValueError(f"incident {self._core.state.key} is resolved; it runs no more runbooks")
         if not request.runbook:
             raise ValueError("name the runbook to run (`runbook`)")

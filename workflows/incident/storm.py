@@ -18,8 +18,6 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.storm import StormActivities
     from tocsin import storm
-    from tocsin.models import IncidentInput, IncidentState
-    from tocsin.policy.models import Policy
     from tocsin.policy.priority import background
     from tocsin.storm_models import (
         MEMBER_TITLE_MAX,
@@ -30,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
         StormMembers,
         StormRecord,
     )
+    from workflows.incident.core import IncidentCore
+    from workflows.incident.deliveries import Deliveries
 
 # Asking must not delay a page for long: a few quick attempts, a short wait, then page on its own.
 ADMIT_TIMEOUT = timedelta(seconds=10)
@@ -46,24 +46,15 @@ def _quick(summary: str, priority: int) -> workflow.ActivityConfig:
     )
 
 
-class IncidentStorm:
-    _state: IncidentState
-    _policy: Policy
-    _input: IncidentInput
-    _wake: bool
-    _storm_answer: AdmitAnswer | None
+class StormMembership:
+    def __init__(self, core: IncidentCore, deliveries: Deliveries) -> None:
+        self._core = core
+        self._deliveries = deliveries
+        self._answer: AdmitAnswer | None = None
 
-    def _record(self, kind: str, text: str, by: str | None = None) -> None:
-        raise NotImplementedError
-
-    async def _tell_stakeholders(self, step: str, text: str) -> None:
-        raise NotImplementedError
-
-    def _priority(self) -> int:
-        raise NotImplementedError
-
-    async def _admit_to_storm(self) -> None:
-        state = self._state
+    async def admit(self) -> None:
+        """Ask the storm guard whether this new incident pages on its own or joins a storm incident."""
+        core, state = self._core, self._core.state
         member = StormMember(
             key=state.key,
             severity=state.severity,
@@ -74,23 +65,23 @@ class IncidentStorm:
         try:
             sent = await workflow.execute_activity_method(
                 StormActivities.admit,
-                AdmitRequest(member=member, manual=self._input.source == "cli"),
+                AdmitRequest(member=member, manual=core.input.source == "cli"),
                 # At the incident's own priority: its first page waits for this answer.
-                **_quick("ask the storm guard", self._priority()),
+                **_quick("ask the storm guard", core.priority()),
             )
         except ActivityError as err:
-            self._record("storm", f"the storm guard could not be asked ({err.cause or err}); paging on its own")
+            core.record("storm", f"the storm guard could not be asked ({err.cause or err}); paging on its own")
             return
         if not sent.asked:
             return
         try:
             await workflow.wait_condition(
-                lambda: self._storm_answer is not None, timeout=ANSWER_TIMEOUT, timeout_summary="the storm guard"
+                lambda: self._answer is not None, timeout=ANSWER_TIMEOUT, timeout_summary="the storm guard"
             )
         except TimeoutError:
-            self._record("storm", f"the storm guard did not answer within {ANSWER_TIMEOUT.seconds}s; paging on its own")
+            core.record("storm", f"the storm guard did not answer within {ANSWER_TIMEOUT.seconds}s; paging on its own")
             return
-        answer = self._storm_answer
+        answer = self._answer
         if answer is None or not answer.held or not answer.storm_key:
             return
         try:
@@ -98,26 +89,24 @@ class IncidentStorm:
                 StormActivities.join,
                 JoinRequest(storm_key=answer.storm_key, members=[*answer.earlier, member]),
                 # Held: it pages no more, the storm incident does. Bookkeeping.
-                **_quick(f"join storm {answer.storm_key}", background(self._priority())),
+                **_quick(f"join storm {answer.storm_key}", background(core.priority())),
             )
         except ActivityError as err:
             # Nobody would page for it: it pages on its own.
-            self._record("storm", f"could not join storm {answer.storm_key} ({err.cause or err}); paging on its own")
+            core.record("storm", f"could not join storm {answer.storm_key} ({err.cause or err}); paging on its own")
             return
         state.storm_key = answer.storm_key
         state.paging_held = True
-        self._record("storm", f"{answer.reason}; paging held: the storm incident {answer.storm_key} pages for it")
+        core.record("storm", f"{answer.reason}; paging held: the storm incident {answer.storm_key} pages for it")
 
-    @workflow.signal(name="storm_decision")
-    def storm_decision(self, answer: AdmitAnswer) -> None:
+    def decided(self, answer: AdmitAnswer) -> None:
         """The storm guard's answer to this incident's admission (a repeat is ignored)."""
-        if self._storm_answer is None:
-            self._storm_answer = answer
+        if self._answer is None:
+            self._answer = answer
 
-    @workflow.signal(name="storm_members")
-    def storm_members(self, batch: StormMembers) -> None:
+    def joined(self, batch: StormMembers) -> None:
         """A storm incident: list the incidents that joined, and become as severe as the worst of them."""
-        state = self._state
+        core, state = self._core, self._core.state
         if state.status == "resolved":
             return
         record = state.storm or StormRecord(window=batch.window)
@@ -127,19 +116,19 @@ class IncidentStorm:
             return
         state.title = storm.title(record)
         worst = storm.most_severe([m.severity for m in added])
-        known = self._policy.incident_classification.severity_levels
+        known = core.policy.incident_classification.severity_levels
         if worst in known and storm.severity_rank(worst) < storm.severity_rank(state.severity):
             old, state.severity = state.severity, worst
-            self._record("severity_changed", f"{old} → {worst}: a {worst} incident joined the storm")
-        self._wake = True
+            core.record("severity_changed", f"{old} → {worst}: a {worst} incident joined the storm")
+        core.wake()
 
-    async def _summarize_storm(self) -> None:
+    async def summarize(self) -> None:
         """Once nobody has joined for a window, say what the burst was, on the timeline and to stakeholders."""
-        record = self._state.storm
+        record = self._core.state.storm
         due = storm.over_at(record) if record else None
         if record is None or due is None or workflow.now() < due:
             return
         record.summarized = True
         text = storm.summary(record)
-        self._record("storm", text)
-        await self._tell_stakeholders(f"storm-over/{record.count}", text)
+        self._core.record("storm", text)
+        await self._deliveries.tell_stakeholders(f"storm-over/{record.count}", text)

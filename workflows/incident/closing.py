@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from temporalio import workflow
 from temporalio.common import Priority
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -12,22 +10,20 @@ with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_elapsed
     from tocsin.models import POSTMORTEM_TASK_QUEUE, PostMortemInput, postmortem_workflow_id
     from tocsin.policy.priority import POSTMORTEM
+    from workflows.incident.core import IncidentCore
+    from workflows.incident.deliveries import Deliveries
 
-if TYPE_CHECKING:
-    from workflows.incident import IncidentWorkflow
 
-
-async def close_incident(wf: IncidentWorkflow) -> None:
-    state, policy = wf._state, wf._policy
+async def close_incident(core: IncidentCore, deliveries: Deliveries) -> None:
+    state, policy = core.state, core.policy
     state.next_escalation_at = None
-    if wf._follow_channels:
-        # PagerDuty stops paging, the war room and the status page say resolved, before anyone is told.
-        await wf._sync_followers()
+    # PagerDuty stops paging, the war room and the status page say resolved, before anyone is told.
+    await deliveries.sync_followers()
     lasted = format_elapsed(workflow.now() - state.opened_at)
     summary = f" — {state.resolution_summary}" if state.resolution_summary else ""
-    await wf._tell_stakeholders("resolved", f"resolved after {lasted}{summary}")
+    await deliveries.tell_stakeholders("resolved", f"resolved after {lasted}{summary}")
     if state.severity not in policy.lifecycle.postmortem_severities:
-        wf._record("postmortem", f"no post-mortem: {state.severity} is not in the policy's postmortem_severities")
+        core.record("postmortem", f"no post-mortem: {state.severity} is not in the policy's postmortem_severities")
         return
     child_id = postmortem_workflow_id(state.key)
     info = workflow.info()
@@ -50,6 +46,6 @@ async def close_incident(wf: IncidentWorkflow) -> None:
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             static_summary=f"Post-mortem of [{state.severity}] {state.title}",
         )
-        wf._record("postmortem", f"post-mortem started: {child_id}")
+        core.record("postmortem", f"post-mortem started: {child_id}")
     except WorkflowAlreadyStartedError:
-        wf._record("postmortem", f"post-mortem {child_id} already exists; not started again")
+        core.record("postmortem", f"post-mortem {child_id} already exists; not started again")
