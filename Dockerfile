@@ -13,6 +13,9 @@ COPY tocsin/ tocsin/
 COPY workflows/ workflows/
 COPY activities/ activities/
 COPY worker/ worker/
+# The built-in templates and default policy: the wheel carries them as package data (tocsin/bundled.py).
+COPY templates/ templates/
+COPY policies/ policies/
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
 
 
@@ -21,8 +24,7 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    TOCSIN_HOME=/var/lib/tocsin \
-    TOCSIN_POLICY=/app/policies/default.yaml
+    TOCSIN_HOME=/var/lib/tocsin
 
 # A fixed numeric UID lets orchestrators verify "runs as non-root" without reading /etc/passwd.
 # The state dir is created here, owned by that user, so a fresh named volume mounted on it inherits
@@ -33,10 +35,9 @@ RUN groupadd --system --gid 10001 tocsin \
 
 COPY --from=build /opt/venv /opt/venv
 
-# Policies and templates are read by path at run time, relative to this directory by default.
+# The policy is the package's own unless TOCSIN_POLICY names a mounted one; templates are the package's unless
+# $TOCSIN_HOME/templates holds an operator's copy.
 WORKDIR /app
-COPY policies/ policies/
-COPY templates/ templates/
 
 USER 10001:10001
 

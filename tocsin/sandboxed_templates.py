@@ -4,10 +4,7 @@ Where a template is found, first match wins, and nowhere else:
 
 1. `$TOCSIN_HOME/templates/<name>`: an operator's copy replaces the built-in one. The state dir is owner-only
    (tocsin.state_dir), so only whoever runs Tocsin can put one there.
-2. The built-in `templates/` of this installation, found from the package's own location: the repository the
-   package lives in (a checkout, or an editable install). The container image installs the package as a wheel,
-   which carries no templates, and copies `templates/` to the fixed `/app/templates` (Dockerfile): that path is
-   the fallback when the package has none beside it.
+2. The built-in templates shipped inside the package (tocsin.bundled.TEMPLATES), in a checkout and a wheel alike.
 
 Never the working directory: a `templates/` wherever Tocsin happens to be started would otherwise replace a
 public page. Rendering is in the immutable sandbox (no `__class__`, `__mro__` or other private attributes, no
@@ -23,8 +20,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BUILTIN_DIRS = (REPO_ROOT / "templates", Path("/app/templates"))
+from tocsin.bundled import TEMPLATES
+
+BUILTIN_DIRS = (TEMPLATES,)
 
 
 class TemplateMissing(FileNotFoundError):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tocsin.bundled import DEFAULT_POLICY
+
 DEFAULT_OUTBOX_MAX_BYTES = 10 * 1024 * 1024
 # Smaller is almost surely a unit mistake ("10" meaning 10 MiB), and would rotate every few deliveries.
 MIN_OUTBOX_BYTES = 4096
@@ -31,7 +33,8 @@ class Settings(BaseModel):
     http_port: int = 8080
     # The alert receiver's address: loopback unless credentials are configured (tocsin.receiver.serve.bind).
     http_host: str = "127.0.0.1"
-    policy: Path = Path("policies/default.yaml")
+    # TOCSIN_POLICY, else the policy shipped in the package (tocsin.bundled: the override order).
+    policy: Path = DEFAULT_POLICY
     # Set: connect to that server and start none. Unset: run the embedded dev server.
     temporal_address: str | None = None
     namespace: str = "default"
@@ -93,7 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ui_port=_port(env, "TOCSIN_UI_PORT", 8233),
         http_port=_port(env, "TOCSIN_HTTP_PORT", 8080),
         http_host=env.get("TOCSIN_HTTP_HOST") or "127.0.0.1",
-        policy=Path(env.get("TOCSIN_POLICY") or "policies/default.yaml"),
+        policy=Path(env.get("TOCSIN_POLICY") or DEFAULT_POLICY),
         temporal_address=env.get("TEMPORAL_ADDRESS") or None,
         namespace=env.get("TEMPORAL_NAMESPACE") or "default",
         outbox_max_bytes=_whole(
