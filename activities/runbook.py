@@ -22,10 +22,10 @@ from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from tocsin.channels.vendor_settings import setting
-from tocsin.detector import prometheus_url_from_env
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
 from tocsin.policy.priority import RUNBOOK_GUARD
+from tocsin.prometheus import prometheus_url_from_env
 from tocsin.runbooks.authorize import allowed_namespaces, authorized_http, policy_runbook, scale_ceiling
 from tocsin.runbooks.contracts import (
     HttpCall,

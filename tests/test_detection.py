@@ -26,6 +26,7 @@ from temporalio.worker import Replayer
 from activities.prometheus import PrometheusActivities
 from tests.conftest import ROOT
 from tests.promstack import Process, Target, free_port, system_binary, wait_http
+from tocsin.addresses import redact
 from tocsin.detection import (
     DetectionResult,
     DetectionState,
@@ -39,10 +40,9 @@ from tocsin.detection import (
     alertmanager_fingerprint,
     detection_triggers,
     plan_run,
-    redact,
     settle,
 )
-from tocsin.detector import OFF, SCHEDULE_ID, ensure_detector_schedule, prometheus_url_from_env
+from tocsin.detector import OFF, SCHEDULE_ID, ensure_detector_schedule
 from tocsin.incidents import get_incident
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.intake.models import NormalizedAlert
@@ -50,6 +50,7 @@ from tocsin.intake.routing import incident_key
 from tocsin.models import incident_workflow_id
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
+from tocsin.prometheus import prometheus_url_from_env
 from tocsin.settings import Settings
 from worker.main import build_workers
 from workflows.detection import DetectionWorkflow

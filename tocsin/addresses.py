@@ -1,9 +1,10 @@
-"""What kind of network address a host name or URL is, for the checks that depend on it. Pure: no DNS lookups."""
+"""What kind of network address a host name or URL is, for the checks that depend on it, and a URL fit to show.
+Pure: no DNS lookups."""
 
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 def is_loopback(host: str) -> bool:
@@ -25,3 +26,22 @@ def is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def redact(url: str) -> str:
+    """`url` fit for a message or a log line: without its user and password, query or fragment (any of them
+    may hold a secret), but with its scheme, host, port and path, so an operator can tell where it points.
+    Without a host nothing in it can be told apart from a secret ("user:password@prom:9090" parses as scheme
+    "user" and path "password@prom:9090"), so none of it is shown."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return "[redacted]"
+    if ":" in host:  # urlsplit unbrackets an IPv6 address; a URL needs the brackets back
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port is shown as absent rather than failing the message about it
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,20 +45,6 @@ def alertmanager_fingerprint(labels: dict[str, str]) -> str:
                 h = ((h ^ byte) * _FNV_PRIME) & _MASK
             h = ((h ^ _SEPARATOR) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
-
-
-def redact(url: str) -> str:
-    """A Prometheus URL without its credentials or query, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class _Model(BaseModel):

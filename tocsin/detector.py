@@ -6,8 +6,6 @@ Prometheus URL (possibly with credentials) is read by each worker from its own e
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from datetime import timedelta
 
 from temporalio.client import (
@@ -24,43 +22,20 @@ from temporalio.client import (
 )
 from temporalio.common import Priority
 
-from tocsin.addresses import is_http_url
-from tocsin.detection import DetectionInput, detection_triggers, redact
+from tocsin.addresses import redact
+from tocsin.detection import DetectionInput, detection_triggers
 from tocsin.durations import format_duration
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy
 from tocsin.policy.priority import DETECTION
-from tocsin.secret_settings import file_setting, read_secret_file
+from tocsin.prometheus import URL_VARIABLE, check_url
 
 SCHEDULE_ID = "tocsin-detector"
 # The schedule appends the scheduled time: tocsin-detector-2025-01-01T00:00:30Z.
 WORKFLOW_ID_PREFIX = "tocsin-detector"
-URL_VARIABLE = "TOCSIN_PROMETHEUS_URL"
 OFF = f"detector off: {URL_VARIABLE} is not set"
 # A run that hangs (it should not: every activity is bounded) must not hold the schedule forever.
 RUN_TIMEOUT = timedelta(minutes=10)
-
-
-def check_url(url: str, where: str = URL_VARIABLE) -> str:
-    url = url.strip()
-    if not is_http_url(url):
-        raise ValueError(f"{where}: expected an http(s) URL such as http://127.0.0.1:9090, got {redact(url)!r}")
-    return url
-
-
-def prometheus_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """TOCSIN_PROMETHEUS_URL, or the first line of the file TOCSIN_PROMETHEUS_URL_FILE names (for a URL with
-    credentials kept as a secret). Unset or empty: None, the detector is off."""
-    env = os.environ if env is None else env
-    # SecretSettingError is a ValueError, like check_url's: the caller reports either the same way.
-    direct, file = file_setting(env, URL_VARIABLE)
-    if file:
-        lines = read_secret_file(file, f"{URL_VARIABLE}_FILE").strip().splitlines()
-        direct = lines[0].strip() if lines else ""
-        if not direct:
-            raise ValueError(f"{URL_VARIABLE}_FILE: {file} is empty")
-        return check_url(direct, f"{URL_VARIABLE}_FILE")
-    return check_url(direct) if direct else None
 
 
 def detector_schedule(policy: Policy) -> Schedule:

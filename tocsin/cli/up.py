@@ -9,9 +9,10 @@ import sys
 
 from tocsin import search_attributes as sa
 from tocsin.client import connect_when_ready
-from tocsin.detector import ensure_detector_schedule, prometheus_url_from_env
+from tocsin.detector import ensure_detector_schedule
 from tocsin.devserver import DevServer
 from tocsin.policy.loader import load_paging_policy
+from tocsin.prometheus import prometheus_url_from_env
 from tocsin.receiver.config import load_receiver_config
 from tocsin.settings import Settings
 from tocsin.state_dir import hold_home, prepare_home

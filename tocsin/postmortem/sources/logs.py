@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from tocsin.detection import redact
+from tocsin.addresses import redact
 from tocsin.policy.templating import TemplateError, render_template
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.postmortem.models import GatherRequest, SourceResult
