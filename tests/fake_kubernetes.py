@@ -4,13 +4,15 @@ the ReplicaSets that carry their revisions, answering errors with `Status` objec
     with VendorServer() as server:
         cluster = FakeKubernetes(server, token="t0ken")
         cluster.add_deployment("production", "checkout", replicas=3)
-        ... HttpKubernetes(ClusterAccess(server=server.url, verify=False, source="test", token="t0ken")) ...
+        ... HttpKubernetes(token_access(server.url, "t0ken")) ...
         assert cluster.deployment("production", "checkout")["spec"]["replicas"] == 6
 
-What it plays: bearer-token auth (401), namespaces the service account may not touch (403), missing objects
-(404), resourceVersion preconditions on PATCH and PUT (409), invalid replicas (422); every write bumps the
-resourceVersion and, for spec changes, the generation. A template change is "rolled out" as the deployment
-controller would: the ReplicaSet with that template (new, or an old one revived) gets the next revision.
+What it plays: bearer-token auth (401, so a test knows which credential got through), namespaces the service
+account may not touch (403), missing objects (404), resourceVersion preconditions on PATCH and PUT (409),
+invalid replicas (422); errors are `Status` objects labelled application/json, as the API server's are. Every
+write bumps the resourceVersion and, for spec changes, the generation. A template change is "rolled out" as the
+deployment controller would: the ReplicaSet with that template (new, or an old one revived) gets the next
+revision.
 `rollout_reads` keeps a rollout in progress for that many reads of the deployment.
 """
 
@@ -22,15 +24,27 @@ import json
 import uuid
 from typing import Any
 
+from lightkube import SingleConfig
+from lightkube.config.models import Cluster, Context, User
+
 from tests.vendor_server import Recorded, Reply, VendorServer
+from tocsin.runbooks.kubeconfig import ClusterAccess
 
 BASE = "/apis/apps/v1/namespaces/{namespace}"
 REVISION = "deployment.kubernetes.io/revision"
 
 
+def token_access(server: str, token: str) -> ClusterAccess:
+    """The fake cluster at `server`, with a bearer token: what a kubeconfig with `token:` loads to."""
+    config = SingleConfig("test", Context(cluster="test", user="test"), Cluster(server=server), User(token=token))
+    return ClusterAccess(config, "test")
+
+
 def status(code: int, reason: str, message: str) -> Reply:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
-    return Reply(code, json={**body, "message": message, "reason": reason, "code": code})
+    # The API server's exact Content-Type: lightkube reads the Status into its ApiError only for that one.
+    headers = {"Content-Type": "application/json"}
+    return Reply(code, json={**body, "message": message, "reason": reason, "code": code}, headers=headers)
 
 
 def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

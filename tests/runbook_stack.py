@@ -17,11 +17,10 @@ from typing import Any
 import yaml
 
 from activities.runbook import RunbookActivities
-from tests.fake_kubernetes import FakeKubernetes
+from tests.fake_kubernetes import FakeKubernetes, token_access
 from tests.vendor_server import Recorded, Reply, VendorServer
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import Policy
-from tocsin.runbooks.kubeconfig import ClusterAccess
 from tocsin.runbooks.kubernetes_api import HttpKubernetes
 
 TOKEN = "k8s-sa-t0ken"
@@ -64,7 +63,7 @@ class Stack:
 
     def activities(self, policy: Policy | None = None, env: Mapping[str, str] | None = None) -> RunbookActivities:
         """The worker's runbook activities: `policy` (default: the default policy) and `env` over the stack's."""
-        access = ClusterAccess(server=self.server.url, verify=False, source="test", token=TOKEN)
+        access = token_access(self.server.url, TOKEN)
         settings = {"TOCSIN_DB_ADMIN_URL": self.server.url, "TOCSIN_DB_ADMIN_TOKEN": DB_TOKEN, **(env or {})}
         return RunbookActivities(
             policy or load_policy(DEFAULT_POLICY),

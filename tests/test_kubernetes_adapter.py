@@ -1,27 +1,28 @@
 """The Kubernetes adapter against a loopback server playing apps/v1 (tests/fake_kubernetes.py): scale, restart,
-undo, rollout status, the API's errors and their retry semantics, and credentials from a kubeconfig file."""
+undo, rollout status, the API's errors and their retry semantics, and credentials: kubeconfig tokens, token
+files, exec plugins and client certificates (mutual TLS), and the in-cluster service account."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-import certifi
 import pytest
 import yaml
+from lightkube.core.selector import build_selector
 
-from tests.fake_kubernetes import FakeKubernetes
-from tests.tls import self_signed
+from tests.fake_kubernetes import FakeKubernetes, token_access
+from tests.tls import TlsVendorServer, self_signed
 from tests.vendor_server import Reply, VendorServer
 from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
 from tocsin.runbooks.guardrails import target_replicas
-from tocsin.runbooks.kubeconfig import ClusterAccess, KubernetesConfigError, in_cluster, load_kubeconfig
+from tocsin.runbooks.kubeconfig import KubernetesConfigError, cluster_access_from_env, in_cluster, load_kubeconfig
 from tocsin.runbooks.kubernetes import RESTARTED_AT, ConflictError, RolloutStatus, apply_scale, wait_for_rollout
-from tocsin.runbooks.kubernetes_api import HttpKubernetes, label_selector
+from tocsin.runbooks.kubernetes_api import HttpKubernetes, labels_of
 
 NS = "production"
 AT = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC)
@@ -42,7 +43,7 @@ def cluster(server: VendorServer) -> FakeKubernetes:
 
 @pytest.fixture
 def kube(server: VendorServer) -> HttpKubernetes:
-    return HttpKubernetes(ClusterAccess(server=server.url, verify=False, source="test", token="t0ken"))
+    return HttpKubernetes(token_access(server.url, "t0ken"))
 
 
 # --- scale ------------------------------------------------------------------------------------------------
@@ -61,6 +62,7 @@ async def test_get_and_set_scale(server: VendorServer, cluster: FakeKubernetes, 
     assert patch.headers["content-type"] == "application/merge-patch+json"
     assert patch.headers["authorization"] == "Bearer t0ken"
     assert patch.json == {"spec": {"replicas": 5}, "metadata": {"resourceVersion": scale.resource_version}}
+    assert patch.query == {"fieldManager": ["tocsin"]}  # managedFields name who scaled it
 
 
 async def test_scale_out_is_clamped_and_a_repeated_attempt_changes_nothing(
@@ -108,11 +110,13 @@ async def test_forbidden_namespace_is_permanent(cluster: FakeKubernetes, kube: H
 
 
 async def test_a_wrong_token_is_permanent_and_never_shown(server: VendorServer, cluster: FakeKubernetes) -> None:
-    kube = HttpKubernetes(ClusterAccess(server=server.url, verify=False, source="test", token="wr0ng-s3cret"))
+    kube = HttpKubernetes(token_access(server.url, "wr0ng-s3cret"))
     with pytest.raises(PermanentRemediationError) as err:
         await kube.get_scale(NS, "checkout")
     assert err.value.kind == "Unauthorized"
-    assert "wr0ng-s3cret" not in str(err.value) and "wr0ng-s3cret" not in repr(kube)
+    assert len(server.requests) == 1  # a static token is not sent again
+    for shown in (str(err.value), repr(kube), repr(kube.access)):
+        assert "wr0ng-s3cret" not in shown
 
 
 async def test_invalid_replicas_are_permanent(cluster: FakeKubernetes, kube: HttpKubernetes) -> None:
@@ -136,13 +140,23 @@ async def test_overload_and_server_errors_are_retryable(
     assert err.value.kind == "KubernetesUnavailable"
     assert err.value.retry_after == (float(retry) if retry else None)
     assert f": {code} ServiceUnavailable: etcd is slow" in str(err.value)
+    assert len(server.requests) == 1  # lightkube retries nothing: the next attempt is Temporal's
+
+
+async def test_a_proxy_error_page_is_retryable(server: VendorServer, kube: HttpKubernetes) -> None:
+    # Labelled JSON as the API server labels it, but no Status inside: lightkube cannot build its ApiError.
+    page = Reply(502, body="<html>Bad Gateway</html>", headers={"Content-Type": "application/json"})
+    server.on("GET", "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale", page)
+    with pytest.raises(RetryableRemediationError, match=r": 502: <html>Bad Gateway</html>$") as err:
+        await kube.get_scale(NS, "checkout")
+    assert err.value.kind == "KubernetesUnavailable"
 
 
 async def test_an_unreachable_server_is_retryable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
-    kube = HttpKubernetes(ClusterAccess(server=f"http://127.0.0.1:{port}", verify=False, source="test", token="t"))
+    kube = HttpKubernetes(token_access(f"http://127.0.0.1:{port}", "t"))
     with pytest.raises(RetryableRemediationError, match="unreachable"):
         await kube.get_scale(NS, "checkout")
 
@@ -252,15 +266,16 @@ def test_label_selectors() -> None:
         "matchExpressions": [
             {"key": "track", "operator": "In", "values": ["stable", "canary"]},
             {"key": "legacy", "operator": "DoesNotExist"},
+            {"key": "zone", "operator": "NotIn", "values": ["b"]},
         ],
     }
-    assert label_selector(selector) == "app=web,tier=front,track in (stable,canary),!legacy"
+    assert build_selector(labels_of(selector)) == "app=web,tier=front,track in (canary,stable),!legacy,zone notin (b)"
 
 
 # --- credentials ------------------------------------------------------------------------------------------
 
 
-def _kubeconfig(path: Path, server: str, user: dict[str, object], context: str = "prod") -> Path:
+def _kubeconfig(path: Path, server: str, user: Mapping[str, object], context: str = "prod") -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -273,6 +288,10 @@ def _kubeconfig(path: Path, server: str, user: dict[str, object], context: str =
     return path
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 async def test_kubeconfig_with_a_token(tmp_path: Path, server: VendorServer, cluster: FakeKubernetes) -> None:
     config = _kubeconfig(tmp_path / "config", server.url, {"token": "t0ken"})
     kube = HttpKubernetes.from_env({"KUBECONFIG": str(config)})
@@ -280,7 +299,7 @@ async def test_kubeconfig_with_a_token(tmp_path: Path, server: VendorServer, clu
     assert (await kube.get_scale(NS, "checkout")).replicas == 3
 
 
-async def test_kubeconfig_token_file_is_read_for_each_request(
+async def test_kubeconfig_token_file_is_read_again_when_rotated(
     tmp_path: Path, server: VendorServer, cluster: FakeKubernetes
 ) -> None:
     (tmp_path / "token").write_text("t0ken\n", encoding="utf-8")
@@ -290,6 +309,70 @@ async def test_kubeconfig_token_file_is_read_for_each_request(
     cluster.token = "r0tated"
     (tmp_path / "token").write_text("r0tated", encoding="utf-8")
     assert (await kube.get_scale(NS, "checkout")).replicas == 3
+    # The old token's 401 makes lightkube read the file again and send once more (nothing ran on the 401).
+    sent = [r.headers["authorization"] for r in server.requests]
+    assert sent == ["Bearer t0ken", "Bearer t0ken", "Bearer r0tated"]
+
+
+def _plugin(tmp_path: Path, body: str) -> Path:
+    """An exec credential plugin: a shell script that logs each run next to itself, then runs `body`."""
+    script = tmp_path / "credential-plugin"
+    script.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/runs"\n{body}\n', encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def _exec_user(command: Path | str, *args: str) -> dict[str, object]:
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(command), "args": list(args)}}
+
+
+async def test_kubeconfig_exec_plugin_authenticates(
+    tmp_path: Path, server: VendorServer, cluster: FakeKubernetes
+) -> None:
+    # The token exists only in a file the plugin reads: the kubeconfig itself holds no credential.
+    (tmp_path / "issued").write_text("plugin-t0ken-1", encoding="utf-8")
+    cluster.token = "plugin-t0ken-1"
+    credential = '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"%s"}}'
+    plugin = _plugin(tmp_path, f'printf \'{credential}\' "$(cat "$1")"')
+    config = _kubeconfig(tmp_path / "config", server.url, _exec_user(plugin, str(tmp_path / "issued")))
+    kube = HttpKubernetes.from_env({"KUBECONFIG": str(config)})
+    assert (await kube.get_scale(NS, "checkout")).replicas == 3
+    assert (await kube.set_scale(NS, "checkout", 4)).replicas == 4
+    assert (tmp_path / "runs").read_text().split() == ["run"]  # its token is kept while the server takes it
+    # The token expires (EKS's last 15 minutes): the 401 runs the plugin again, and the request goes through.
+    (tmp_path / "issued").write_text("plugin-t0ken-2", encoding="utf-8")
+    cluster.token = "plugin-t0ken-2"
+    assert (await kube.get_scale(NS, "checkout")).replicas == 4
+    assert (tmp_path / "runs").read_text().split() == ["run", "run"]
+    sent = [r.headers["authorization"] for r in server.requests]
+    assert sent == ["Bearer plugin-t0ken-1"] * 3 + ["Bearer plugin-t0ken-2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("echo 'expired SSO session for s3cret-user' >&2; exit 3", "returned 3$"),
+        ('echo \'{"status": {"t0ken": "s3cret"}}\'', "printed no token$"),
+        ("echo 's3cret is not JSON'", "printed no token$"),
+    ],
+)
+async def test_a_failing_exec_plugin_is_a_permanent_config_error_that_shows_nothing_it_printed(
+    tmp_path: Path, server: VendorServer, cluster: FakeKubernetes, body: str, problem: str
+) -> None:
+    config = _kubeconfig(tmp_path / "config", server.url, _exec_user(_plugin(tmp_path, body)))
+    kube = HttpKubernetes.from_env({"KUBECONFIG": str(config)})
+    with pytest.raises(KubernetesConfigError, match=problem) as err:
+        await kube.get_scale(NS, "checkout")
+    assert err.value.kind == "KubernetesNotConfigured" and isinstance(err.value, PermanentRemediationError)
+    assert str(err.value).startswith(f"kubeconfig {config} (context prod): ") and "s3cret" not in str(err.value)
+    assert server.requests == []
+
+
+async def test_a_missing_exec_plugin_is_named(tmp_path: Path, server: VendorServer) -> None:
+    config = _kubeconfig(tmp_path / "config", server.url, _exec_user(tmp_path / "aws"))
+    kube = HttpKubernetes.from_env({"KUBECONFIG": str(config)})
+    with pytest.raises(KubernetesConfigError, match=f"cannot run the exec plugin '{tmp_path}/aws': No such file"):
+        await kube.get_scale(NS, "checkout")
 
 
 def test_kubeconfig_files_merge_as_kubectl_merges_them(tmp_path: Path) -> None:
@@ -297,15 +380,36 @@ def test_kubeconfig_files_merge_as_kubectl_merges_them(tmp_path: Path) -> None:
     first.write_text(yaml.safe_dump({"current-context": "staging"}), encoding="utf-8")
     second = _kubeconfig(tmp_path / "b", "http://127.0.0.1:1", {"token": "x"}, context="staging")
     access = load_kubeconfig([first, second])
-    assert access.server == "http://127.0.0.1:1" and access.token == "x"
+    assert access.server == "http://127.0.0.1:1" and access.config.user is not None
+    assert access.config.user.token == "x"
     with pytest.raises(KubernetesConfigError, match="no context named 'prod'"):
         load_kubeconfig([first, second], context="prod")
+
+
+def test_the_environment_chooses_the_cluster(tmp_path: Path) -> None:
+    kubeconfig = _kubeconfig(tmp_path / "config", "https://k8s.example:6443", {"token": "t"})
+    other = _kubeconfig(tmp_path / "other", "https://other.example:6443", {"token": "t"}, context="other")
+    pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+    # An explicit KUBECONFIG wins over the pod's service account; TOCSIN_KUBE_CONTEXT over current-context.
+    assert cluster_access_from_env({**pod, "KUBECONFIG": str(kubeconfig)}).server == "https://k8s.example:6443"
+    both = {"KUBECONFIG": f"{kubeconfig}:{other}", "TOCSIN_KUBE_CONTEXT": "other"}
+    chosen = cluster_access_from_env(both)  # its cluster "c" is the first file's: the first to name one wins
+    assert chosen.source == f"kubeconfig {kubeconfig} (context other)" and chosen.server == "https://k8s.example:6443"
+    with pytest.raises(KubernetesConfigError, match="in-cluster: no service-account token"):
+        cluster_access_from_env(pod, home=tmp_path)
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_bytes(kubeconfig.read_bytes())
+    assert cluster_access_from_env({}, home=tmp_path).source == f"kubeconfig {tmp_path}/.kube/config (context prod)"
+    with pytest.raises(KubernetesConfigError, match="no Kubernetes credentials: set KUBECONFIG"):
+        cluster_access_from_env({}, home=tmp_path / "nobody")
 
 
 @pytest.mark.parametrize(
     ("user", "problem"),
     [
-        ({"exec": {"command": "aws"}}, "authenticates with exec, which Tocsin does not run"),
+        ({"auth-provider": {"name": "gcp"}}, "authenticates with auth-provider, which kubectl itself dropped"),
+        ({"exec": {"command": "aws"}}, "missing required field `apiVersion` - at `\\$.exec`"),
+        ({"tokenFile": "nowhere"}, "tokenFile .*/nowhere is not a readable file"),
         ({"client-certificate-data": "not base64!"}, "client-certificate-data is not base64"),
         ({"client-key-data": base64.b64encode(b"k").decode()}, "a client certificate needs its key"),
     ],
@@ -315,35 +419,48 @@ def test_kubeconfig_users_tocsin_cannot_use(tmp_path: Path, user: dict[str, obje
         load_kubeconfig([_kubeconfig(tmp_path / "config", "https://k8s.example:6443", user)])
 
 
-def test_kubeconfig_with_a_client_certificate_and_cluster_ca(tmp_path: Path) -> None:
+@contextmanager
+def _https_cluster(token: str, client_ca: bytes | None = None) -> Iterator[tuple[TlsVendorServer, bytes]]:
+    """The fake cluster on https, as a certificate no system trusts (returned: the CA to give the client);
+    with `client_ca`, it asks for a client certificate signed by it."""
+    cert, key = self_signed("k8s-api")
+    with TlsVendorServer(cert, key, client_ca=client_ca) as server:
+        FakeKubernetes(server, token=token).add_deployment(NS, "checkout", replicas=3)
+        yield server, cert
+
+
+async def test_kubeconfig_with_a_client_certificate_and_cluster_ca(tmp_path: Path) -> None:
     cert, key = self_signed("tocsin")
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    config = _kubeconfig(
-        tmp_path / "config",
-        "https://k8s.example:6443",
-        {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
-    )
-    text = yaml.safe_load(config.read_text())
-    text["clusters"][0]["cluster"]["certificate-authority-data"] = b64(cert)
-    config.write_text(yaml.safe_dump(text))
-    access = load_kubeconfig([config])
-    assert access.token is None and not isinstance(access.verify, bool)
-    assert [c["subject"] for c in access.verify.get_ca_certs()] == [((("commonName", "tocsin"),),)]
+    with _https_cluster("t0ken", client_ca=cert) as (server, ca):
+        user = {"client-certificate-data": _b64(cert), "client-key-data": _b64(key), "token": "t0ken"}
+        config = _kubeconfig(tmp_path / "config", server.url, user)
+        text = yaml.safe_load(config.read_text())
+        text["clusters"][0]["cluster"]["certificate-authority-data"] = _b64(ca)
+        config.write_text(yaml.safe_dump(text))
+        assert (await HttpKubernetes(load_kubeconfig([config])).get_scale(NS, "checkout")).replicas == 3
+        # Without its certificate the server turns the client away: the certificate above is what got it in.
+        del text["users"][0]["user"]["client-certificate-data"], text["users"][0]["user"]["client-key-data"]
+        config.write_text(yaml.safe_dump(text))
+        with pytest.raises(RetryableRemediationError, match="unreachable"):
+            await HttpKubernetes(load_kubeconfig([config])).get_scale(NS, "checkout")
 
 
-def test_in_cluster_credentials(tmp_path: Path) -> None:
-    (tmp_path / "token").write_text("sa-token", encoding="utf-8")
-    shutil.copy(certifi.where(), tmp_path / "ca.crt")
-    access = in_cluster({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}, root=tmp_path)
-    assert access.server == "https://10.96.0.1:443" and access.source == "in-cluster"
-    assert access.bearer() == "sa-token"
+async def test_in_cluster_credentials(tmp_path: Path) -> None:
+    with _https_cluster("sa-token") as (server, ca):
+        (tmp_path / "token").write_text("sa-token", encoding="utf-8")
+        (tmp_path / "ca.crt").write_bytes(ca)
+        env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(server.port)}
+        access = in_cluster(env, root=tmp_path)
+        assert access.server == server.url and access.source == "in-cluster"
+        assert (await HttpKubernetes(access).get_scale(NS, "checkout")).replicas == 3
+        assert [r.headers["authorization"] for r in server.requests] == ["Bearer sa-token"]
     v6 = in_cluster({"KUBERNETES_SERVICE_HOST": "fd00::1"}, root=tmp_path)
     assert v6.server == "https://[fd00::1]:443"
     with pytest.raises(KubernetesConfigError, match="no service-account token"):
         in_cluster({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, root=tmp_path / "missing")
+    (tmp_path / "ca.crt").unlink()
+    with pytest.raises(KubernetesConfigError, match=f"in-cluster: no cluster CA at {tmp_path}/ca.crt"):
+        in_cluster(env, root=tmp_path)
 
 
 def test_kubeconfig_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
@@ -361,13 +478,15 @@ def test_kubeconfig_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
         {"token": "t0ken"},
         {"username": "admin", "password": "pw"},
         {"client-certificate-data": "eA==", "client-key-data": "eA=="},
+        {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws"}},
     ],
 )
 def test_credentials_are_refused_over_plain_http_off_loopback(tmp_path: Path, user: dict[str, object]) -> None:
     with pytest.raises(KubernetesConfigError, match="would cross the network in clear text"):
         load_kubeconfig([_kubeconfig(tmp_path / "config", "http://k8s.example:8080", user)])
     # On loopback (kubectl proxy, the tests' fake cluster) plain http stays possible.
-    assert load_kubeconfig([_kubeconfig(tmp_path / "local", "http://127.0.0.1:8001", {"token": "t"})]).token == "t"
+    local = load_kubeconfig([_kubeconfig(tmp_path / "local", "http://127.0.0.1:8001", {"token": "t"})])
+    assert local.config.user is not None and local.config.user.token == "t"
 
 
 def test_skipping_tls_verification_is_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,14 +1,20 @@
-"""A self-signed certificate for tests that need TLS on loopback (SMTP STARTTLS, kubeconfig client certs)."""
+"""TLS on loopback for tests: a self-signed certificate (SMTP STARTTLS, kubeconfig client certs), and a
+VendorServer on https (the Kubernetes fake, with mutual TLS)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
+import tempfile
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.vendor_server import VendorServer
 
 
 def self_signed(common_name: str) -> tuple[bytes, bytes]:
@@ -35,3 +41,34 @@ def self_signed(common_name: str) -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return cert.public_bytes(serialization.Encoding.PEM), pem_key
+
+
+class TlsVendorServer(VendorServer):
+    """A VendorServer on https, as `certificate` (PEM, with its `key`); with `client_ca`, a client must present a
+    certificate that CA signed (mutual TLS, as an API server checking client certificates does)."""
+
+    def __init__(self, certificate: bytes, key: bytes, client_ca: bytes | None = None) -> None:
+        super().__init__()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as tmp:  # ssl loads a key pair from files only
+            cert_file, key_file = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+            cert_file.write_bytes(certificate)
+            key_file.write_bytes(key)
+            self._context.load_cert_chain(cert_file, key_file)
+        if client_ca is not None:
+            self._context.verify_mode = ssl.CERT_REQUIRED
+            self._context.load_verify_locations(cadata=client_ca.decode())
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def start(self) -> TlsVendorServer:
+        super().start()
+        # Before any client connects: accept() then does the handshake (a refused one is dropped by the server).
+        assert self._httpd is not None
+        self._httpd.socket = self._context.wrap_socket(self._httpd.socket, server_side=True)
+        return self
+
+    def __enter__(self) -> TlsVendorServer:
+        return self.start()

@@ -1,40 +1,52 @@
-"""Where the Kubernetes API is and how to authenticate to it: a kubeconfig file, or the pod's service account.
+"""Which Kubernetes API server, and how to authenticate to it: a lightkube configuration, chosen from the environment.
 
-`cluster_access_from_env` picks, in order: `KUBECONFIG` (one or more files, merged as kubectl merges them:
-the first file that sets a name or `current-context` wins), the in-cluster service account (when
+`cluster_access_from_env` picks, in order: `KUBECONFIG` (one or more files, merged as kubectl merges them: the
+first file that sets a name or `current-context` wins), the in-cluster service account (when
 `KUBERNETES_SERVICE_HOST` is set), `~/.kube/config`. `TOCSIN_KUBE_CONTEXT` picks a context other than the
-current one.
+current one. Not lightkube's `KubeConfig.from_env`: it reads `os.environ` (the activities are given their
+environment), tries the pod's account before an explicit KUBECONFIG, reads one file only, and lets the YAML
+parser's message (which quotes the offending line, perhaps a password) through.
 
-Supported credentials: bearer `token` / `tokenFile`, client certificates (`client-certificate(-data)` +
-`client-key(-data)`), basic auth; the cluster's `certificate-authority(-data)` or `insecure-skip-tls-verify`.
-Not supported: `exec` and `auth-provider` plugins (aws eks get-token, gke-gcloud-auth-plugin) and
-`tls-server-name`: give Tocsin a service-account token instead (a Secret of type
-kubernetes.io/service-account-token, or run it in the cluster). Tokens are never logged or put in errors.
+Authentication is lightkube's, as kubectl's: bearer `token` / `tokenFile` (read again when the server answers
+401: projected service-account tokens rotate), `exec` credential plugins (aws eks get-token,
+gke-gcloud-auth-plugin, kubelogin; apiVersion client.authentication.k8s.io/v1beta1, run again on a 401), client
+certificates, basic auth; the cluster's `certificate-authority(-data)` or `insecure-skip-tls-verify`. Refused
+here with the reason: `auth-provider` (gone from kubectl since 1.26) and `tls-server-name` (lightkube would
+ignore it and check the certificate against the wrong name).
+
+KubernetesConfigError is permanent: it names the file, context and setting, never a credential, the file's
+text or an exec plugin's output.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
-import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 import yaml
+from lightkube import ConfigError, SingleConfig
+from lightkube.config.models import Cluster, Context, User
 
 from tocsin.addresses import is_loopback
 from tocsin.runbooks.errors import PermanentRemediationError
 
+M = TypeVar("M", Context, Cluster, User)
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 log = logging.getLogger("tocsin.kubernetes")
 # Sources already warned about (once per process, not once per runbook step).
 _WARNED: set[str] = set()
+# Settings naming files, resolved against the directory of the kubeconfig file that holds them, as kubectl does.
+_CLUSTER_FILES = ("certificate-authority",)
+_USER_FILES = ("client-certificate", "client-key", "tokenFile")
 
 
 class KubernetesConfigError(PermanentRemediationError):
@@ -44,23 +56,15 @@ class KubernetesConfigError(PermanentRemediationError):
 
 @dataclass(frozen=True)
 class ClusterAccess:
-    """How to reach one API server. `token_file` is read again for each request (projected service-account
-    tokens rotate about hourly); `verify` is what httpx takes (an SSLContext, or False)."""
+    """One API server: lightkube's configuration of it (not in the repr: its user holds credentials), and where
+    it came from, for messages."""
 
-    server: str
-    verify: ssl.SSLContext | bool
+    config: SingleConfig = field(repr=False)
     source: str
-    token: str | None = field(default=None, repr=False)
-    token_file: Path | None = None
-    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
 
-    def bearer(self) -> str | None:
-        if self.token_file is not None:
-            try:
-                return self.token_file.read_text(encoding="utf-8").strip() or None
-            except OSError as err:
-                raise KubernetesConfigError(f"cannot read the token file {self.token_file}: {err.strerror}") from None
-        return self.token
+    @property
+    def server(self) -> str:
+        return self.config.cluster.server
 
 
 def cluster_access_from_env(env: Mapping[str, str] | None = None, home: Path | None = None) -> ClusterAccess:
@@ -78,19 +82,21 @@ def cluster_access_from_env(env: Mapping[str, str] | None = None, home: Path | N
 
 
 def in_cluster(env: Mapping[str, str], root: Path = SERVICE_ACCOUNT) -> ClusterAccess:
+    """The pod's service account (lightkube re-reads the token file when a rotated token gets a 401)."""
     host = (env.get("KUBERNETES_SERVICE_HOST") or "").strip()
     port = (env.get("KUBERNETES_SERVICE_PORT") or "443").strip()
     if not host:
         raise KubernetesConfigError("not in a cluster: KUBERNETES_SERVICE_HOST is not set")
     token, ca = root / "token", root / "ca.crt"
-    if not token.exists():
+    if not token.is_file():
         raise KubernetesConfigError(f"in-cluster: no service-account token at {token} (automountServiceAccountToken?)")
-    try:
-        verify = ssl.create_default_context(cafile=str(ca))
-    except (OSError, ssl.SSLError) as err:
-        raise KubernetesConfigError(f"in-cluster: cannot load the cluster CA {ca}: {err}") from None
+    if not ca.is_file():
+        raise KubernetesConfigError(f"in-cluster: no cluster CA at {ca}")
     host = f"[{host}]" if ":" in host else host
-    return ClusterAccess(server=f"https://{host}:{port}", verify=verify, source="in-cluster", token_file=token)
+    cluster = Cluster(server=f"https://{host}:{port}", certificate_auth=str(ca))
+    context = Context(cluster="in-cluster", user="in-cluster")
+    config = SingleConfig("in-cluster", context, cluster, User(token_file=str(token)))
+    return ClusterAccess(config, "in-cluster")
 
 
 def _named(docs: list[tuple[Path, dict[str, Any]]], section: str, name: str) -> tuple[Path, dict[str, Any]]:
@@ -125,96 +131,90 @@ def load_kubeconfig(paths: list[Path], context: str | None = None) -> ClusterAcc
     cluster_path, cluster = _named(docs, "clusters", str(ctx.get("cluster")))
     user_path, user = _named(docs, "users", str(ctx.get("user")))
     source = f"kubeconfig {cluster_path} (context {name})"
-    server = str(cluster.get("server") or "").rstrip("/")
+    _check(source, cluster, user, str(ctx.get("user")))
+    cluster = _resolved(source, cluster, _CLUSTER_FILES, cluster_path.parent)
+    user = _resolved(source, user, _USER_FILES, user_path.parent)
+    if cluster.get("insecure-skip-tls-verify") and source not in _WARNED:
+        _WARNED.add(source)
+        log.warning("%s: insecure-skip-tls-verify: the API server's certificate is not checked", source)
+    user_name = str(ctx.get("user"))
+    config = SingleConfig(
+        name,
+        _model(f"{source}: context {name!r}", ctx, Context),
+        _model(f"{source}: cluster {ctx.get('cluster')!r}", cluster, Cluster),
+        _model(f"{source}: user {user_name!r}", user, User),
+    )
+    return ClusterAccess(config, source)
+
+
+def _model(where: str, entry: dict[str, Any], model: type[M]) -> M:
+    """`entry` as lightkube's model of it."""
+    try:
+        return msgspec.convert(entry, model)
+    except msgspec.ValidationError as err:  # its message names the setting and the type, never the value
+        raise KubernetesConfigError(f"{where}: {err}") from None
+
+
+def _check(source: str, cluster: Mapping[str, Any], user: Mapping[str, Any], user_name: str) -> None:
+    server = str(cluster.get("server") or "")
     if not server.startswith(("https://", "http://")):
         raise KubernetesConfigError(f"{source}: the cluster has no http(s) server")
-    for unsupported in ("exec", "auth-provider"):
-        if unsupported in user:
-            raise KubernetesConfigError(
-                f"{source}: user {ctx.get('user')!r} authenticates with {unsupported}, which Tocsin does not run; "
-                "give it a service-account token (token or tokenFile)"
-            )
+    if "auth-provider" in user:
+        raise KubernetesConfigError(
+            f"{source}: user {user_name!r} authenticates with auth-provider, which kubectl itself dropped; "
+            "use its exec plugin (gke-gcloud-auth-plugin, kubelogin) or a service-account token"
+        )
     if cluster.get("tls-server-name"):
         raise KubernetesConfigError(f"{source}: tls-server-name is not supported")
-    credentials = any(user.get(k) for k in ("token", "tokenFile", "username", "client-certificate", "client-key"))
-    credentials = credentials or any(user.get(f"{k}-data") for k in ("client-certificate", "client-key"))
+    inline = {
+        "certificate-authority-data": cluster.get("certificate-authority-data"),
+        "client-certificate-data": user.get("client-certificate-data"),
+        "client-key-data": user.get("client-key-data"),
+    }
+    for key, value in inline.items():
+        try:
+            base64.b64decode(str(value or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise KubernetesConfigError(f"{source}: {key} is not base64") from None
+    has_cert = bool(user.get("client-certificate") or user.get("client-certificate-data"))
+    if has_cert != bool(user.get("client-key") or user.get("client-key-data")):
+        raise KubernetesConfigError(f"{source}: a client certificate needs its key, and a key its certificate")
+    credentials = any(user.get(k) for k in ("token", "tokenFile", "username", "exec")) or has_cert
     if server.startswith("http://") and credentials and not is_loopback(urlsplit(server).hostname or ""):
         raise KubernetesConfigError(
             f"{source}: the server is http://, so its credentials would cross the network in clear text; "
             "use https (plain http is accepted only on loopback, e.g. kubectl proxy)"
         )
-    if cluster.get("insecure-skip-tls-verify") and source not in _WARNED:
-        _WARNED.add(source)
-        log.warning("%s: insecure-skip-tls-verify: the API server's certificate is not checked", source)
-    verify = _tls(source, cluster, cluster_path.parent, user, user_path.parent)
-    token_file = _path(user.get("tokenFile"), user_path.parent)
-    basic = (str(user["username"]), str(user.get("password") or "")) if user.get("username") else None
-    return ClusterAccess(
-        server=server,
-        verify=verify,
-        source=source,
-        token=str(user["token"]) if user.get("token") else None,
-        token_file=token_file,
-        basic_auth=basic,
-    )
 
 
-def _path(value: Any, base: Path) -> Path | None:
-    if not value:
-        return None
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else base / path
+def _resolved(source: str, entry: dict[str, Any], keys: tuple[str, ...], base: Path) -> dict[str, Any]:
+    """`entry` with its file settings made absolute, each one checked now rather than at the first request."""
+    resolved = dict(entry)
+    for key in keys:
+        if not entry.get(key):
+            continue
+        path = Path(str(entry[key])).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise KubernetesConfigError(f"{source}: {key} {path} is not a readable file")
+        resolved[key] = str(path)
+    return resolved
 
 
-def _data(source: str, item: str, value: Any) -> bytes:
-    try:
-        return base64.b64decode(str(value), validate=True)
-    except (binascii.Error, ValueError):
-        raise KubernetesConfigError(f"{source}: {item}-data is not base64") from None
-
-
-def _tls(
-    source: str, cluster: dict[str, Any], cluster_dir: Path, user: dict[str, Any], user_dir: Path
-) -> ssl.SSLContext | bool:
-    if cluster.get("insecure-skip-tls-verify"):
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        try:
-            if cluster.get("certificate-authority-data"):
-                ca = _data(source, "certificate-authority", cluster["certificate-authority-data"])
-                context = ssl.create_default_context(cadata=ca.decode("ascii", errors="replace"))
-            else:
-                ca_file = _path(cluster.get("certificate-authority"), cluster_dir)
-                context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        except (OSError, ssl.SSLError) as err:
-            raise KubernetesConfigError(f"{source}: cannot load the cluster CA: {err}") from None
-    cert = _pem(source, "client-certificate", user, user_dir)
-    key = _pem(source, "client-key", user, user_dir)
-    if cert and key:
-        # ssl loads a key pair from files only: written to a private temporary directory, loaded, removed.
-        with tempfile.TemporaryDirectory(prefix="tocsin-kube-") as tmp:
-            cert_file, key_file = Path(tmp) / "client.crt", Path(tmp) / "client.key"
-            for file, content in ((cert_file, cert), (key_file, key)):
-                file.touch(mode=0o600)
-                file.write_bytes(content)
-            try:
-                context.load_cert_chain(str(cert_file), str(key_file))
-            except ssl.SSLError as err:
-                raise KubernetesConfigError(f"{source}: the client certificate or key is not usable: {err}") from None
-    elif cert or key:
-        raise KubernetesConfigError(f"{source}: a client certificate needs its key, and a key its certificate")
-    return context
-
-
-def _pem(source: str, item: str, user: dict[str, Any], base: Path) -> bytes | None:
-    if user.get(f"{item}-data"):
-        return _data(source, item, user[f"{item}-data"])
-    path = _path(user.get(item), base)
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise KubernetesConfigError(f"{source}: cannot read {item} {path}: {err.strerror}") from None
+def credential_problem(access: ClusterAccess, err: Exception) -> KubernetesConfigError | None:
+    """What went wrong while lightkube authenticated a request (reading the token file, running the exec plugin),
+    or None when `err` is not about credentials."""
+    user = access.config.user or User()
+    if isinstance(err, ConfigError):
+        # lightkube appends a failed plugin's error output after ": ": it may quote credentials, so never that.
+        return KubernetesConfigError(f"{access.source}: {str(err).partition(': ')[0]}")
+    if user.exec is not None and isinstance(err, OSError):
+        return KubernetesConfigError(
+            f"{access.source}: cannot run the exec plugin {user.exec.command!r}: {err.strerror}"
+        )
+    if user.exec is not None and isinstance(err, json.JSONDecodeError | KeyError | TypeError):
+        # lightkube reads status.token of the JSON the plugin printed: not JSON, or no token in it.
+        return KubernetesConfigError(f"{access.source}: the exec plugin {user.exec.command!r} printed no token")
+    if user.token_file is not None and isinstance(err, OSError):
+        return KubernetesConfigError(f"{access.source}: cannot read the token file {user.token_file}: {err.strerror}")
+    return None

@@ -1,13 +1,12 @@
-"""Kubernetes for runbooks: the `Kubernetes` protocol the activities use, and its adapter for the apps/v1 API.
+"""Kubernetes for runbooks: the `Kubernetes` protocol the activities use, and the pure helpers around it.
 
-The adapter is ~200 lines of httpx against four endpoints (a Deployment, its scale subresource, its
-ReplicaSets), rather than the official client (synchronous, 50 MB of generated models) or lightkube
-(a fine httpx-based client, but one more dependency for four calls): the requests, the errors and their
-retry semantics are all visible here. Credentials come from tocsin.runbooks.kubeconfig.
+The protocol is implemented by HttpKubernetes (tocsin.runbooks.kubernetes_api) on lightkube's async client;
+which cluster, and the credentials, come from tocsin.runbooks.kubeconfig.
 
 Errors (tocsin.runbooks.errors): 400/401/403/404/422 are permanent; 409 (someone changed the object since it
 was read: optimistic concurrency on resourceVersion) is retryable as kind "Conflict", and a retry reads again;
-429 and 5xx are retryable after the server's Retry-After; timeouts and refused connections are retryable.
+429 and 5xx are retryable after the server's Retry-After; timeouts and refused connections are retryable;
+configuration and credential problems (KubernetesConfigError) are permanent.
 
 Retries and at-least-once activities: every call is idempotent when used as the helpers here use it.
 `rollout_restart` takes the restart time from the caller (the workflow's clock), so a repeated call patches
@@ -23,12 +22,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
-from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
-from tocsin.runbooks.guardrails import kubernetes_name_problem
+from tocsin.runbooks.errors import RetryableRemediationError
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
@@ -95,24 +92,6 @@ class ConflictError(RetryableRemediationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "Conflict")
-
-
-def _checked(kind: str, value: str) -> str:
-    # Defence in depth: names reach URL paths, so they are validated again right before a request.
-    problem = kubernetes_name_problem(kind, value)
-    if problem:
-        raise PermanentRemediationError(problem, "Invalid")
-    return quote(value)
-
-
-def deployment_path(namespace: str, deployment: str, subresource: str = "") -> str:
-    name = _checked("deployment", deployment)
-    path = f"/apis/apps/v1/namespaces/{_checked('namespace', namespace)}/deployments/{name}"
-    return f"{path}/{subresource}" if subresource else path
-
-
-def replicasets_path(namespace: str) -> str:
-    return f"/apis/apps/v1/namespaces/{_checked('namespace', namespace)}/replicasets"
 
 
 def rollout_status_of(deployment: Mapping[str, Any]) -> RolloutStatus:
