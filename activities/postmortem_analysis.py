@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 
-from tocsin.postmortem.llm import DEFAULT_TIMEOUT, analyze
+from tocsin.postmortem.llm.client import analyze
+from tocsin.postmortem.llm.config import DEFAULT_TIMEOUT
 from tocsin.postmortem.models import Analysis, AnalysisRequest
 
 

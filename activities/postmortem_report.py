@@ -51,7 +51,7 @@ from tocsin.postmortem.publish import (
     states_by_date,
     unpublished,
 )
-from tocsin.postmortem.report import ReportRenderer, ReportTemplateError
+from tocsin.postmortem.report.render import ReportRenderer, ReportTemplateError
 from tocsin.state_dir import private_dir
 
 log = logging.getLogger("tocsin.postmortem")

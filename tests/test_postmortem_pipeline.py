@@ -194,7 +194,7 @@ def play_github(server: VendorServer, clock: Clock) -> tuple[FakeGitHubRepo, Fak
 
 
 def evidence_lines(user_message: str) -> list[dict[str, Any]]:
-    """The <evidence> block tocsin/postmortem/llm.py sends: one JSON object a line."""
+    """The <evidence> block tocsin/postmortem/llm/prompt.py sends: one JSON object a line."""
     block = user_message.split("<evidence>\n", 1)[1].split("</evidence>", 1)[0]
     return [json.loads(line) for line in block.splitlines() if line.strip()]
 

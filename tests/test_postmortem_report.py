@@ -33,7 +33,8 @@ from tocsin.postmortem.models import (
     SourceResult,
     TimelineEvent,
 )
-from tocsin.postmortem.report import ReportRenderer, ReportTemplateError, build_view, md_escape
+from tocsin.postmortem.report.render import ReportRenderer, ReportTemplateError, md_escape
+from tocsin.postmortem.report.view import build_view
 
 GOLDEN = Path(__file__).parent / "fixtures" / "postmortem-golden.md"
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -494,7 +495,7 @@ async def test_render_activity_fails_for_good_on_a_bad_template(tmp_path: Path) 
 
 
 def test_the_built_in_report_templates_never_come_from_the_working_directory(tmp_path, monkeypatch) -> None:
-    from tocsin.postmortem.report import HTML_TEMPLATE, MARKDOWN_TEMPLATE, template_dir
+    from tocsin.postmortem.report.render import HTML_TEMPLATE, MARKDOWN_TEMPLATE, template_dir
     from tocsin.sandboxed_templates import BUILTIN_DIRS
 
     planted = tmp_path / "templates"
