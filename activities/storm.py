@@ -16,6 +16,7 @@ from temporalio.common import Priority
 from tocsin import storm
 from tocsin.incidents import open_or_signal
 from tocsin.models import INCIDENT_TASK_QUEUE
+from tocsin.policy.limits import STORM_SERVICE
 from tocsin.policy.models import Policy
 from tocsin.policy.priority import STORM_GUARD
 from tocsin.policy.triage import TriggerRequest, plan_incident
@@ -72,7 +73,7 @@ class StormActivities:
         """Open the storm incident (as severe as its most severe member) or add the members to it."""
         severity = storm.most_severe([m.severity for m in members])
         trigger = TriggerRequest(
-            service=storm.STORM_SERVICE,
+            service=STORM_SERVICE,
             severity=severity,
             title=f"Alert storm: more than {self.policy.intake.storm.threshold} new incidents at once",
             labels={"alertname": storm.STORM_ALERTNAME},

@@ -23,7 +23,6 @@ from tocsin.storm_models import (
     StormRecord,
 )
 
-STORM_SERVICE = "storm"
 STORM_ALERTNAME = "TocsinAlertStorm"
 # Answers remembered for retried admissions (a retry comes within seconds); bounds the guard's carried state.
 DECIDED_KEPT = 1000

@@ -43,7 +43,8 @@ import httpx
 from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.vendor_settings import http_url, setting
-from tocsin.policy.status_page import StatusPagePolicy, public_update, worker_status_page
+from tocsin.policy.loader import worker_status_page
+from tocsin.policy.status_page import StatusPagePolicy, public_update
 
 VENDOR = "statuspage"
 DEFAULT_API_URL = "https://api.statuspage.io/v1"

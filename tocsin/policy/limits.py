@@ -24,6 +24,10 @@ class Limits(Strict):
     timeline_entries: int = Field(default=500, ge=50, le=2000)
 
 
+# The service of the storm incident that pages for a burst: never a status-page component (its members are).
+STORM_SERVICE = "storm"
+
+
 class Storm(Strict):
     """More than `threshold` new incidents within `window` is a storm: one storm incident pages for the rest."""
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from tocsin.bundled import DEFAULT_POLICY
+from tocsin.policy import status_page
 from tocsin.policy.models import LOADING, Policy
+from tocsin.policy.status_page import StatusPagePolicy
 
 _CROSS_REF = re.compile(r"^[a-z_]+(\.[\w-]+)+: ")
 
@@ -18,7 +23,7 @@ class PolicyError(Exception):
     """A policy that cannot be used. str() is the whole message for a person; there is no traceback to read."""
 
 
-def _node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
+def node_at(root: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
     node = root
     for part in path:
         if isinstance(node, yaml.MappingNode):
@@ -61,7 +66,7 @@ def _problem(error: Any) -> str:
     return msg
 
 
-def _format(source: str, root: yaml.Node | None, data: Any, exc: ValidationError) -> str:
+def format_error(source: str, root: yaml.Node | None, data: Any, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         path = _data_path(data, error["loc"])
@@ -74,14 +79,14 @@ def _format(source: str, root: yaml.Node | None, data: Any, exc: ValidationError
             path = [int(p) if p.isdigit() else p for p in dotted.split(".")]
         # A missing key has no line of its own: point at the mapping that should hold it.
         anchor = path[:-1] if error["type"] == "missing" else path
-        node = _node_at(root, anchor)
+        node = node_at(root, anchor)
         where = f"{source}:{node.start_mark.line + 1}" if node is not None and anchor else source
         dotted = ".".join(str(p) for p in path) or "(top level)"
         lines.append(f"{where}: {dotted}: {problem}")
     return "\n".join(lines)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yaml.SafeLoader):
     """YAML lets a later key silently replace an earlier one; in a policy that hides a whole severity level."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -99,7 +104,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         root = yaml.compose(text)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -111,7 +116,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         return Policy.model_validate(data, context=LOADING)
     except ValidationError as exc:
-        raise PolicyError(_format(source, root, data, exc)) from None
+        raise PolicyError(format_error(source, root, data, exc)) from None
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -125,9 +130,13 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(text, str(file))
 
 
-def load_paging_policy(path: str | Path, home: Path) -> tuple[Policy, list[str]]:
-    """The policy new incidents open under: the file, plus the on-call overrides `tocsin oncall override`
-    wrote to `$TOCSIN_HOME/overrides.yaml`. A stale override is left out with a warning, never an outage."""
-    from tocsin.roster.overrides import merge_roster_overrides  # the roster module imports this one
-
-    return merge_roster_overrides(load_policy(path), home / "overrides.yaml")
+def worker_status_page(env: Mapping[str, str] | None = None) -> StatusPagePolicy:
+    """The section of the policy this process runs (`TOCSIN_POLICY`), for a channel that publishes: what the
+    public sees comes from the worker's own policy, never from what a workflow hands the activity. ValueError
+    names the variable at fault."""
+    env = os.environ if env is None else env
+    try:
+        policy = load_policy(Path(env.get("TOCSIN_POLICY") or DEFAULT_POLICY))
+    except PolicyError as err:
+        raise ValueError(f"TOCSIN_POLICY: {err}") from None
+    return status_page.resolve(policy.status_page, env)

@@ -18,16 +18,14 @@ Pure, and safe to import in the workflow sandbox (tocsin.policy.following words 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from string import Formatter
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from tocsin.policy.fields import Strict
-from tocsin.storm import STORM_SERVICE
+from tocsin.policy.limits import STORM_SERVICE
 
 # Severity -> the component's status while an incident is open; any other severity is degraded performance.
 # The same table as tocsin.channels.statuspage.COMPONENT_STATUS (a test holds them equal): the policy package
@@ -117,18 +115,3 @@ def resolve(section: StatusPagePolicy, env: Mapping[str, str]) -> StatusPagePoli
         return StatusPagePolicy.model_validate(data)
     except ValidationError as err:
         raise ValueError(f"TOCSIN_STATUS_COMPONENTS: {err.errors()[0]['msg']}") from None
-
-
-def worker_status_page(env: Mapping[str, str] | None = None) -> StatusPagePolicy:
-    """The section of the policy this process runs (`TOCSIN_POLICY`), for a channel that publishes: what the
-    public sees comes from the worker's own policy, never from what a workflow hands the activity. ValueError
-    names the variable at fault."""
-    # Imported here: tocsin.policy.models holds this module's model, and the loader imports the models.
-    from tocsin.policy.loader import PolicyError, load_policy
-
-    env = os.environ if env is None else env
-    try:
-        policy = load_policy(Path(env.get("TOCSIN_POLICY") or "policies/default.yaml"))
-    except PolicyError as err:
-        raise ValueError(f"TOCSIN_POLICY: {err}") from None
-    return resolve(policy.status_page, env)

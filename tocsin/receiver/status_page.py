@@ -36,9 +36,9 @@ from tocsin import search_attributes as sa
 from tocsin.channels.statuspage import INCIDENT_STATUS
 from tocsin.models import IncidentState
 from tocsin.policy import status_page as public_words
+from tocsin.policy.limits import STORM_SERVICE
 from tocsin.policy.status_page import StatusPagePolicy
 from tocsin.receiver.status_setup import LABELS, StatusPageConfig, html_renderer
-from tocsin.storm import STORM_SERVICE
 
 log = logging.getLogger("tocsin.receiver")
 

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tocsin.policy.loader import PolicyError, _format, _node_at, _UniqueKeyLoader, load_policy
+from tocsin.policy.loader import PolicyError, UniqueKeyLoader, format_error, load_policy, node_at
 from tocsin.policy.models import Policy, RosterOverride
 from tocsin.settings import Settings
 
@@ -128,7 +128,7 @@ def _parse(file: Path) -> tuple[list[RosterOverride], yaml.Node | None]:
         raise PolicyError(f"{file}: cannot read: {exc}") from None
     try:
         root = yaml.compose(text)
-        data: Any = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data: Any = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{file}:{mark.line + 1}" if mark else str(file)
@@ -142,11 +142,11 @@ def _parse(file: Path) -> tuple[list[RosterOverride], yaml.Node | None]:
     try:
         return OverridesFile.model_validate(data).overrides, root
     except ValidationError as exc:
-        raise PolicyError(_format(str(file), root, data, exc)) from None
+        raise PolicyError(format_error(str(file), root, data, exc)) from None
 
 
 def _where(path: str | Path, root: yaml.Node | None, at: list[str | int]) -> str:
-    node = _node_at(root, at)
+    node = node_at(root, at)
     return f"{path}:{node.start_mark.line + 1}" if node is not None else str(path)
 
 
@@ -175,3 +175,9 @@ def _write_atomically(file: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def load_paging_policy(path: str | Path, home: Path) -> tuple[Policy, list[str]]:
+    """The policy new incidents open under: the file, plus the on-call overrides `tocsin oncall override`
+    wrote to `$TOCSIN_HOME/overrides.yaml`. A stale override is left out with a warning, never an outage."""
+    return merge_roster_overrides(load_policy(path), home / "overrides.yaml")
