@@ -48,7 +48,8 @@ from tocsin.runbooks.guardrails import check_namespace
 from tocsin.runbooks.http_action import HttpResult, execute_http
 from tocsin.runbooks.kubernetes import Kubernetes, Scale, apply_scale, wait_for_rollout
 from tocsin.runbooks.kubernetes_api import HttpKubernetes
-from tocsin.runbooks.verify import Sample, query_prometheus
+from tocsin.runbooks.verify import Sample
+from tocsin.runbooks.verify_query import query_prometheus
 
 T = TypeVar("T")
 

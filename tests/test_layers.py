@@ -69,6 +69,7 @@ PLACES: dict[str, str] = {
     "tocsin.runbooks.kubernetes_api": "adapters",
     "tocsin.runbooks.kubeconfig": "adapters",
     "tocsin.runbooks.http_action": "adapters",
+    "tocsin.runbooks.verify_query": "adapters",
     "tocsin.postmortem.llm": "adapters",
     "tocsin.postmortem.publish": "adapters",
     "tocsin.postmortem.artifacts": "adapters",

@@ -19,8 +19,8 @@ from tocsin.runbooks.verify import (
     VerifyProgress,
     advance,
     evaluate,
-    query_prometheus,
 )
+from tocsin.runbooks.verify_query import query_prometheus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

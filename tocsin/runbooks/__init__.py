@@ -9,8 +9,9 @@ planned       RunbookPlan and the Planned* steps: the runbook workflow's input; 
 guardrails    pure checks: target_replicas, check_namespace, next_run_allowed_at
 errors        PermanentRemediationError / RetryableRemediationError (and GuardrailViolation)
 kubernetes    the Kubernetes protocol, apply_scale, wait_for_rollout, rollout_status_of
-kubernetes_api  HttpKubernetes: the protocol over apps/v1 with httpx
+kubernetes_api  HttpKubernetes: the protocol over apps/v1 with lightkube
 kubeconfig    credentials: kubeconfig files or the in-cluster service account
 http_action   execute_http: the `http` step, secrets read from the environment as it is sent
-verify        evaluate / advance (pure) and query_prometheus (I/O) for the `verify` step
+verify        evaluate / advance (pure) for the `verify` step
+verify_query  query_prometheus (I/O) for the `verify` step, through tocsin.prometheus
 """

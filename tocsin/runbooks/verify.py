@@ -3,9 +3,7 @@
 Two halves. The pure half, for the workflow: `evaluate` decides one answer (every series must meet the
 condition; no series, or NaN, is no evidence), and `advance` turns a sequence of such checks into passed,
 failed or pending (the condition must hold continuously for `for`, within `timeout`; it fails as soon as
-that can no longer happen). The I/O half, for an activity: `query_prometheus` runs one instant query through
-Tocsin's one Prometheus client (tocsin.prometheus: no retries of its own, so every attempt is a Temporal
-attempt; the URL, perhaps with credentials, from TOCSIN_PROMETHEUS_URL and never in a message).
+that can no longer happen). The I/O half, for an activity, is tocsin.runbooks.verify_query.
 
 The workflow's loop:  progress = VerifyProgress(started_at=now); until outcome != "pending":
 samples = activity(query_prometheus); progress, outcome = advance(step, progress, evaluate(...), now);
@@ -21,8 +19,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tocsin.prometheus import DEFAULT_TIMEOUT, Prometheus, PrometheusError, Scalar
-from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
 from tocsin.runbooks.planned import PlannedVerify
 from tocsin.runbooks.thresholds import parse_threshold
 
@@ -92,19 +88,3 @@ def advance(
     if at >= deadline or earliest > deadline:
         return updated, "failed"
     return updated, "pending"
-
-
-async def query_prometheus(url: str, query: str, query_timeout: float = DEFAULT_TIMEOUT) -> list[Sample]:
-    """One instant query (tocsin.prometheus). RetryableRemediationError when Prometheus cannot answer now;
-    Permanent when it refuses the query (4xx: it will refuse it again) or the answer is not an instant vector
-    or a scalar."""
-    try:
-        answer = await Prometheus(url).instant(query, query_timeout=query_timeout)
-    except PrometheusError as err:
-        if err.retryable:
-            raise RetryableRemediationError(str(err), "PrometheusUnavailable", err.retry_after) from None
-        # A refusal names the query it refused: the step's timeline shows which condition to fix.
-        raise PermanentRemediationError(f"`{query}`: {err}", "BadQuery") from None
-    if isinstance(answer, Scalar):
-        return [Sample(labels={}, value=answer.value)]
-    return [Sample(labels=item.labels, value=item.value) for item in answer]
