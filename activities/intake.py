@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from tocsin.detection import IngestRequest
+from tocsin.detection.contracts import IngestRequest
 from tocsin.intake.ingest import coalescing_sender, ingest_alerts
 from tocsin.intake.models import IngestResult, TemporalUnavailable
 

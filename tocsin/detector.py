@@ -23,7 +23,8 @@ from temporalio.client import (
 from temporalio.common import Priority
 
 from tocsin.addresses import redact
-from tocsin.detection import DetectionInput, detection_triggers
+from tocsin.detection.contracts import DetectionInput
+from tocsin.detection.evaluate import detection_triggers
 from tocsin.durations import format_duration
 from tocsin.models import INCIDENT_TASK_QUEUE
 from tocsin.policy.models import Policy

@@ -1,6 +1,6 @@
 """DetectionWorkflow: one run per tick of the `tocsin-detector` schedule. Pure orchestration.
 
-Each run evaluates every named trigger once (one activity), lets tocsin.detection decide what is pending,
+Each run evaluates every named trigger once (one activity), lets tocsin.detection.evaluate decide what is pending,
 what now fires and what resolved, hands the transitions to intake (an activity), and returns the state the
 schedule gives the next run as its last completion result. Nothing is lost when a run fails: a trigger
 Prometheus could not evaluate keeps its state, and a transition intake did not accept is tried again.
@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.intake import IntakeActivities
     from activities.prometheus import CONCURRENCY, PrometheusActivities
-    from tocsin.detection import (
+    from tocsin.detection.contracts import (
         HANDOFF_CHUNK,
         MAX_ERROR,
         DetectionInput,
@@ -28,12 +28,8 @@ with workflow.unsafe.imports_passed_through():
         EvaluationRequest,
         IngestRequest,
         Transition,
-        details_markdown,
-        detection_triggers,
-        plan_run,
-        settle,
-        to_alert,
     )
+    from tocsin.detection.evaluate import details_markdown, detection_triggers, plan_run, settle, to_alert
 
 # A few quick tries: the next run, one interval later, is the real retry.
 EVALUATION_RETRY = RetryPolicy(

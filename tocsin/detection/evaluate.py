@@ -14,24 +14,35 @@ Alertmanager's, so an incident that hears of a problem from both paths keys and 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from tocsin.detection.contracts import (
+    MAX_ERROR,
+    MAX_VALUE,
+    DetectionResult,
+    DetectionState,
+    Evaluation,
+    FiringSeries,
+    RunPlan,
+    Transition,
+    TriggerEvaluation,
+    TriggerQuery,
+    TriggerSpec,
+    TriggerState,
+)
 from tocsin.intake.models import NormalizedAlert
 from tocsin.policy.models import Policy
-from tocsin.policy.shared import SharedPolicy
 from tocsin.rules import prometheus_rules
 
-# Alerts handed to intake per activity call: an AlertBatch takes at most 1000 events per incident.
-HANDOFF_CHUNK = 500
-MAX_ERROR = 300
-MAX_VALUE = 40
-
 _FNV_OFFSET = 14695981039346656037
+
+
 _FNV_PRIME = 1099511628211
+
+
 _MASK = (1 << 64) - 1
+
+
 _SEPARATOR = 0xFF
 
 
@@ -45,100 +56,6 @@ def alertmanager_fingerprint(labels: dict[str, str]) -> str:
                 h = ((h ^ byte) * _FNV_PRIME) & _MASK
             h = ((h ^ _SEPARATOR) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# --- what the workflow asks Prometheus, and what it hears back -----------------------------------------
-
-
-class TriggerQuery(_Model):
-    id: str = Field(description="'<response workflow>/<alert name>': the trigger's state key")
-    expr: str
-    # Set on every series' labels, overriding them, as Prometheus sets a rule's labels and alertname.
-    labels: dict[str, str]
-
-
-class EvaluationRequest(_Model):
-    queries: list[TriggerQuery]
-    max_series: int = Field(ge=1, le=1000)
-    timeout_seconds: float = Field(gt=0, le=120)
-
-
-class SeriesSample(_Model):
-    # Labels of the series that the trigger's own labels do not override: the alert's are these plus those.
-    labels: dict[str, str]
-    value: str = ""
-
-
-class TriggerEvaluation(_Model):
-    # Alertmanager fingerprint of the alert's labels -> the series.
-    series: dict[str, SeriesSample] = Field(default_factory=dict)
-    # Series returned beyond max_series (not tracked: absent is not "cleared" for this run).
-    truncated: int = 0
-    error: str | None = None
-    # bad_query: Prometheus refused it (4xx, or not an instant vector); unavailable: try again next run.
-    error_kind: Literal["bad_query", "unavailable"] | None = None
-
-
-class Evaluation(_Model):
-    at: datetime
-    triggers: dict[str, TriggerEvaluation]
-
-
-# --- the state carried from run to run ------------------------------------------------------------------
-
-
-class FiringSeries(_Model):
-    labels: dict[str, str] = Field(description="the alert's full labels, to resolve it later")
-    since: datetime = Field(description="when the condition was first seen (the alert's startsAt)")
-
-
-class TriggerState(_Model):
-    pending: dict[str, datetime] = Field(default_factory=dict, description="fingerprint -> first seen")
-    firing: dict[str, FiringSeries] = Field(default_factory=dict)
-
-
-class DetectionState(_Model):
-    triggers: dict[str, TriggerState] = Field(default_factory=dict)
-
-
-class DetectionInput(_Model):
-    """The schedule's action argument: the policy snapshot `tocsin up` registered. No URL, no secret."""
-
-    policy: SharedPolicy
-
-
-class DetectionResult(_Model):
-    """One run's outcome; its `state` is the next run's starting point."""
-
-    run: int = 0
-    at: datetime | None = None
-    state: DetectionState = Field(default_factory=DetectionState)
-    triggers: int = 0
-    evaluated: int = 0
-    pending: int = 0
-    firing: int = 0
-    fired: int = 0
-    resolved: int = 0
-    # trigger id (or "prometheus", "intake", "state") -> what went wrong this run, shortened.
-    errors: dict[str, str] = Field(default_factory=dict)
-
-
-class IngestRequest(_Model):
-    policy: SharedPolicy
-    alerts: list[NormalizedAlert] = Field(min_length=1, max_length=HANDOFF_CHUNK)
-
-
-# --- pure logic -----------------------------------------------------------------------------------------
-
-
-class TriggerSpec(_Model):
-    query: TriggerQuery
-    duration: timedelta
-    summary: str
 
 
 def detection_triggers(policy: Policy) -> list[TriggerSpec]:
@@ -168,24 +85,6 @@ def detection_triggers(policy: Policy) -> list[TriggerSpec]:
                 )
             )
     return specs
-
-
-class Transition(_Model):
-    trigger: str
-    fingerprint: str
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    since: datetime
-    summary: str
-    value: str = ""
-
-
-class RunPlan(_Model):
-    # Pending and firing after this evaluation, before any transition is applied.
-    state: DetectionState
-    transitions: list[Transition] = Field(default_factory=list)
-    evaluated: int = 0
-    errors: dict[str, str] = Field(default_factory=dict)
 
 
 def _short(text: str) -> str:
