@@ -6,7 +6,6 @@ analyzer writes the analysis, and approval publishes the report to disk.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import outbox
 from tocsin.cli import postmortems as cli
-from tocsin.cli.commands import CliError
+from tocsin.cli.common import CliError
 from tocsin.models import POSTMORTEM_TASK_QUEUE, IncidentState, PostMortemInput, TimelineEntry
 from tocsin.policy.models import Policy
 from tocsin.postmortem.state import PostMortemState
@@ -78,22 +77,22 @@ async def test_show_request_changes_and_approve(
         return env.client
 
     await phase_of(env.client, f"postmortem-{key}", "in_review", 1)
-    await cli.show_postmortem(connect, workers, argparse.Namespace(key=key, json=False))
+    await cli.show_postmortem(connect, workers, key)
     shown = capsys.readouterr().out
     assert shown.startswith(f"postmortem-{key}: in review, revision 1\n")
     assert "  metrics: skipped: " in shown and "TOCSIN_PROMETHEUS_URL" in shown
     assert "  changes: skipped: " in shown
     assert "# " in shown and "Checkout down" in shown, "the draft's Markdown follows the state"
 
-    await cli.request_changes(connect, workers, argparse.Namespace(key=key, by="erin", notes="name the deploy"))
+    await cli.request_changes(connect, key, by="erin", notes="name the deploy")
     assert capsys.readouterr().out.strip() == (f"postmortem-{key}: changes requested by erin: revision 2 will follow")
     state = await phase_of(env.client, f"postmortem-{key}", "in_review", 2)
     assert [n.notes for n in state.review_notes] == ["name the deploy"]
     assert "name the deploy" in (workers.postmortem_dir / f"{key}.md").read_text(encoding="utf-8")
 
     with pytest.raises(CliError, match=r"has had 1 rounds of changes \(postmortem.review.max_change_requests\)"):
-        await cli.request_changes(connect, workers, argparse.Namespace(key=key, by="erin", notes="and again"))
-    await cli.approve_postmortem(connect, workers, argparse.Namespace(key=key, by="erin"))
+        await cli.request_changes(connect, key, by="erin", notes="and again")
+    await cli.approve_postmortem(connect, key, by="erin")
     assert capsys.readouterr().out.strip() == f"postmortem-{key}: revision 2 approved by erin"
     await env.sleep(timedelta(minutes=1))
     final = await env.client.get_workflow_handle(f"postmortem-{key}").query("status", result_type=PostMortemState)
@@ -103,4 +102,4 @@ async def test_show_request_changes_and_approve(
     assert any(step.startswith("draft/1/") for step in sent) and any(step.startswith("published/") for step in sent)
 
     with pytest.raises(CliError, match="no post-mortem for incident 'nope'"):
-        await cli.show_postmortem(connect, workers, argparse.Namespace(key="nope", json=False))
+        await cli.show_postmortem(connect, workers, "nope")

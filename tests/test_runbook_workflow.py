@@ -11,7 +11,6 @@ loopback allowed for the admin API's http steps, and two runbooks of the tests' 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import copy
 from collections.abc import Iterator
@@ -215,18 +214,15 @@ async def test_cli_runs_a_runbook_for_an_incident_and_a_person_approves_it(
 
     async with run_workers(env.client, settings, runbooks=stack.activities(policy)):
         inp, _ = await start_incident(env.client, policy, severity="sev2", labels={"database": "orders"})
-        run_args = argparse.Namespace(name="database_performance_optimization", incident=inp.key, by="carol", label=[])
-        await cli.run_for_incident(connect, settings, run_args)
+        await cli.run_for_incident(connect, "database_performance_optimization", inp.key, by="carol", labels={})
         assert capsys.readouterr().out.strip() == (
             f"{inp.key}: database_performance_optimization queued as runbook-{inp.key}-1"
         )
         await env.sleep(timedelta(seconds=10))
 
-        def approval(by: str) -> argparse.Namespace:
-            return argparse.Namespace(key=inp.key, step="approve", by=by, reject=False, note="go", run=None)
-
         on_call = resolve(policy.roster, "primary_oncall", datetime.now(UTC)).people[0].id
-        await cli.approve_step(connect, settings, approval(on_call))
+        approval = ApproveStepRequest(step="approve", by=on_call, approve=True, note="go")
+        await cli.approve_step(connect, inp.key, approval)
         assert capsys.readouterr().out.strip() == f"runbook-{inp.key}-1: approve: approved by {on_call}"
         await env.sleep(timedelta(minutes=15))  # p95 below 1s for 10 minutes
         state = await get_incident(env.client, inp.key)

@@ -1,93 +1,69 @@
-"""The incident commands: trigger, list, show, and the human actions (ack, escalate, mitigate, resolve...)."""
+"""`tocsin incidents list | show`: incidents from Temporal's visibility, one incident's state and timeline."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
-from temporalio.client import Client
+import typer
 
-from tocsin.cli.output import cell, emit_json, table
-from tocsin.incidents import get_incident, list_incidents, open_incident, send_update
+from tocsin.cli.common import Connect, JsonFlag, on_temporal
+from tocsin.cli.output import cell, emit_json, print_table, render, table
+from tocsin.incidents import get_incident, list_incidents
 from tocsin.models import IncidentState, TimelineEntry
-from tocsin.policy.loader import load_paging_policy
-from tocsin.policy.triage import TriageError, TriggerRequest, plan_incident
 from tocsin.settings import Settings
-from tocsin.updates import (
-    AcknowledgeRequest,
-    AnnotateRequest,
-    EscalateRequest,
-    MitigateRequest,
-    ResolveRequest,
-    SetSeverityRequest,
-    UpdateResult,
-)
 
-Connect = Callable[[], Awaitable[Client]]
-"""Commands connect only once their own input is valid, so a typo is reported as a typo even offline."""
+app = typer.Typer(help="list or show incidents")
+
+Status = Literal["triggered", "acknowledged", "mitigated", "resolved"]
 
 
-class CliError(Exception):
-    """Printed as one line on stderr; the command exits non-zero."""
-
-
-def parse_labels(pairs: list[str]) -> dict[str, str]:
-    """`--label NAME=VALUE` options, as a dict; one line of error for a malformed one."""
-    labels = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise CliError(f"--label {pair!r}: expected NAME=VALUE")
-        labels[name] = value
-    return labels
-
-
-async def trigger(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    policy, warnings = load_paging_policy(args.policy or settings.policy, settings.home)
-    for warning in warnings:
-        print(f"tocsin: {warning}", file=sys.stderr)
-    request = TriggerRequest(
-        service=args.service,
-        severity=args.severity,
-        title=args.title,
-        labels=parse_labels(args.label),
-        response_workflow=args.workflow,
-        key=args.key,
-        source="cli",
-    )
-    try:
-        inp = plan_incident(policy, request, datetime.now(UTC))
-    except TriageError as err:
-        raise CliError(str(err)) from None
-    created = await open_incident(await connect(), inp)
-    if args.json:
-        emit_json({"key": inp.key, "created": created, "severity": inp.severity, "title": inp.title})
-    elif created:
-        print(inp.key)
-    else:
-        print(f"{inp.key} (already open)")
-
-
-async def list_cmd(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    rows = await list_incidents(await connect(), args.status, args.severity, args.service, args.limit)
-    if args.json:
-        emit_json([dataclasses.asdict(r) for r in rows])
-        return
-    if not rows:
-        print("no incidents match")
-        return
-    print(
-        table(
+@app.command("list", help="incidents, newest first (a visibility query)")
+def list_command(
+    status: Annotated[Status | None, typer.Option("--status")] = None,
+    severity: Annotated[str | None, typer.Option("--severity")] = None,
+    service: Annotated[str | None, typer.Option("--service")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    async def listing(settings: Settings, connect: Connect) -> None:
+        rows = await list_incidents(await connect(), status, severity, service, limit)
+        if as_json:
+            emit_json([dataclasses.asdict(r) for r in rows])
+            return
+        if not rows:
+            print("no incidents match")
+            return
+        print_table(
             ["key", "sev", "status", "service", "level", "opened", "title"],
             [[r.key, r.severity, r.status, r.service, r.level, r.opened_at, r.title] for r in rows],
         )
-    )
-    if len(rows) == args.limit:
-        print(f"(the first {args.limit}; narrow with --status/--severity/--service or raise --limit)")
+        if len(rows) == limit:
+            print(f"(the first {limit}; narrow with --status/--severity/--service or raise --limit)")
+
+    on_temporal(listing)
+
+
+@app.command("show", help="one incident's state and timeline")
+def show_command(
+    key: Annotated[str, typer.Argument(metavar="KEY")],
+    as_json: JsonFlag = False,
+    page: Annotated[
+        int, typer.Option("--page", help="timeline page, newest first (default 1: the latest)", show_default=False)
+    ] = 1,
+    page_size: Annotated[
+        int, typer.Option("--page-size", help="timeline entries per page (default 50)", show_default=False)
+    ] = 50,
+    whole: Annotated[bool, typer.Option("--all", help="the whole timeline on one page")] = False,
+) -> None:
+    async def showing(settings: Settings, connect: Connect) -> None:
+        state = await get_incident(await connect(), key)
+        if as_json:
+            emit_json(state)
+        else:
+            print(_describe(state, page, 0 if whole else page_size))
+
+    on_temporal(showing)
 
 
 def _timeline_page(state: IncidentState, page: int, size: int) -> tuple[list[TimelineEntry], str]:
@@ -107,6 +83,7 @@ def _timeline_page(state: IncidentState, page: int, size: int) -> tuple[list[Tim
 
 
 def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
+    """The incident as plain text (facts, then the timeline table): `size` 0 shows the whole timeline."""
     facts = [
         ("key", state.key),
         ("title", state.title),
@@ -130,7 +107,7 @@ def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
     ]
     head = "\n".join(f"{name:>17}: {cell(value)}" for name, value in facts)
     entries, note = _timeline_page(state, page, size) if size else (state.timeline, "")
-    timeline = table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in entries])
+    timeline = render(table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in entries]))
     return f"{head}\n\n{timeline}" + (f"\n({note})" if note else "")
 
 
@@ -149,38 +126,3 @@ def _storm(state: IncidentState) -> str | None:
         held = "paging held" if state.paging_held else "paging resumed"
         return f"member of {state.storm_key} ({held})"
     return None
-
-
-async def show(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    state = await get_incident(await connect(), args.key)
-    if args.json:
-        emit_json(state)
-    else:
-        print(_describe(state, args.page, 0 if args.all else args.page_size))
-
-
-def _print_result(result: UpdateResult, args: argparse.Namespace) -> None:
-    if args.json:
-        emit_json(result)
-    else:
-        print(
-            f"{result.key}: {result.message} (status {result.status}, {result.severity}, "
-            f"level {result.escalation_level})"
-        )
-
-
-# command -> (update name, request model, the command's own options copied into the request)
-HUMAN_ACTIONS: dict[str, tuple[str, type[BaseModel], tuple[str, ...]]] = {
-    "ack": ("acknowledge", AcknowledgeRequest, ()),
-    "escalate": ("escalate", EscalateRequest, ("reason",)),
-    "mitigate": ("mitigate", MitigateRequest, ("summary",)),
-    "resolve": ("resolve", ResolveRequest, ("summary",)),
-    "annotate": ("annotate", AnnotateRequest, ("text",)),
-    "severity": ("set_severity", SetSeverityRequest, ("severity", "reason")),
-}
-
-
-async def human_action(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    update, model, options = HUMAN_ACTIONS[args.command]
-    request = model(by=args.by, request_id=args.request_id, **{o: getattr(args, o) for o in options})
-    _print_result(await send_update(await connect(), args.key, update, request), args)

@@ -7,35 +7,46 @@ regenerated with the notes. Decisions are Temporal updates: refused (one line, e
 
 from __future__ import annotations
 
-import argparse
 import uuid
+from typing import Annotated
 
+import typer
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tocsin.cli.commands import CliError, Connect
+from tocsin.cli.common import CliError, Connect, IncidentKey, JsonFlag, RequiredBy, on_temporal
 from tocsin.cli.output import emit_json
 from tocsin.models import postmortem_workflow_id
 from tocsin.postmortem.state import ApproveRequest, PostMortemState, RequestChangesRequest, ReviewAnswer
 from tocsin.settings import Settings
 
+app = typer.Typer(help="post-mortems: show a draft, approve it or request changes")
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    pm = sub.add_parser("postmortem", help="post-mortems: show a draft, approve it or request changes")
-    pm_sub = pm.add_subparsers(dest="postmortem_command", required=True, metavar="SUBCOMMAND")
-    show = pm_sub.add_parser("show", help="a post-mortem's state and its latest draft")
-    show.add_argument("key", help="the incident key")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=show_postmortem)
-    approve = pm_sub.add_parser("approve", help="approve the draft: it is published and followed through")
-    approve.add_argument("key")
-    approve.add_argument("--by", required=True)
-    approve.set_defaults(func=approve_postmortem)
-    changes = pm_sub.add_parser("request-changes", help="have the draft regenerated with your notes")
-    changes.add_argument("key")
-    changes.add_argument("--by", required=True)
-    changes.add_argument("--notes", required=True)
-    changes.set_defaults(func=request_changes)
+Key = Annotated[str, typer.Argument(metavar="KEY")]
+
+
+@app.command("show", help="a post-mortem's state and its latest draft")
+def show_command(key: IncidentKey, as_json: JsonFlag = False) -> None:
+    async def showing(settings: Settings, connect: Connect) -> None:
+        await show_postmortem(connect, settings, key, as_json)
+
+    on_temporal(showing)
+
+
+@app.command("approve", help="approve the draft: it is published and followed through")
+def approve_command(key: Key, by: RequiredBy) -> None:
+    async def approving(settings: Settings, connect: Connect) -> None:
+        await approve_postmortem(connect, key, by)
+
+    on_temporal(approving)
+
+
+@app.command("request-changes", help="have the draft regenerated with your notes")
+def request_changes_command(key: Key, by: RequiredBy, notes: Annotated[str, typer.Option("--notes")]) -> None:
+    async def requesting(settings: Settings, connect: Connect) -> None:
+        await request_changes(connect, key, by, notes)
+
+    on_temporal(requesting)
 
 
 async def _state(client: Client, key: str) -> PostMortemState:
@@ -49,9 +60,9 @@ async def _state(client: Client, key: str) -> PostMortemState:
     return state
 
 
-async def show_postmortem(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    state = await _state(await connect(), args.key)
-    if args.json:
+async def show_postmortem(connect: Connect, settings: Settings, key: str, as_json: bool = False) -> None:
+    state = await _state(await connect(), key)
+    if as_json:
         emit_json(state)
         return
     print(f"postmortem-{state.key}: {state.phase.replace('_', ' ')}, revision {state.revision}")
@@ -83,10 +94,10 @@ async def _decide(connect: Connect, key: str, update: str, request: ApproveReque
     print(f"postmortem-{answer.key}: {answer.message}")
 
 
-async def approve_postmortem(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    await _decide(connect, args.key, "approve", ApproveRequest(by=args.by, request_id=str(uuid.uuid4())))
+async def approve_postmortem(connect: Connect, key: str, by: str) -> None:
+    await _decide(connect, key, "approve", ApproveRequest(by=by, request_id=str(uuid.uuid4())))
 
 
-async def request_changes(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
-    request = RequestChangesRequest(by=args.by, notes=args.notes, request_id=str(uuid.uuid4()))
-    await _decide(connect, args.key, "request_changes", request)
+async def request_changes(connect: Connect, key: str, by: str, notes: str) -> None:
+    request = RequestChangesRequest(by=by, notes=notes, request_id=str(uuid.uuid4()))
+    await _decide(connect, key, "request_changes", request)

@@ -11,47 +11,24 @@ timeline. `approve KEY STEP --by NAME` decides that run's approval step (NAME mu
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import Annotated
 
+import typer
 from temporalio.client import WorkflowUpdateFailedError
 
-from tocsin.cli.commands import CliError, Connect, parse_labels
+from tocsin.cli.common import CliError, Connect, IncidentKey, PolicyOption, RequiredBy, on_temporal, parse_labels
 from tocsin.incidents import get_incident, send_update
 from tocsin.policy.loader import load_policy
 from tocsin.policy.models import ExecuteRunbook, Policy
 from tocsin.runbooks.contracts import ApproveStepRequest, RunRunbookRequest
 from tocsin.runbooks.plan import plan_from_policy
 from tocsin.runbooks.planned import plan_digest
-from tocsin.settings import Settings
+from tocsin.settings import Settings, load_settings
 
+app = typer.Typer(help="runbooks from the policy: show what one would do")
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runbook = sub.add_parser("runbook", help="runbooks from the policy: show what one would do")
-    runbook_sub = runbook.add_subparsers(dest="runbook_command", required=True, metavar="SUBCOMMAND")
-    dry = runbook_sub.add_parser("dry-run", help="print the resolved plan of a runbook without touching anything")
-    dry.add_argument("name", help="a runbook of the policy's `runbooks:` section")
-    dry.add_argument("--service", required=True)
-    dry.add_argument("--severity", help="default: the severity of the response workflow that runs it")
-    dry.add_argument("--label", action="append", default=[], metavar="NAME=VALUE", help="incident label (repeatable)")
-    dry.add_argument("--policy", help="default: TOCSIN_POLICY or policies/default.yaml")
-    dry.add_argument("--json", action="store_true", help="the plan as JSON (the runbook workflow's input)")
-    start = runbook_sub.add_parser("run", help="run a runbook for an open incident (as runbook-<key>-<n>)")
-    start.add_argument("name", help="a runbook of the policy's `runbooks:` section")
-    start.add_argument("--incident", required=True, metavar="KEY")
-    start.add_argument("--by", required=True, help="who asks for it (on the incident's timeline)")
-    start.add_argument(
-        "--label", action="append", default=[], metavar="NAME=VALUE", help="over the incident's labels (repeatable)"
-    )
-    start.set_defaults(func=run_for_incident)
-    approve = runbook_sub.add_parser("approve", help="approve (or --reject) a runbook step that waits for a person")
-    approve.add_argument("key", help="the incident key")
-    approve.add_argument("step", help="the approval step's name")
-    approve.add_argument("--by", required=True)
-    approve.add_argument("--reject", action="store_true", help="reject instead: the runbook compensates and stops")
-    approve.add_argument("--note", default="")
-    approve.add_argument("--run", type=int, help="which run of the incident (default: its latest)")
-    approve.set_defaults(func=approve_step)
+RunbookName = Annotated[str, typer.Argument(metavar="NAME", help="a runbook of the policy's `runbooks:` section")]
 
 
 def default_severity(policy: Policy, runbook: str) -> str:
@@ -63,39 +40,86 @@ def default_severity(policy: Policy, runbook: str) -> str:
     return policy.lifecycle.default_severity
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    policy = load_policy(args.policy or settings.policy)
-    severity = args.severity or default_severity(policy, args.name)
-    if severity not in policy.incident_classification.severity_levels:
-        known = ", ".join(policy.incident_classification.severity_levels)
+@app.command("dry-run", help="print the resolved plan of a runbook without touching anything")
+def dry_run(
+    name: RunbookName,
+    service: Annotated[str, typer.Option("--service")],
+    severity: Annotated[
+        str | None, typer.Option("--severity", help="default: the severity of the response workflow that runs it")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", metavar="NAME=VALUE", help="incident label (repeatable)")
+    ] = None,
+    policy: PolicyOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON (the runbook workflow's input)")] = False,
+) -> None:
+    settings = load_settings()  # first, as for every command: a malformed setting is reported even here
+    loaded = load_policy(policy or settings.policy)
+    severity = severity or default_severity(loaded, name)
+    if severity not in loaded.incident_classification.severity_levels:
+        known = ", ".join(loaded.incident_classification.severity_levels)
         raise CliError(f"unknown severity {severity!r} (known: {known})")
-    plan = plan_from_policy(policy, args.name, service=args.service, severity=severity, labels=parse_labels(args.label))
-    if args.json:
+    plan = plan_from_policy(loaded, name, service=service, severity=severity, labels=parse_labels(label))
+    if as_json:
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
     else:
         print(plan.describe())
         # The same digest is on the timeline when a worker with this policy runs the runbook.
         print(f"Plan sha256: {plan_digest(plan)}")
         print("Dry run: nothing was changed.")
-    return 1 if plan.violations else 0
+    if plan.violations:
+        raise typer.Exit(1)
 
 
-async def run_for_incident(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+@app.command("run", help="run a runbook for an open incident (as runbook-<key>-<n>)")
+def run_command(
+    name: RunbookName,
+    incident: Annotated[str, typer.Option("--incident", metavar="KEY")],
+    by: Annotated[str, typer.Option("--by", help="who asks for it (on the incident's timeline)")],
+    label: Annotated[
+        list[str] | None, typer.Option("--label", metavar="NAME=VALUE", help="over the incident's labels (repeatable)")
+    ] = None,
+) -> None:
+    labels = parse_labels(label)
+
+    async def running(settings: Settings, connect: Connect) -> None:
+        await run_for_incident(connect, name, incident, by, labels)
+
+    on_temporal(running)
+
+
+async def run_for_incident(connect: Connect, name: str, incident: str, by: str, labels: dict[str, str]) -> None:
     client = await connect()
-    request = RunRunbookRequest(runbook=args.name, by=args.by, labels=parse_labels(args.label))
-    result = await send_update(client, args.incident, "run_runbook", request)
+    result = await send_update(client, incident, "run_runbook", RunRunbookRequest(runbook=name, by=by, labels=labels))
     print(f"{result.key}: {result.message}")
 
 
-async def approve_step(connect: Connect, settings: Settings, args: argparse.Namespace) -> None:
+@app.command("approve", help="approve (or --reject) a runbook step that waits for a person")
+def approve_command(
+    key: IncidentKey,
+    step: Annotated[str, typer.Argument(metavar="STEP", help="the approval step's name")],
+    by: RequiredBy,
+    reject: Annotated[bool, typer.Option("--reject", help="reject instead: the runbook compensates and stops")] = False,
+    note: Annotated[str, typer.Option("--note")] = "",
+    run: Annotated[int | None, typer.Option("--run", help="which run of the incident (default: its latest)")] = None,
+) -> None:
+    request = ApproveStepRequest(step=step, by=by, approve=not reject, note=note)
+
+    async def approving(settings: Settings, connect: Connect) -> None:
+        await approve_step(connect, key, request, run)
+
+    on_temporal(approving)
+
+
+async def approve_step(connect: Connect, key: str, request: ApproveStepRequest, run: int | None = None) -> None:
+    """Decide `request.step` of the incident's run `run` (default: its latest runbook run)."""
     client = await connect()
-    state = await get_incident(client, args.key)
+    state = await get_incident(client, key)
     if not state.runbooks:
-        raise CliError(f"incident {args.key} has run no runbook")
-    if args.run is not None and not 1 <= args.run <= len(state.runbooks):
-        raise CliError(f"incident {args.key} has runs 1 to {len(state.runbooks)}")
-    workflow_id = state.runbooks[(args.run or len(state.runbooks)) - 1]
-    request = ApproveStepRequest(step=args.step, by=args.by, approve=not args.reject, note=args.note)
+        raise CliError(f"incident {key} has run no runbook")
+    if run is not None and not 1 <= run <= len(state.runbooks):
+        raise CliError(f"incident {key} has runs 1 to {len(state.runbooks)}")
+    workflow_id = state.runbooks[(run or len(state.runbooks)) - 1]
     try:
         answer = await client.get_workflow_handle(workflow_id).execute_update("approve_step", request, result_type=str)
     except WorkflowUpdateFailedError as err:

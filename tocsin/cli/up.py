@@ -1,24 +1,50 @@
-"""`tocsin up`: the whole product in the foreground. `tocsin worker`, `tocsin receiver`: one part alone."""
+"""`tocsin up`: the whole product in the foreground. `tocsin worker`, `tocsin receiver`: one part alone.
+
+The worker (every workflow and activity), the detector and the receiver (FastAPI, uvicorn) are imported only
+by the command that runs them: every other command starts about half a second sooner without them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 
+import typer
+
 from tocsin import search_attributes as sa
 from tocsin.client import connect_when_ready
-from tocsin.detector import ensure_detector_schedule
 from tocsin.devserver import DevServer
-from tocsin.policy.loader import load_paging_policy
+from tocsin.policy.overrides import load_paging_policy
 from tocsin.prometheus import prometheus_url_from_env
 from tocsin.receiver.config import load_receiver_config
-from tocsin.settings import Settings
+from tocsin.settings import Settings, load_settings
 from tocsin.state_dir import hold_home, prepare_home
-from worker.main import build_workers, run_workers, serve
 
-log = logging.getLogger("tocsin.up")
+app = typer.Typer()
+
+SERVING = ("up", "worker", "receiver")
+"""The commands that run until stopped: they log at INFO, the others only warnings."""
+
+
+@app.command(
+    "up",
+    help="start Temporal (unless TEMPORAL_ADDRESS is set), the worker and the alert receiver, in the foreground",
+)
+def up_command() -> None:
+    asyncio.run(up(load_settings()))
+
+
+@app.command("worker", help="run the worker alone against TEMPORAL_ADDRESS or the local server")
+def worker_command() -> None:
+    asyncio.run(worker_only(load_settings()))
+
+
+@app.command(
+    "receiver", help="run the alert receiver alone (TOCSIN_HTTP_HOST:TOCSIN_HTTP_PORT) against TEMPORAL_ADDRESS"
+)
+def receiver_command() -> None:
+    asyncio.run(receiver_only(load_settings()))
 
 
 def _stop_event() -> asyncio.Event:
@@ -42,8 +68,9 @@ async def up(settings: Settings) -> None:
 
 
 async def _up(settings: Settings) -> None:
-    # The receiver (FastAPI, uvicorn) is imported only by the commands that serve it: the CLI stays quick.
+    from tocsin.detector import ensure_detector_schedule
     from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
+    from worker.main import build_workers, run_workers
 
     policy, warnings = load_paging_policy(settings.policy, settings.home)  # a bad policy stops us here
     for warning in warnings:
@@ -92,6 +119,8 @@ async def _up(settings: Settings) -> None:
 
 
 async def worker_only(settings: Settings) -> None:
+    from worker.main import serve
+
     # No lock: a worker may run beside `tocsin up` on the same home (the outbox is safe to share). `serve`
     # still makes what it writes owner-only.
     await serve(settings)
