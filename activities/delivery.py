@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.outbox import Outbox
 from tocsin.channels.base import Channel, Message, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.pacing import Pacer, Urgency, pace_of
-from tocsin.models import Delivery, DeliveryReceipt
+from tocsin.incident.contracts import Delivery, DeliveryReceipt
 from tocsin.policy.priority import DEFAULT
 
 log = logging.getLogger("tocsin.delivery")

@@ -7,8 +7,8 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from tocsin.detection.contracts import IngestRequest
+from tocsin.intake.contracts import IngestResult, TemporalUnavailable
 from tocsin.intake.ingest import coalescing_sender, ingest_alerts
-from tocsin.intake.models import IngestResult, TemporalUnavailable
 
 
 class IntakeActivities:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from tocsin.models import PostMortemInput, PostMortemResult
+from tocsin.incident.contracts import PostMortemInput, PostMortemResult
 from tocsin.state_dir import private_dir, write_private
 
 

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 
+from tocsin.postmortem.contracts import Analysis, AnalysisRequest
 from tocsin.postmortem.llm.client import analyze
 from tocsin.postmortem.llm.config import DEFAULT_TIMEOUT
-from tocsin.postmortem.models import Analysis, AnalysisRequest
 
 
 class AnalysisActivities:

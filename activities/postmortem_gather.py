@@ -20,9 +20,9 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
-from tocsin.models import IncidentState
+from tocsin.incident.contracts import IncidentState
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import GatherRequest, IncidentEvidenceRequest, SourceResult
+from tocsin.postmortem.contracts import GatherRequest, IncidentEvidenceRequest, SourceResult
 from tocsin.postmortem.sources.changes import gather_changes
 from tocsin.postmortem.sources.incident import incident_evidence
 from tocsin.postmortem.sources.logs import gather_logs

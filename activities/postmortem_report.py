@@ -32,9 +32,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tocsin.channels.github import GitHubIssues
-from tocsin.models import KEY_PATTERN
+from tocsin.incident.contracts import KEY_PATTERN
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import (
+from tocsin.postmortem.contracts import (
     Draft,
     FollowUpReport,
     FollowUpRequest,

@@ -3,7 +3,7 @@
 The worker holds the credentials (kubeconfig or the in-cluster service account, secret headers, the
 Prometheus URL) and its own policy; the workflow only names what to do. Every limit (the namespace
 allow-list, the replica ceiling, the rate limit, an http step's secrets, URL base and reachable addresses) is
-read from the worker's policy by runbook and step name (tocsin.runbooks.authorize), never from the call.
+read from the worker's policy by runbook and step name (tocsin.runbook.authorize), never from the call.
 
 Remediation errors become Temporal's retry semantics here: permanent (403, 404, a namespace off the
 allow-list) is non-retryable so the runbook compensates at once; retryable (409, 429, 5xx, timeouts)
@@ -22,12 +22,12 @@ from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from tocsin.channels.vendor_settings import setting
-from tocsin.models import INCIDENT_TASK_QUEUE
-from tocsin.policy.models import Policy
+from tocsin.incident.contracts import INCIDENT_TASK_QUEUE
 from tocsin.policy.priority import RUNBOOK_GUARD
+from tocsin.policy.schema import Policy
 from tocsin.prometheus import prometheus_url_from_env
-from tocsin.runbooks.authorize import allowed_namespaces, authorized_http, policy_runbook, scale_ceiling
-from tocsin.runbooks.contracts import (
+from tocsin.runbook.authorize import allowed_namespaces, authorized_http, policy_runbook, scale_ceiling
+from tocsin.runbook.contracts import (
     HttpCall,
     Preflight,
     PreflightAnswer,
@@ -37,19 +37,19 @@ from tocsin.runbooks.contracts import (
     ScaleRead,
     VerifyQuery,
 )
-from tocsin.runbooks.errors import (
+from tocsin.runbook.errors import (
     GuardrailViolation,
     PermanentRemediationError,
     RemediationError,
     RetryableRemediationError,
 )
-from tocsin.runbooks.guard_models import GUARD_WORKFLOW_ID, AcquireAnswer, AcquireRequest, GuardState
-from tocsin.runbooks.guardrails import check_namespace
-from tocsin.runbooks.http_action import HttpResult, execute_http
-from tocsin.runbooks.kubernetes import Kubernetes, Scale, apply_scale, wait_for_rollout
-from tocsin.runbooks.kubernetes_api import HttpKubernetes
-from tocsin.runbooks.verify import Sample
-from tocsin.runbooks.verify_query import query_prometheus
+from tocsin.runbook.guard_contracts import GUARD_WORKFLOW_ID, AcquireAnswer, AcquireRequest, GuardState
+from tocsin.runbook.guardrails import check_namespace
+from tocsin.runbook.http_action import HttpResult, execute_http
+from tocsin.runbook.kubernetes import Kubernetes, Scale, apply_scale, wait_for_rollout
+from tocsin.runbook.kubernetes_api import HttpKubernetes
+from tocsin.runbook.verify import Sample
+from tocsin.runbook.verify_query import query_prometheus
 
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from tocsin.policy.models import Policy
-from tocsin.runbooks.contracts import PlanAnswer, PlanCall
-from tocsin.runbooks.plan import PlanError, plan_request
-from tocsin.runbooks.planned import plan_digest
+from tocsin.policy.schema import Policy
+from tocsin.runbook.contracts import PlanAnswer, PlanCall
+from tocsin.runbook.plan_contracts import plan_digest
+from tocsin.runbook.planner import PlanError, plan_request
 
 
 class RunbookPlanning:

@@ -13,14 +13,14 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import Priority
 
-from tocsin import storm
-from tocsin.incidents import open_or_signal
-from tocsin.models import INCIDENT_TASK_QUEUE
+from tocsin.incident.client import open_or_signal
+from tocsin.incident.contracts import INCIDENT_TASK_QUEUE
 from tocsin.policy.limits import STORM_SERVICE
-from tocsin.policy.models import Policy
 from tocsin.policy.priority import STORM_GUARD
+from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
-from tocsin.storm_models import (
+from tocsin.storm import consolidation as storm
+from tocsin.storm.contracts import (
     STORM_GUARD_WORKFLOW_ID,
     AdmitRequest,
     AdmitSent,

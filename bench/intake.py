@@ -22,11 +22,11 @@ import httpx
 from bench.load import Result, alertmanager_payload, am_alert, drive
 from bench.results import Section
 from bench.stack import Stack
-from tocsin.incidents import open_or_signal
-from tocsin.intake.models import NormalizedAlert
+from tocsin.incident.client import open_or_signal
+from tocsin.incident.contracts import AlertBatch, AlertEvent, IncidentState, incident_workflow_id
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.routing import incident_key, plan_for_alert
-from tocsin.models import AlertBatch, AlertEvent, IncidentState, incident_workflow_id
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 HISTORY_WARNING = 10_240
 # Bounds for phases that are counted rather than timed: a wedged system ends the phase, not the run.

@@ -34,10 +34,10 @@ from bench.results import Section
 from bench.stack import DEFAULT_POLICY, Stack, wait_quiet
 from tests.vendor_server import Recorded, Reply, VendorServer
 from tocsin.channels.pagerduty import PagerDutyChannel
-from tocsin.intake.models import NormalizedAlert
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.routing import incident_key
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 ROUTING_KEY = "BENCHr0ut1ngKey0123456789abcdefAB"  # 32 letters and digits, the Events API v2 shape
 POLL = 0.1

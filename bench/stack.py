@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.load import ALERTS_PATH
 from tocsin import search_attributes as sa
-from tocsin.models import INCIDENT_TASK_QUEUE
+from tocsin.incident.contracts import INCIDENT_TASK_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

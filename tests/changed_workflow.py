@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from tocsin.models import IncidentInput, IncidentState
+from tocsin.incident.contracts import IncidentInput, IncidentState
 from workflows.incident import IncidentWorkflow
 
 

@@ -25,10 +25,10 @@ from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
 from activities.runbook import RunbookActivities
 from tocsin import search_attributes as sa
-from tocsin.incidents import open_incident
-from tocsin.models import IncidentInput, incident_workflow_id
+from tocsin.incident.client import open_incident
+from tocsin.incident.contracts import IncidentInput, incident_workflow_id
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.postmortem.state import PostMortemState
 from tocsin.settings import Settings

@@ -28,7 +28,7 @@ from lightkube import SingleConfig
 from lightkube.config.models import Cluster, Context, User
 
 from tests.vendor_server import Recorded, Reply, VendorServer
-from tocsin.runbooks.kubeconfig import ClusterAccess
+from tocsin.runbook.kubeconfig import ClusterAccess
 
 BASE = "/apis/apps/v1/namespaces/{namespace}"
 REVISION = "deployment.kubernetes.io/revision"

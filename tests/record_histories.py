@@ -21,8 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import ROOT, run_workers, venv_binary
 from tests.runbook_stack import running_stack
 from tocsin import search_attributes as sa
-from tocsin.incidents import get_incident, open_incident, send_update
-from tocsin.models import (
+from tocsin.incident.client import get_incident, open_incident, send_update
+from tocsin.incident.contracts import (
     POSTMORTEM_TASK_QUEUE,
     AlertBatch,
     AlertEvent,
@@ -30,13 +30,7 @@ from tocsin.models import (
     PostMortemInput,
     TimelineEntry,
 )
-from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
-from tocsin.policy.triage import TriggerRequest, plan_incident
-from tocsin.postmortem.state import ApproveRequest, RequestChangesRequest
-from tocsin.runbooks.contracts import RunRunbookRequest
-from tocsin.settings import Settings
-from tocsin.updates import (
+from tocsin.incident.updates import (
     AcknowledgeRequest,
     AnnotateRequest,
     EscalateRequest,
@@ -44,6 +38,12 @@ from tocsin.updates import (
     ResolveRequest,
     SetSeverityRequest,
 )
+from tocsin.policy.loader import load_policy
+from tocsin.policy.schema import Policy
+from tocsin.policy.triage import TriggerRequest, plan_incident
+from tocsin.postmortem.state import ApproveRequest, RequestChangesRequest
+from tocsin.runbook.contracts import RunRunbookRequest
+from tocsin.settings import Settings
 
 HISTORIES = ROOT / "tests" / "histories"
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[None]]

@@ -14,7 +14,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     # As workflows/ does: passed through, zoneinfo is the real module. Imported inside the sandbox, its
     # ZoneInfo would be a restricted proxy that datetime refuses as a tzinfo.
-    from tocsin.policy.models import Policy
+    from tocsin.policy.schema import Policy
     from tocsin.roster import ResolvedTarget, resolve
 
 

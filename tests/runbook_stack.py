@@ -20,8 +20,8 @@ from activities.runbook import RunbookActivities
 from tests.fake_kubernetes import FakeKubernetes, token_access
 from tests.vendor_server import Recorded, Reply, VendorServer
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
-from tocsin.runbooks.kubernetes_api import HttpKubernetes
+from tocsin.policy.schema import Policy
+from tocsin.runbook.kubernetes_api import HttpKubernetes
 
 TOKEN = "k8s-sa-t0ken"
 DB_TOKEN = "db-admin-s3cret"

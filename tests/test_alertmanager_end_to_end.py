@@ -20,15 +20,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, run_workers
 from tests.promstack import Process, Target, free_port, system_binary, wait_http
-from tocsin.incidents import IncidentError, get_incident
-from tocsin.intake.models import NormalizedAlert
+from tocsin.detection.prometheus_rules import alertmanager_config, prometheus_rules
+from tocsin.incident.client import IncidentError, get_incident
+from tocsin.incident.contracts import IncidentState
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.routing import incident_key
-from tocsin.models import IncidentState
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.serve import bind, build_server, serve_until, temporal_app
-from tocsin.rules import alertmanager_config, prometheus_rules
 from tocsin.settings import Settings
 
 SERVICE, ENVIRONMENT = "shop", "e2e"

@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
-from tocsin.models import Delivery
+from tocsin.incident.contracts import Delivery
 
 DELIVERY = Delivery(
     idempotency_key="incident-k/abc/page/0/1",

@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.prometheus import PrometheusActivities
+from activities.detection import PrometheusActivities
 from tests.conftest import ROOT
 from tests.promstack import Process, Target, free_port, system_binary, wait_http
 from tocsin.addresses import redact
@@ -39,14 +39,14 @@ from tocsin.detection.contracts import (
     TriggerState,
 )
 from tocsin.detection.evaluate import alertmanager_fingerprint, detection_triggers, plan_run, settle
-from tocsin.detector import OFF, SCHEDULE_ID, ensure_detector_schedule
-from tocsin.incidents import get_incident
+from tocsin.detection.schedule import OFF, SCHEDULE_ID, ensure_detector_schedule
+from tocsin.incident.client import get_incident
+from tocsin.incident.contracts import incident_workflow_id
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.ingest import ingest_alerts
-from tocsin.intake.models import NormalizedAlert
 from tocsin.intake.routing import incident_key
-from tocsin.models import incident_workflow_id
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.prometheus import prometheus_url_from_env
 from tocsin.settings import Settings
 from worker.main import build_workers

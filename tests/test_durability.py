@@ -22,13 +22,13 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, outbox, run_workers, unique_key
-from tocsin.incidents import get_incident, open_incident, send_update
-from tocsin.models import AlertBatch, AlertEvent
+from tocsin.incident.client import get_incident, open_incident, send_update
+from tocsin.incident.contracts import AlertBatch, AlertEvent
+from tocsin.incident.updates import ResolveRequest
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.settings import Settings
-from tocsin.updates import ResolveRequest
 
 FAST_POLICY = ROOT / "tests" / "fixtures" / "fast-policy.yaml"
 ALL_PAGES = ["page/0/1", "page/0/2", "page/1/1", "page/2/1"]
@@ -180,8 +180,8 @@ async def test_a_long_noisy_incident_continues_as_new_without_losing_state(
 async def test_a_new_firing_after_resolution_opens_a_new_incident_linked_to_the_last(
     dev_env: WorkflowEnvironment, fast_policy: Policy, tmp_path: Path
 ) -> None:
+    from tocsin.intake.contracts import NormalizedAlert
     from tocsin.intake.ingest import ingest_alerts
-    from tocsin.intake.models import NormalizedAlert
 
     settings = Settings(home=tmp_path)
     firing = NormalizedAlert(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tocsin.models import IncidentState
+from tocsin.incident.contracts import IncidentState
 from tocsin.policy import escalation as plan
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 POLICY: Policy = load_policy(Path(__file__).resolve().parents[1] / "policies" / "default.yaml")
 OPENED = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -37,8 +37,8 @@ from tocsin.channels.registry import ADAPTERS
 from tocsin.channels.slack import war_room_name
 from tocsin.channels.slack_format import SECTION_LIMIT, TEXT_LIMIT, post_content
 from tocsin.channels.twilio import twiml
-from tocsin.models import Delivery
-from tocsin.postmortem.models import ActionItem
+from tocsin.incident.contracts import Delivery
+from tocsin.postmortem.contracts import ActionItem
 from tocsin.postmortem.publish import GitHubPublisher, item_marker
 
 ZWSP = "\u200b"

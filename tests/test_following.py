@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tocsin.models import Follower, IncidentState
+from tocsin.incident.contracts import Follower, IncidentState
 from tocsin.policy import following
 
 OPENED = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

@@ -14,12 +14,12 @@ import pytest
 
 from tests.vendor_server import Reply, VendorServer
 from tocsin.policy.loader import load_policy
-from tocsin.runbooks.egress import Resolver
-from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
-from tocsin.runbooks.http_action import execute_http
-from tocsin.runbooks.plan import plan_from_policy
-from tocsin.runbooks.planned import PlannedHttp
-from tocsin.runbooks.steps import SecretRef
+from tocsin.runbook.egress import Resolver
+from tocsin.runbook.errors import PermanentRemediationError, RetryableRemediationError
+from tocsin.runbook.http_action import execute_http
+from tocsin.runbook.plan_contracts import PlannedHttp
+from tocsin.runbook.planner import plan_from_policy
+from tocsin.runbook.steps import SecretRef
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cret-admin-token"

@@ -24,12 +24,12 @@ from tests.conftest import ROOT, outbox, run_workers, settle_postmortem, start_i
 from tests.vendor_fakes import FakeGitHub, FakeSlack, FakeStatuspage, MailRecorder, smtp_server
 from tests.vendor_server import Recorded, Reply, VendorServer
 from tocsin.channels.registry import CHANNEL_NAMES, channels_from_env
-from tocsin.incidents import send_update
-from tocsin.models import IncidentState
+from tocsin.incident.client import send_update
+from tocsin.incident.contracts import IncidentState
+from tocsin.incident.updates import AcknowledgeRequest, ResolveRequest
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
-from tocsin.updates import AcknowledgeRequest, ResolveRequest
 
 PD_KEY = "R0UT1NGk3y0123456789abcdefABCDEF"
 SLACK_TOKEN = "xoxb-e2e-7f3a9c-slackSecret"

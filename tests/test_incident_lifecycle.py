@@ -12,12 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, outbox, settle_postmortem, start_incident
 from tocsin import search_attributes as sa
-from tocsin.incidents import IncidentError, get_incident, send_update
-from tocsin.models import IncidentState, PostMortemInput
+from tocsin.incident.client import IncidentError, get_incident, send_update
+from tocsin.incident.contracts import IncidentState, PostMortemInput
+from tocsin.incident.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SetSeverityRequest
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
-from tocsin.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SetSeverityRequest
 
 
 def at_minutes(entries: list[dict[str, Any]], opened_at: datetime) -> list[tuple[float, str, str, str]]:

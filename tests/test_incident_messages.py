@@ -14,12 +14,18 @@ from temporalio.testing import WorkflowEnvironment
 from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
 from tests.conftest import outbox, run_workers, settle_postmortem, start_incident
-from tocsin.incidents import get_incident, send_update
-from tocsin.models import AlertBatch, AlertEvent, Delivery, DeliveryReceipt, IncidentState
-from tocsin.policy.models import Policy
+from tocsin.incident.client import get_incident, send_update
+from tocsin.incident.contracts import AlertBatch, AlertEvent, Delivery, DeliveryReceipt, IncidentState
+from tocsin.incident.updates import (
+    AcknowledgeRequest,
+    AnnotateRequest,
+    ResolveRequest,
+    SetSeverityRequest,
+    UpdateResult,
+)
+from tocsin.policy.schema import Policy
 from tocsin.roster import resolve
 from tocsin.settings import Settings
-from tocsin.updates import AcknowledgeRequest, AnnotateRequest, ResolveRequest, SetSeverityRequest, UpdateResult
 
 
 class HeldResolution(DeliveryActivities):

@@ -11,14 +11,14 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.test_intake_ingest import alert, counting_client
-from tocsin.incidents import get_incident, send_update
+from tocsin.incident.client import get_incident, send_update
+from tocsin.incident.contracts import AlertBatch, AlertEvent, IncidentInput
+from tocsin.incident.updates import ResolveRequest
 from tocsin.intake.coalesce import SignalCoalescer, weight
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.intake.sender import AlertsSender
-from tocsin.models import AlertBatch, AlertEvent, IncidentInput
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
-from tocsin.updates import ResolveRequest
 
 
 def batch(*fingerprints: str, status: str = "firing") -> AlertBatch:

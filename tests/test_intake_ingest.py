@@ -21,13 +21,13 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import outbox
-from tocsin.incidents import get_incident, send_update
+from tocsin.incident.client import get_incident, send_update
+from tocsin.incident.updates import AcknowledgeRequest, ResolveRequest
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.ingest import group_by_incident, ingest_alerts
-from tocsin.intake.models import NormalizedAlert
 from tocsin.intake.routing import incident_key, severity_for
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
-from tocsin.updates import AcknowledgeRequest, ResolveRequest
 
 
 def alert(

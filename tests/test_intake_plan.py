@@ -16,11 +16,11 @@ from tests.conftest import ROOT
 from tests.fake_temporal import FakeTemporal
 from tests.test_intake_ingest import alert
 from tocsin.detection.contracts import IngestRequest
+from tocsin.intake.contracts import IntakeRefused, NormalizedAlert, TemporalRefused, TemporalUnavailable
 from tocsin.intake.ingest import ingest_alerts
-from tocsin.intake.models import IntakeRefused, NormalizedAlert, TemporalRefused, TemporalUnavailable
 from tocsin.intake.routing import incident_key
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 
 async def test_when_the_second_key_cannot_be_planned_nothing_is_sent(default_policy: Policy) -> None:

@@ -10,14 +10,14 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from tests.test_intake_ingest import alert, counting_client
-from tocsin.incidents import get_incident, send_update
+from tocsin.incident.client import get_incident, send_update
+from tocsin.incident.contracts import AlertBatch
+from tocsin.incident.updates import ResolveRequest
 from tocsin.intake.plan import event_of
 from tocsin.intake.routing import incident_key, plan_for_alert
 from tocsin.intake.sender import AlertsSender
-from tocsin.models import AlertBatch
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
-from tocsin.updates import ResolveRequest
 
 
 async def test_known_open_incidents_get_a_plain_signal_and_a_closed_one_is_opened_again(

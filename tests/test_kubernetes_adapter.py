@@ -18,11 +18,11 @@ from lightkube.core.selector import build_selector
 from tests.fake_kubernetes import FakeKubernetes, token_access
 from tests.tls import TlsVendorServer, self_signed
 from tests.vendor_server import Reply, VendorServer
-from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
-from tocsin.runbooks.guardrails import target_replicas
-from tocsin.runbooks.kubeconfig import KubernetesConfigError, cluster_access_from_env, in_cluster, load_kubeconfig
-from tocsin.runbooks.kubernetes import RESTARTED_AT, ConflictError, RolloutStatus, apply_scale, wait_for_rollout
-from tocsin.runbooks.kubernetes_api import HttpKubernetes, labels_of
+from tocsin.runbook.errors import PermanentRemediationError, RetryableRemediationError
+from tocsin.runbook.guardrails import target_replicas
+from tocsin.runbook.kubeconfig import KubernetesConfigError, cluster_access_from_env, in_cluster, load_kubeconfig
+from tocsin.runbook.kubernetes import RESTARTED_AT, ConflictError, RolloutStatus, apply_scale, wait_for_rollout
+from tocsin.runbook.kubernetes_api import HttpKubernetes, labels_of
 
 NS = "production"
 AT = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC)

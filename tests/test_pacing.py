@@ -26,7 +26,7 @@ from tocsin.channels.pacing import Pace, Pacer, Urgency, pace_of
 from tocsin.channels.pagerduty import PagerDutyChannel
 from tocsin.channels.slack import SlackChannel
 from tocsin.channels.twilio import TwilioSms, TwilioVoice
-from tocsin.models import Delivery
+from tocsin.incident.contracts import Delivery
 
 
 class VirtualClock:

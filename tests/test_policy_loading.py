@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tocsin.policy.loader import PolicyError, load_policy, parse_policy
-from tocsin.policy.models import Policy, ScaleResources
+from tocsin.policy.schema import Policy, ScaleResources
 from tocsin.policy.triage import TriggerRequest, plan_incident
 
 ROOT = Path(__file__).resolve().parents[1]

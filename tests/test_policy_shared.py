@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tocsin.models import IncidentInput
-from tocsin.policy.models import Policy
+from tocsin.incident.contracts import IncidentInput
+from tocsin.policy.schema import Policy
 from tocsin.policy.shared import KEPT, shared_policy
 
 

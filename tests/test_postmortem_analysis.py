@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from tocsin.models import IncidentState
+from tocsin.incident.contracts import IncidentState
 from tocsin.policy.postmortem import ActionItems, ImpactCosts, PostmortemPolicy, Sli
 from tocsin.postmortem.action_items import action_items, title_key
 from tocsin.postmortem.builtin_analyzer import builtin_analysis
-from tocsin.postmortem.impact import compute_impact
-from tocsin.postmortem.models import (
+from tocsin.postmortem.contracts import (
     ActionItem,
     Analysis,
     AnalysisRequest,
@@ -29,6 +28,7 @@ from tocsin.postmortem.models import (
     SourceName,
     SourceResult,
 )
+from tocsin.postmortem.impact import compute_impact
 from tocsin.postmortem.timeline import merge_timeline
 
 

@@ -16,8 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import outbox
 from tocsin.cli import postmortems as cli
 from tocsin.cli.common import CliError
-from tocsin.models import POSTMORTEM_TASK_QUEUE, IncidentState, PostMortemInput, TimelineEntry
-from tocsin.policy.models import Policy
+from tocsin.incident.contracts import POSTMORTEM_TASK_QUEUE, IncidentState, PostMortemInput, TimelineEntry
+from tocsin.policy.schema import Policy
 from tocsin.postmortem.state import PostMortemState
 from tocsin.settings import Settings
 

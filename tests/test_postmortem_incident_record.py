@@ -9,13 +9,13 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.postmortem_gather import GatherActivities
 from tests.conftest import settle_postmortem, start_incident
-from tocsin.incidents import send_update
-from tocsin.models import IncidentState
-from tocsin.policy.models import Policy
+from tocsin.incident.client import send_update
+from tocsin.incident.contracts import IncidentState
+from tocsin.incident.updates import ResolveRequest
+from tocsin.policy.schema import Policy
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import IncidentEvidenceRequest
+from tocsin.postmortem.contracts import IncidentEvidenceRequest
 from tocsin.settings import Settings
-from tocsin.updates import ResolveRequest
 
 
 async def test_the_recorded_result_is_read_back_and_the_hand_off_is_the_fallback(

@@ -22,10 +22,10 @@ from activities.postmortem_analysis import AnalysisActivities
 from tests.vendor_server import Recorded, Reply, VendorServer
 from tocsin.policy.postmortem import PostmortemPolicy
 from tocsin.postmortem.action_items import action_items
+from tocsin.postmortem.contracts import Analysis, AnalysisRequest, Evidence, Impact, SeriesSummary
 from tocsin.postmortem.llm.answer import parse_answer
 from tocsin.postmortem.llm.client import analyze
 from tocsin.postmortem.llm.prompt import PROMPT_LIMIT, user_message
-from tocsin.postmortem.models import Analysis, AnalysisRequest, Evidence, Impact, SeriesSummary
 
 API_KEY = "sk-test-7Hq2bV9xLmC4pR8s"
 MODEL = "test-model"

@@ -36,7 +36,7 @@ from tests.conftest import outbox, run_workers
 from tests.postmortem_fakes import FakeChanges, FakeGitHubRepo
 from tests.vendor_fakes import closed_port
 from tests.vendor_server import Recorded, Reply, VendorServer
-from tocsin.models import (
+from tocsin.incident.contracts import (
     POSTMORTEM_TASK_QUEUE,
     EscalationCursor,
     IncidentState,
@@ -44,7 +44,7 @@ from tocsin.models import (
     PostMortemResult,
     TimelineEntry,
 )
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.postmortem.sources.logs import nanoseconds
 from tocsin.postmortem.state import ApproveRequest, PostMortemState, RequestChangesRequest, ReviewAnswer
 from tocsin.settings import Settings

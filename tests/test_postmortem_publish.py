@@ -24,7 +24,7 @@ from tests.vendor_server import Reply, VendorServer
 from tocsin.channels import github as github_module
 from tocsin.channels.github import GitHubIssues
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import (
+from tocsin.postmortem.contracts import (
     ActionItem,
     Draft,
     FollowUpRequest,

@@ -18,9 +18,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.postmortem_report import ReportActivities
-from tocsin.models import EscalationCursor, IncidentState, TimelineEntry
+from tocsin.incident.contracts import EscalationCursor, IncidentState, TimelineEntry
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import (
+from tocsin.postmortem.contracts import (
     ActionItem,
     Analysis,
     ArtifactRef,

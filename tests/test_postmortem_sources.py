@@ -17,10 +17,10 @@ import pytest
 from activities.postmortem_gather import GatherActivities
 from tests.vendor_fakes import closed_port
 from tests.vendor_server import Recorded, Reply, VendorServer
-from tocsin.models import IncidentState, TimelineEntry
+from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.policy.postmortem import Logs, PostmortemPolicy, Sli
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import EVIDENCE_LIMIT, GatherRequest, IncidentEvidenceRequest, SourceResult
+from tocsin.postmortem.contracts import EVIDENCE_LIMIT, GatherRequest, IncidentEvidenceRequest, SourceResult
 from tocsin.postmortem.sources.incident import incident_evidence
 from tocsin.postmortem.sources.logs import gather_logs, nanoseconds
 from tocsin.postmortem.sources.metrics import findings, gather_metrics, summarize

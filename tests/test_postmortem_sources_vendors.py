@@ -18,9 +18,9 @@ from tests.postmortem_fakes import FakeChanges, iso
 from tests.test_postmortem_sources import KEY, OPENED, assert_artifact, gather_request, incident_request
 from tests.vendor_fakes import closed_port
 from tests.vendor_server import Recorded, Reply, VendorServer
-from tocsin.models import TimelineEntry
+from tocsin.incident.contracts import TimelineEntry
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import EVIDENCE_LIMIT
+from tocsin.postmortem.contracts import EVIDENCE_LIMIT
 from tocsin.postmortem.sources.changes import gather_changes
 from tocsin.postmortem.sources.pagerduty import belongs, gather_pagerduty
 

@@ -15,10 +15,10 @@ from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import settle_postmortem, start_incident
-from tocsin.detector import detector_schedule
-from tocsin.incidents import send_update
-from tocsin.models import INCIDENT_TASK_QUEUE, PAGING_TASK_QUEUE, IncidentState
-from tocsin.policy.models import Policy
+from tocsin.detection.schedule import detector_schedule
+from tocsin.incident.client import send_update
+from tocsin.incident.contracts import INCIDENT_TASK_QUEUE, PAGING_TASK_QUEUE, IncidentState
+from tocsin.incident.updates import ResolveRequest, SetSeverityRequest
 from tocsin.policy.priority import (
     BACKGROUND,
     DEFAULT,
@@ -28,9 +28,9 @@ from tocsin.policy.priority import (
     delivery_priority,
     incident_priority,
 )
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
-from tocsin.storm_models import STORM_GUARD_WORKFLOW_ID
-from tocsin.updates import ResolveRequest, SetSeverityRequest
+from tocsin.storm.contracts import STORM_GUARD_WORKFLOW_ID
 from worker.main import PAGING_SLOTS, build_workers
 
 

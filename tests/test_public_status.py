@@ -20,7 +20,7 @@ from tests.conftest import ROOT, run_workers
 from tests.vendor_fakes import FakeStatuspage
 from tests.vendor_server import VendorServer
 from tocsin.channels.registry import channels_from_env
-from tocsin.incidents import get_incident
+from tocsin.incident.client import get_incident
 from tocsin.policy.loader import load_policy
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.serve import temporal_app

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from tests.receiver_socket import serving
 from tests.test_intake_sources import ALERTMANAGER, GRAFANA, PAGERDUTY_TRIGGER, ROUTING_KEY, json_values
 from tocsin.addresses import is_loopback
-from tocsin.intake.models import IngestResult, NormalizedAlert, TemporalUnavailable
+from tocsin.intake.contracts import IngestResult, NormalizedAlert, TemporalUnavailable
 from tocsin.receiver.app import ENDPOINTS, create_app
 from tocsin.receiver.auth import sign
 from tocsin.receiver.config import ReceiverConfig, ReceiverConfigError, ReceiverError, load_receiver_config

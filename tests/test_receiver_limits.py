@@ -18,8 +18,8 @@ from tests.conftest import ROOT
 from tests.fake_temporal import FakeTemporal
 from tests.test_intake_sources import ALERTMANAGER, GRAFANA, PAGERDUTY_TRIGGER, ROUTING_KEY, json_values
 from tests.test_receiver import FakeIngest, Receiver, healthy
+from tocsin.intake.contracts import IngestResult, IntakeRefused, NormalizedAlert, TemporalRefused
 from tocsin.intake.ingest import ingest_alerts
-from tocsin.intake.models import IngestResult, IntakeRefused, NormalizedAlert, TemporalRefused
 from tocsin.policy.loader import load_policy
 from tocsin.receiver.app import ENDPOINTS, create_app
 from tocsin.receiver.config import ReceiverConfig

@@ -16,11 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import run_workers, settle_postmortem
 from tests.test_intake_sources import ROUTING_KEY
-from tocsin.incidents import IncidentError, get_incident
-from tocsin.intake.models import NormalizedAlert
+from tocsin.incident.client import IncidentError, get_incident
+from tocsin.incident.contracts import IncidentState, incident_workflow_id
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.routing import incident_key
-from tocsin.models import IncidentState, incident_workflow_id
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.serve import bind, build_server, serve_until, temporal_app
 from tocsin.settings import Settings

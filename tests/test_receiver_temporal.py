@@ -13,12 +13,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import venv_binary
 from tocsin import search_attributes as sa
-from tocsin.incidents import get_incident, send_update
-from tocsin.policy.models import Policy
+from tocsin.incident.client import get_incident, send_update
+from tocsin.incident.updates import ResolveRequest
+from tocsin.policy.schema import Policy
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.serve import temporal_app
 from tocsin.settings import Settings
-from tocsin.updates import ResolveRequest
 
 
 def am_payload(alerts: list[dict[str, Any]]) -> dict[str, Any]:

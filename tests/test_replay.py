@@ -43,4 +43,3 @@ async def test_a_non_deterministic_change_fails_replay() -> None:
     replayer = Replayer(workflows=[ReorderedIncidentWorkflow], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(history)
-

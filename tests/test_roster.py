@@ -18,13 +18,14 @@ from temporalio.worker import Worker
 from tests.roster_workflow import RosterProbe, RosterProbeWorkflow
 from tocsin.cli.main import main
 from tocsin.policy.loader import PolicyError, load_policy, parse_policy
-from tocsin.policy.models import Policy, Roster, RosterOverride
 from tocsin.policy.overrides import (
     add_override,
     load_policy_with_overrides,
     load_roster_overrides,
     merge_roster_overrides,
 )
+from tocsin.policy.roster_schema import Roster, RosterOverride
+from tocsin.policy.schema import Policy
 from tocsin.roster import ResolvedTarget, handoff_at, resolve, schedule, shift_at
 
 ROOT = Path(__file__).resolve().parents[1]

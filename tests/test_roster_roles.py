@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tocsin.policy.models import Policy
-from tocsin.policy.roster_models import Roster
+from tocsin.policy.roster_schema import Roster
+from tocsin.policy.schema import Policy
 from tocsin.roster.roles import holders, refusal
 
 # Monday 2026-11-30 10:00 Berlin: shift 99 of primary_oncall (weekly from 2025-01-06, alice, bob, carol, dave).

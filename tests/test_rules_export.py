@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tocsin.cli.main import main
-from tocsin.policy.models import Policy
-from tocsin.rules import alertmanager_config, prometheus_duration, prometheus_rules
+from tocsin.detection.prometheus_rules import alertmanager_config, prometheus_duration, prometheus_rules
+from tocsin.policy.schema import Policy
 
 
 def tool(name: str) -> str:

@@ -23,14 +23,14 @@ from tests.conftest import run_workers
 from tests.runbook_stack import DB_TOKEN, write_policy
 from tests.vendor_server import Reply, VendorServer
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.roster import resolve
-from tocsin.runbooks.approvals import approver_problem, approvers_now
-from tocsin.runbooks.contracts import HttpCall, ScaleApply, ScaleRead
-from tocsin.runbooks.guard_models import AcquireRequest
-from tocsin.runbooks.kubernetes import Kubernetes, Scale
-from tocsin.runbooks.planned import PlannedApproval, PlannedHttp
-from tocsin.runbooks.steps import SecretRef
+from tocsin.runbook.approvals import approver_problem, approvers_now
+from tocsin.runbook.contracts import HttpCall, ScaleApply, ScaleRead
+from tocsin.runbook.guard_contracts import AcquireRequest
+from tocsin.runbook.kubernetes import Kubernetes, Scale
+from tocsin.runbook.plan_contracts import PlannedApproval, PlannedHttp
+from tocsin.runbook.steps import SecretRef
 from tocsin.settings import Settings
 
 GITHUB_TOKEN = "ghp_w0rker-t0ken-never-sent"

@@ -12,12 +12,10 @@ import yaml
 from tocsin.cli.main import main
 from tocsin.policy.fields import LOADING
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
-from tocsin.runbooks.errors import GuardrailViolation
-from tocsin.runbooks.guardrails import check_namespace, next_run_allowed_at, target_replicas
-from tocsin.runbooks.models import RateLimit, Runbook
-from tocsin.runbooks.plan import PlanError, plan_from_policy, plan_request, plan_runbook
-from tocsin.runbooks.planned import (
+from tocsin.policy.schema import Policy
+from tocsin.runbook.errors import GuardrailViolation
+from tocsin.runbook.guardrails import check_namespace, next_run_allowed_at, target_replicas
+from tocsin.runbook.plan_contracts import (
     PlannedApproval,
     PlannedHttp,
     PlannedNotify,
@@ -27,7 +25,9 @@ from tocsin.runbooks.planned import (
     RunbookPlan,
     plan_digest,
 )
-from tocsin.runbooks.steps import SecretRef
+from tocsin.runbook.planner import PlanError, plan_from_policy, plan_request, plan_runbook
+from tocsin.runbook.schema import RateLimit, Runbook
+from tocsin.runbook.steps import SecretRef
 
 ROOT = Path(__file__).resolve().parents[1]
 

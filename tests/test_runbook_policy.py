@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tocsin.policy.loader import PolicyError, load_policy, parse_policy
-from tocsin.policy.models import Policy
-from tocsin.runbooks.steps import (
+from tocsin.policy.schema import Policy
+from tocsin.runbook.steps import (
     ApprovalStep,
     HttpStep,
     NotifyStep,
@@ -115,7 +115,7 @@ def test_runbooks_survive_the_policy_snapshot_round_trip() -> None:
 
 def test_the_seed_names_runbooks_it_does_not_define() -> None:
     # The seed has no `runbooks:` section: its execute_runbook actions load, and planning one says it is
-    # undefined (tocsin.runbooks.plan). A policy that defines runbooks must define every one it names.
+    # undefined (tocsin.runbook.planner). A policy that defines runbooks must define every one it names.
     assert load_policy(SEED).runbooks == {}
     text = DEFAULT.read_text(encoding="utf-8")
     broken = text.replace('runbook: "database_performance_optimization"', 'runbook: "db_tuning"')

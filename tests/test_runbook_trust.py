@@ -25,12 +25,12 @@ from activities.runbook_plan import RunbookPlanning
 from tests.conftest import run_workers, start_incident, unique_key
 from tests.runbook_stack import Stack, running_stack, write_policy
 from tests.vendor_server import VendorServer
-from tocsin.incidents import get_incident, open_incident, send_update
-from tocsin.models import incident_workflow_id
+from tocsin.incident.client import get_incident, open_incident, send_update
+from tocsin.incident.contracts import incident_workflow_id
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
-from tocsin.runbooks.contracts import (
+from tocsin.runbook.contracts import (
     Preflight,
     PreflightAnswer,
     RunbookInput,
@@ -38,10 +38,10 @@ from tocsin.runbooks.contracts import (
     RunRunbookRequest,
     runbook_workflow_id,
 )
-from tocsin.runbooks.guard_models import AcquireAnswer, AcquireRequest
-from tocsin.runbooks.plan import plan_from_policy
-from tocsin.runbooks.planned import PlannedHttp, RunbookPlan
-from tocsin.runbooks.steps import SecretRef
+from tocsin.runbook.guard_contracts import AcquireAnswer, AcquireRequest
+from tocsin.runbook.plan_contracts import PlannedHttp, RunbookPlan
+from tocsin.runbook.planner import plan_from_policy
+from tocsin.runbook.steps import SecretRef
 from tocsin.settings import Settings
 from workflows.runbook import RunbookWorkflow
 from workflows.runbook.checks import CHECK_ATTEMPTS

@@ -25,13 +25,13 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import outbox, run_workers, start_incident, unique_key
 from tests.runbook_stack import DB_TOKEN, Stack, running_stack, write_policy
 from tocsin.cli import runbooks as cli
-from tocsin.incidents import get_incident
+from tocsin.incident.client import get_incident
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.roster import resolve
-from tocsin.runbooks.contracts import ApproveStepRequest, RunbookInput, RunbookResult, runbook_workflow_id
-from tocsin.runbooks.guard_models import AcquireAnswer, AcquireRequest, GuardState, ReleaseRequest
-from tocsin.runbooks.plan import plan_from_policy
+from tocsin.runbook.contracts import ApproveStepRequest, RunbookInput, RunbookResult, runbook_workflow_id
+from tocsin.runbook.guard_contracts import AcquireAnswer, AcquireRequest, GuardState, ReleaseRequest
+from tocsin.runbook.planner import plan_from_policy
 from tocsin.settings import Settings
 from workflows.runbook import RunbookWorkflow
 from workflows.runbook_guard import RunbookGuardWorkflow

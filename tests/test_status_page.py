@@ -20,15 +20,15 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, run_workers, start_incident, unique_key
-from tocsin.incidents import open_incident, send_update
-from tocsin.intake.models import IngestResult, NormalizedAlert
-from tocsin.models import AlertRecord, IncidentState, TimelineEntry
-from tocsin.policy.models import Policy
+from tocsin.incident.client import open_incident, send_update
+from tocsin.incident.contracts import AlertRecord, IncidentState, TimelineEntry
+from tocsin.incident.updates import AcknowledgeRequest, ResolveRequest
+from tocsin.intake.contracts import IngestResult, NormalizedAlert
+from tocsin.policy.schema import Policy
 from tocsin.policy.status_page import StatusPagePolicy
 from tocsin.receiver.app import create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverConfigError
-from tocsin.receiver.serve import temporal_app, temporal_status_page
-from tocsin.receiver.status_page import (
+from tocsin.receiver.public_status import (
     IncidentSummary,
     StatusPage,
     StatusUnavailable,
@@ -36,9 +36,9 @@ from tocsin.receiver.status_page import (
     fetch_incidents,
     summarize,
 )
-from tocsin.receiver.status_setup import StatusPageConfig, load_status_config, template_dir, took
+from tocsin.receiver.public_status_setup import StatusPageConfig, load_status_config, template_dir, took
+from tocsin.receiver.serve import temporal_app, temporal_status_page
 from tocsin.settings import Settings
-from tocsin.updates import AcknowledgeRequest, ResolveRequest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 # What an alert sender may write as a summary (the incident's title): markup, an internal host, a secret's story.
@@ -388,7 +388,8 @@ def test_the_template_is_never_taken_from_the_working_directory(
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "status_page.html.j2").write_text("planted {{ view.headline }}")
     monkeypatch.chdir(tmp_path)
-    assert template_dir() == ROOT / "templates"
+    assert template_dir() == ROOT / "tocsin" / "templates"  # the package's own (a link to templates/ here)
+    assert (ROOT / "tocsin" / "templates").resolve() == ROOT / "templates"
     html = page().html(build_view([], now=NOW))
     assert "planted" not in html and "<h1>System status</h1>" in html
 

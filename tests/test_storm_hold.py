@@ -16,14 +16,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import outbox
 from tests.test_incident_lifecycle import at_minutes, steps
-from tocsin.incidents import IncidentError, get_incident, send_update
-from tocsin.models import IncidentState, incident_workflow_id
-from tocsin.policy.models import Policy
+from tocsin.incident.client import IncidentError, get_incident, send_update
+from tocsin.incident.contracts import IncidentState, incident_workflow_id
+from tocsin.incident.updates import AcknowledgeRequest, EscalateRequest
+from tocsin.policy.schema import Policy
 from tocsin.receiver.config import ReceiverConfig
 from tocsin.receiver.serve import temporal_app
 from tocsin.settings import Settings
-from tocsin.storm_models import STORM_GUARD_WORKFLOW_ID, StormGuardState
-from tocsin.updates import AcknowledgeRequest, EscalateRequest
+from tocsin.storm.contracts import STORM_GUARD_WORKFLOW_ID, StormGuardState
 
 SUMMARY = "x" * 480
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from tocsin import incident_bounds as bounds
-from tocsin import storm
-from tocsin.models import AlertEvent, IncidentState, TimelineEntry
-from tocsin.storm_models import AdmitAnswer, GuardAdmit, StormGuardState, StormMember, StormRecord
+from tocsin.incident import bounds
+from tocsin.incident.contracts import AlertEvent, IncidentState, TimelineEntry
+from tocsin.storm import consolidation as storm
+from tocsin.storm.contracts import AdmitAnswer, GuardAdmit, StormGuardState, StormMember, StormRecord
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.vendor_server import Recorded, Reply, VendorServer
-from tocsin.runbooks.errors import PermanentRemediationError, RetryableRemediationError
-from tocsin.runbooks.planned import PlannedVerify
-from tocsin.runbooks.thresholds import Threshold, normalise_threshold, parse_threshold
-from tocsin.runbooks.verify import (
+from tocsin.runbook.errors import PermanentRemediationError, RetryableRemediationError
+from tocsin.runbook.plan_contracts import PlannedVerify
+from tocsin.runbook.thresholds import Threshold, normalise_threshold, parse_threshold
+from tocsin.runbook.verify import (
     Sample,
     VerifyCheck,
     VerifyOutcome,
@@ -20,7 +20,7 @@ from tocsin.runbooks.verify import (
     advance,
     evaluate,
 )
-from tocsin.runbooks.verify_query import query_prometheus
+from tocsin.runbook.verify_query import query_prometheus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from temporalio import activity
 
 from activities.delivery import DeliveryActivities
 from activities.outbox import Outbox
-from tocsin.models import Delivery, DeliveryReceipt
+from tocsin.incident.contracts import Delivery, DeliveryReceipt
 from tocsin.settings import load_settings
 from worker.main import serve
 

@@ -1,6 +1,6 @@
 """Tocsin's one Prometheus client: where Prometheus is, and its HTTP API asked for an instant or a range.
 
-Trigger evaluation (activities/prometheus.py), the runbooks' `verify` step (tocsin/runbooks/verify.py) and the
+Trigger evaluation (activities/detection.py), the runbooks' `verify` step (tocsin/runbook/verify.py) and the
 post-mortem's SLIs (tocsin/postmortem/sources/metrics.py) all ask through `Prometheus`, so they find it, wait
 for it and fail the same way:
 

@@ -13,22 +13,22 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
+from activities.detection import PrometheusActivities
+from activities.incident import LookupActivities
 from activities.intake import IntakeActivities
-from activities.lookup import LookupActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
 from activities.postmortem_analysis import AnalysisActivities
 from activities.postmortem_gather import GatherActivities
 from activities.postmortem_report import ReportActivities
-from activities.prometheus import PrometheusActivities
 from activities.runbook import GuardActivities, RunbookActivities
 from activities.runbook_plan import RunbookPlanning
 from activities.storm import StormActivities
 from tocsin.channels.registry import channels_from_env
 from tocsin.channels.registry import describe as describe_channels
 from tocsin.client import connect_when_ready
-from tocsin.detector import ensure_detector_schedule
-from tocsin.models import INCIDENT_TASK_QUEUE, PAGING_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
+from tocsin.detection.schedule import ensure_detector_schedule
+from tocsin.incident.contracts import INCIDENT_TASK_QUEUE, PAGING_TASK_QUEUE, POSTMORTEM_TASK_QUEUE
 from tocsin.policy.loader import load_policy
 from tocsin.postmortem.artifacts import ArtifactStore
 from tocsin.prometheus import prometheus_url_from_env

@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.detection import CONCURRENCY, PrometheusActivities
     from activities.intake import IntakeActivities
-    from activities.prometheus import CONCURRENCY, PrometheusActivities
     from tocsin.detection.contracts import (
         HANDOFF_CHUNK,
         MAX_ERROR,

@@ -15,7 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_duration
-    from tocsin.runbooks.guard_models import AcquireAnswer, AcquireRequest, GuardState, Hold, ReleaseRequest
+    from tocsin.runbook.guard_contracts import AcquireAnswer, AcquireRequest, GuardState, Hold, ReleaseRequest
 
 # Start times older than this only grow the carried state; no sensible rate-limit window is longer.
 STARTS_KEPT = timedelta(days=7)

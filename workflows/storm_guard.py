@@ -5,7 +5,7 @@ durable, serialised home. Each new incident asks with the `admit` signal and is 
 `storm_decision` signal, so every decision is in this workflow's history. Signals, not updates: a burst of
 hundreds of updates into one workflow gets them aborted and retried by the server (measured: 1,705 retried
 admissions for 200 incidents), while signals are taken in batches, one workflow task for many. The
-decisions are tocsin.storm's pure functions.
+decisions are tocsin.storm.consolidation's pure functions.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin import storm
-    from tocsin.storm_models import GuardAdmit, StormGuardState
+    from tocsin.storm import consolidation as storm
+    from tocsin.storm.contracts import GuardAdmit, StormGuardState
 
 # Continue-as-new well before the history limits: every admission is an update in this history.
 HISTORY_BYTES = 4 * 1024 * 1024

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tests.chaos.vendors import Ledger, step_of
 from tocsin.durations import parse_duration
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 # How late a step may arrive at its vendor on this 2-core machine with nothing killed: timers on a real server
 # fire up to about a second late, and a delivery takes a moment.

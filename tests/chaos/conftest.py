@@ -24,10 +24,10 @@ from tests.chaos.vendors import Vendors
 from tests.conftest import unique_key
 from tests.vendor_server import VendorServer
 from tocsin.client import connect_when_ready
-from tocsin.incidents import get_incident, open_incident
-from tocsin.models import IncidentState
+from tocsin.incident.client import get_incident, open_incident
+from tocsin.incident.contracts import IncidentState
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.settings import Settings
 

@@ -30,8 +30,8 @@ from tests.chaos.test_worker_kills import STICKY_TIMEOUT
 from tests.chaos.vendors import Vendors, step_of
 from tests.test_cli_end_to_end import Product, accepts, dev_server_pids
 from tocsin.client import connect_when_ready
-from tocsin.incidents import get_incident
-from tocsin.policy.models import Policy
+from tocsin.incident.client import get_incident
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
 
 

@@ -29,10 +29,10 @@ from tests.chaos.checks import (
 )
 from tests.chaos.conftest import Stack, until
 from tests.chaos.vendors import Hold, step_of
-from tocsin.incidents import send_update
+from tocsin.incident.client import send_update
+from tocsin.incident.updates import ResolveRequest
 from tocsin.postmortem.state import ApproveRequest, PostMortemState
-from tocsin.runbooks.contracts import RunbookResult, runbook_workflow_id
-from tocsin.updates import ResolveRequest
+from tocsin.runbook.contracts import RunbookResult, runbook_workflow_id
 from worker.main import STICKY_TIMEOUT as WORKER_STICKY_TIMEOUT
 from workflows.postmortem.pipeline import PUBLISH_HEARTBEAT
 

@@ -12,11 +12,8 @@ from pydantic import BaseModel
 
 from tocsin.cli.common import CliError, Connect, JsonFlag, on_temporal, parse_labels
 from tocsin.cli.output import emit_json
-from tocsin.incidents import open_incident, send_update
-from tocsin.policy.overrides import load_paging_policy
-from tocsin.policy.triage import TriageError, TriggerRequest, plan_incident
-from tocsin.settings import Settings
-from tocsin.updates import (
+from tocsin.incident.client import open_incident, send_update
+from tocsin.incident.updates import (
     AcknowledgeRequest,
     AnnotateRequest,
     EscalateRequest,
@@ -24,6 +21,9 @@ from tocsin.updates import (
     ResolveRequest,
     SetSeverityRequest,
 )
+from tocsin.policy.overrides import load_paging_policy
+from tocsin.policy.triage import TriageError, TriggerRequest, plan_incident
+from tocsin.settings import Settings
 
 app = typer.Typer()
 

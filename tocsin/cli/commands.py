@@ -9,8 +9,8 @@ import typer
 
 from tocsin.cli.common import Connect, JsonFlag, on_temporal
 from tocsin.cli.output import cell, emit_json, print_table, render, table
-from tocsin.incidents import get_incident, list_incidents
-from tocsin.models import IncidentState, TimelineEntry
+from tocsin.incident.client import get_incident, list_incidents
+from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.settings import Settings
 
 app = typer.Typer(help="list or show incidents")

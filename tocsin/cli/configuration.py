@@ -14,8 +14,8 @@ import yaml
 from tocsin.channels.base import DeliveryError
 from tocsin.cli.common import JsonFlag, PolicyOption
 from tocsin.cli.output import emit_json, print_table
+from tocsin.detection.prometheus_rules import alertmanager_config, prometheus_rules
 from tocsin.policy.loader import load_policy
-from tocsin.rules import alertmanager_config, prometheus_rules
 from tocsin.settings import load_settings
 
 policies = typer.Typer(help="policy files")

@@ -23,7 +23,7 @@ from tocsin.cli import actions, commands, configuration, oncall, postmortems, ru
 from tocsin.cli.common import CliError
 from tocsin.client import ServerUnreachable
 from tocsin.devserver import DevServerError
-from tocsin.incidents import IncidentError
+from tocsin.incident.client import IncidentError
 from tocsin.policy.loader import PolicyError
 from tocsin.receiver.config import ReceiverError
 from tocsin.state_dir import StateDirError

@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from tocsin.cli.common import CliError, JsonFlag, PolicyOption
 from tocsin.cli.output import emit_json, print_table
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import Policy, RosterOverride
 from tocsin.policy.overrides import add_override, default_overrides_path, load_policy_with_overrides
+from tocsin.policy.roster_schema import RosterOverride
+from tocsin.policy.schema import Policy
 from tocsin.roster import ResolvedTarget, local_text, resolve, schedule
 from tocsin.roster.shifts import zone
 from tocsin.settings import load_settings

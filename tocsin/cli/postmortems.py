@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin.cli.common import CliError, Connect, IncidentKey, JsonFlag, RequiredBy, on_temporal
 from tocsin.cli.output import emit_json
-from tocsin.models import postmortem_workflow_id
+from tocsin.incident.contracts import postmortem_workflow_id
 from tocsin.postmortem.state import ApproveRequest, PostMortemState, RequestChangesRequest, ReviewAnswer
 from tocsin.settings import Settings
 

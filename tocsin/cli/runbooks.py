@@ -1,6 +1,6 @@
 """`tocsin runbook dry-run | run | approve`: see a runbook's plan, run it for an incident, decide an approval.
 
-`dry-run NAME --service S` renders the runbook exactly as a real request would (tocsin.runbooks.plan) and
+`dry-run NAME --service S` renders the runbook exactly as a real request would (tocsin.runbook.planner) and
 prints RunbookPlan.describe(); it reads neither the cluster, nor Prometheus, nor any secret. A guardrail the
 plan already breaks is printed as REFUSED and the exit code is 1; a template that cannot render is one
 message and exit code 2. `run NAME --incident KEY` asks the incident (update `run_runbook`) to run the
@@ -18,12 +18,12 @@ import typer
 from temporalio.client import WorkflowUpdateFailedError
 
 from tocsin.cli.common import CliError, Connect, IncidentKey, PolicyOption, RequiredBy, on_temporal, parse_labels
-from tocsin.incidents import get_incident, send_update
+from tocsin.incident.client import get_incident, send_update
 from tocsin.policy.loader import load_policy
-from tocsin.policy.models import ExecuteRunbook, Policy
-from tocsin.runbooks.contracts import ApproveStepRequest, RunRunbookRequest
-from tocsin.runbooks.plan import plan_from_policy
-from tocsin.runbooks.planned import plan_digest
+from tocsin.policy.schema import ExecuteRunbook, Policy
+from tocsin.runbook.contracts import ApproveStepRequest, RunRunbookRequest
+from tocsin.runbook.plan_contracts import plan_digest
+from tocsin.runbook.planner import plan_from_policy
 from tocsin.settings import Settings, load_settings
 
 app = typer.Typer(help="runbooks from the policy: show what one would do")

@@ -68,7 +68,7 @@ async def up(settings: Settings) -> None:
 
 
 async def _up(settings: Settings) -> None:
-    from tocsin.detector import ensure_detector_schedule
+    from tocsin.detection.schedule import ensure_detector_schedule
     from tocsin.receiver.serve import announce, bind, build_server, serve_until, temporal_app
     from worker.main import build_workers, run_workers
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.intake.models import NormalizedAlert
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.policy.shared import SharedPolicy
 
 # Alerts handed to intake per activity call: an AlertBatch takes at most 1000 events per incident.

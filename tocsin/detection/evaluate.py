@@ -30,9 +30,9 @@ from tocsin.detection.contracts import (
     TriggerSpec,
     TriggerState,
 )
-from tocsin.intake.models import NormalizedAlert
-from tocsin.policy.models import Policy
-from tocsin.rules import prometheus_rules
+from tocsin.detection.prometheus_rules import prometheus_rules
+from tocsin.intake.contracts import NormalizedAlert
+from tocsin.policy.schema import Policy
 
 _FNV_OFFSET = 14695981039346656037
 

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tocsin.models import AlertBatch, AlertEvent, IncidentInput
+from tocsin.incident.contracts import AlertBatch, AlertEvent, IncidentInput
 
 MAX_EVENTS = 1000
 # The longest pause between two calls for one incident (Temporal's guidance: a workflow takes about five

@@ -18,8 +18,10 @@ from typing import Literal
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from tocsin.incident.contracts import incident_workflow_id
+from tocsin.incident.updates import AcknowledgeRequest, ResolveRequest
 from tocsin.intake.coalesce import SignalCoalescer
-from tocsin.intake.models import (
+from tocsin.intake.contracts import (
     IngestResult,
     IntakeRefused,
     NormalizedAlert,
@@ -30,9 +32,7 @@ from tocsin.intake.models import (
 from tocsin.intake.plan import KeyPlan, plan_payload
 from tocsin.intake.routing import incident_key
 from tocsin.intake.sender import NOT_THERE, AlertsSender
-from tocsin.models import incident_workflow_id
-from tocsin.policy.models import Policy
-from tocsin.updates import AcknowledgeRequest, ResolveRequest
+from tocsin.policy.schema import Policy
 
 log = logging.getLogger("tocsin.intake")
 

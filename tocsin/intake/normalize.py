@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from tocsin.intake.contracts import AlertSource, NormalizedAlert
 from tocsin.intake.limits import MAX_FINGERPRINT, AlertAnnotations
-from tocsin.intake.models import AlertSource, NormalizedAlert
 from tocsin.intake.sources import (
     AlertmanagerAlert,
     AlertmanagerWebhook,

@@ -13,12 +13,12 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from tocsin.incident.contracts import AlertBatch, AlertEvent, IncidentInput
+from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.limits import Labels
-from tocsin.intake.models import NormalizedAlert
 from tocsin.intake.routing import incident_key, plan_for_alert
 from tocsin.intake.sources import describe_errors
-from tocsin.models import AlertBatch, AlertEvent, IncidentInput
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import json
 import re
 from datetime import datetime
 
-from tocsin.intake.models import NormalizedAlert
-from tocsin.models import IncidentInput
-from tocsin.policy.models import Policy
+from tocsin.incident.contracts import IncidentInput
+from tocsin.intake.contracts import NormalizedAlert
+from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, match_response_workflow, plan_incident
 
 

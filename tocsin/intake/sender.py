@@ -15,8 +15,8 @@ from collections import OrderedDict
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from tocsin.incidents import open_or_signal
-from tocsin.models import AlertBatch, IncidentInput, incident_workflow_id
+from tocsin.incident.client import open_or_signal
+from tocsin.incident.contracts import AlertBatch, IncidentInput, incident_workflow_id
 
 # A missing incident is not an outage: a resolved alert for an incident that never opened is simply done.
 NOT_THERE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tocsin.models import IncidentState
+from tocsin.incident.contracts import IncidentState
 
 
 class Route(NamedTuple):

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from tocsin.models import EscalationCursor, IncidentState
+from tocsin.incident.contracts import EscalationCursor, IncidentState
 from tocsin.policy.conditions import IncidentFacts, all_hold, first_time_all_hold
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
         assert state.alerts_resolved_at is not None
         return [AutoResolve(state.alerts_resolved_at)]
     if state.paging_held:
-        # A storm member: its storm incident pages, tells and escalates for it (tocsin.storm).
+        # A storm member: its storm incident pages, tells and escalates for it (tocsin.storm.consolidation).
         return []
     out: list[Due] = []
     cursor = state.escalation

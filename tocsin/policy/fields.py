@@ -1,7 +1,7 @@
 """Field types shared by the policy's sections: strict models, label templates and replica expressions.
 
-They live apart from tocsin.policy.models so that sections defined in their own packages (the runbooks,
-tocsin.runbooks.models) can use them while the Policy model holds those sections, without an import cycle.
+They live apart from tocsin.policy.schema so that sections defined in their own packages (the runbooks,
+tocsin.runbook.schema) can use them while the Policy model holds those sections, without an import cycle.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ ReplicaExpression = Annotated[str | int, AfterValidator(normalise_replicas)]
 def evaluate_replicas(expression: str, current: int) -> int:
     """The count a normalised replica expression asks for, given the live count (`current * 2` of 3 is 6).
 
-    Unbounded here: the runbook's ceiling is applied by tocsin.runbooks.guardrails.target_replicas."""
+    Unbounded here: the runbook's ceiling is applied by tocsin.runbook.guardrails.target_replicas."""
     text = normalise_replicas(expression).replace(" ", "")
     if text.isdigit():
         return int(text)

@@ -11,7 +11,7 @@ idempotent: two changes between passes cost one update, and a sync is never sent
 from __future__ import annotations
 
 from tocsin.durations import format_elapsed
-from tocsin.models import Follower, IncidentState
+from tocsin.incident.contracts import Follower, IncidentState
 from tocsin.policy.status_page import public_update
 
 # PagerDuty has three states; Tocsin's "mitigated" is acknowledged there (it stops PagerDuty's paging).

@@ -35,7 +35,7 @@ class Intake(_Strict):
     flap_window: Duration = timedelta(minutes=5)
     # An acknowledged incident stays open for its humans to resolve, even when its alerts clear.
     hold_when_acknowledged: bool = True
-    # A burst of new incidents pages once, through a storm incident (tocsin.storm).
+    # A burst of new incidents pages once, through a storm incident (tocsin.storm.consolidation).
     storm: Storm = Field(default_factory=Storm)
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from tocsin.bundled import DEFAULT_POLICY
 from tocsin.policy import status_page
-from tocsin.policy.models import LOADING, Policy
+from tocsin.policy.schema import LOADING, Policy
 from tocsin.policy.status_page import StatusPagePolicy
 
 _CROSS_REF = re.compile(r"^[a-z_]+(\.[\w-]+)+: ")

@@ -33,7 +33,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tocsin.policy.loader import PolicyError, UniqueKeyLoader, format_error, load_policy, node_at
-from tocsin.policy.models import Policy, RosterOverride
+from tocsin.policy.roster_schema import RosterOverride
+from tocsin.policy.schema import Policy
 from tocsin.settings import Settings
 
 FILE_NAME = "overrides.yaml"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 HIGHEST: Final = 1
 # Temporal's own default: what an incident of a severity the policy does not rank gets.

@@ -17,7 +17,7 @@ from typing import Annotated, Any, cast
 
 from pydantic import ValidatorFunctionWrapHandler, WrapValidator
 
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 
 # Distinct policies alive at once: one per policy change since the oldest open incident opened.
 KEPT = 32

@@ -1,5 +1,5 @@
 """The policy's `status_page:` block: what the public may see of incidents, on Tocsin's own page (`GET /status`,
-tocsin/receiver/status_page.py) and on Atlassian Statuspage (tocsin/channels/statuspage.py).
+tocsin/receiver/public_status.py) and on Atlassian Statuspage (tocsin/channels/statuspage.py).
 
 Public text is curated, never copied: an incident's title comes from an alert summary, i.e. from whoever can post
 an alert, and its labels name hosts and internal systems. So the public sees only

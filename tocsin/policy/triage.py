@@ -12,11 +12,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.models import IncidentInput, PlannedAction
-from tocsin.policy.models import CreateIncident, Policy, ResponseWorkflow
+from tocsin.incident.contracts import IncidentInput, PlannedAction
+from tocsin.policy.schema import CreateIncident, Policy, ResponseWorkflow
 from tocsin.policy.templating import render_template
-from tocsin.runbooks.plan import PlanError, plan_from_policy
-from tocsin.runbooks.planned import RunbookPlan
+from tocsin.runbook.plan_contracts import RunbookPlan
+from tocsin.runbook.planner import PlanError, plan_from_policy
 
 REMEDIATION_ACTIONS = (
     "execute_runbook",

@@ -20,7 +20,7 @@ import re
 from datetime import date
 
 from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
-from tocsin.postmortem.models import ActionItem, Analysis, Claim, Priority
+from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Priority
 
 _DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
 _MONITORING = re.compile(r"\bmonitor|\bdetect|\balert", re.IGNORECASE)

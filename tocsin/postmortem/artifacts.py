@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tocsin.postmortem.models import ArtifactRef
+from tocsin.postmortem.contracts import ArtifactRef
 from tocsin.state_dir import private_dir, write_private
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")

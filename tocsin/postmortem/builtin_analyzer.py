@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tocsin.postmortem.contracts import Analysis, AnalysisRequest, Claim, Evidence, SeriesSummary
 from tocsin.postmortem.impact import service_of
-from tocsin.postmortem.models import Analysis, AnalysisRequest, Claim, Evidence, SeriesSummary
 from tocsin.postmortem.timeline import as_utc
 
 ANALYZER = "built-in"

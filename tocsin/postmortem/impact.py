@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from tocsin.models import IncidentState
+from tocsin.incident.contracts import IncidentState
 from tocsin.policy.postmortem import PostmortemPolicy
-from tocsin.postmortem.models import Impact, SeriesSummary
+from tocsin.postmortem.contracts import Impact, SeriesSummary
 from tocsin.postmortem.timeline import as_utc
 
 _SERVICE_LABEL = re.compile(r"""(?:^|[{,\s])service\s*=\s*["']?([^"',}\s]+)""")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from tocsin.channels.base import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.escaping import github_markdown, github_title
 from tocsin.channels.github import SCAN_LIMIT, GitHubIssues, _delivery_error, marker
-from tocsin.postmortem.models import ActionItem, ItemState, Publication, PublishedItem
+from tocsin.postmortem.contracts import ActionItem, ItemState, Publication, PublishedItem
 from tocsin.postmortem.report.view import title_digest
 
 # PyGithub (~32 MB of RSS, measured) is imported in the methods that call GitHub, as in tocsin.channels.github:

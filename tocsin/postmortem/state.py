@@ -1,6 +1,6 @@
 """The post-mortem's own state (query `status`), its updates, and what continue-as-new carries.
 
-Kept apart from tocsin.postmortem.models so tocsin.models can carry it without an import cycle: nothing
+Kept apart from tocsin.postmortem.contracts so tocsin.incident.contracts can carry it without an import cycle: nothing
 here refers to the incident's models.
 """
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from tocsin.postmortem.models import Evidence, SourceName, SourceResult, TimelineEvent
+from tocsin.postmortem.contracts import Evidence, SourceName, SourceResult, TimelineEvent
 
 DUPLICATE_WINDOW = timedelta(seconds=5)
 # The incident's own record first: what people did is the backbone; then what systems saw.

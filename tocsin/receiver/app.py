@@ -15,7 +15,7 @@ Temporal code and tests drive it with fakes. Every request goes through the same
 
 and is answered 202 with the incident keys once Temporal has durably accepted the work.
 
-`GET /status` and `/status.json` (tocsin/receiver/status_page.py) are public, whatever credentials the alert
+`GET /status` and `/status.json` (tocsin/receiver/public_status.py) are public, whatever credentials the alert
 endpoints take: they show only titles, components, public status words, impact and times.
 """
 
@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter
 
-from tocsin.intake.models import IngestResult
+from tocsin.intake.contracts import IngestResult
 from tocsin.intake.sources import GENERIC_BODY, AlertmanagerWebhook, GrafanaWebhook, ReceiverSource
 from tocsin.receiver.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tocsin.receiver.config import ReceiverConfig, SignedSource
@@ -41,8 +41,8 @@ from tocsin.receiver.enqueue import add_enqueue_route
 from tocsin.receiver.gate import Gate, Ingest, Problem, Reject, parse_json, request_body, validate
 from tocsin.receiver.host_check import LoopbackHostOnly
 from tocsin.receiver.metrics import LatencyMiddleware, ReceiverMetrics
-from tocsin.receiver.status_page import StatusPage
-from tocsin.receiver.status_routes import add_status_routes
+from tocsin.receiver.public_status import StatusPage
+from tocsin.receiver.public_status_routes import add_status_routes
 
 log = logging.getLogger("tocsin.receiver")
 

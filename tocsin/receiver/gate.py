@@ -16,7 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
-from tocsin.intake.models import (
+from tocsin.intake.contracts import (
     IngestResult,
     IntakeRefused,
     NormalizedAlert,

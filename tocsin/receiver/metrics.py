@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from tocsin.intake.models import NormalizedAlert
+from tocsin.intake.contracts import NormalizedAlert
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

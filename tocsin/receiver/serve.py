@@ -25,12 +25,12 @@ from temporalio.client import Client
 
 from tocsin.addresses import is_loopback
 from tocsin.intake.ingest import coalescing_sender, ingest_alerts
-from tocsin.policy.models import Policy
+from tocsin.policy.schema import Policy
 from tocsin.receiver.app import ENDPOINTS, HealthCheck, create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverError
 from tocsin.receiver.gate import Ingest
-from tocsin.receiver.status_page import IncidentSummary, StatusPage, fetch_incidents
-from tocsin.receiver.status_setup import load_status_config
+from tocsin.receiver.public_status import IncidentSummary, StatusPage, fetch_incidents
+from tocsin.receiver.public_status_setup import load_status_config
 from tocsin.receiver.tls import server_context
 from tocsin.settings import Settings, load_settings
 

@@ -1,7 +1,7 @@
 """The on-call roster: who an escalation target is at an instant (pure, see tocsin.roster.resolve). The overrides
 file that `tocsin oncall override` writes is read with the policy (tocsin.policy.overrides; not for workflows).
 
-The roster's schema (people, teams, rotations, overrides) is part of the policy: tocsin.policy.models.
+The roster's schema (people, teams, rotations, overrides) is part of the policy: tocsin.policy.schema.
 """
 
 from tocsin.roster.resolve import Contact, ResolvedTarget, TargetKind, resolve

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.policy.roster_models import Person, Roster, RosterOverride
+from tocsin.policy.roster_schema import Person, Roster, RosterOverride
 from tocsin.roster.shifts import Shift, handoff_at, local_text, on_call, utc
 
 TargetKind = Literal["person", "team", "rotation", "channel", "unknown"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from tocsin.policy.roster_models import Roster
+from tocsin.policy.roster_schema import Roster
 from tocsin.roster.resolve import resolve
 
 

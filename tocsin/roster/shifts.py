@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.policy.roster_models import Roster, RosterOverride, Rotation
+from tocsin.policy.roster_schema import Roster, RosterOverride, Rotation
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

@@ -8,7 +8,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_elapsed
-    from tocsin.models import POSTMORTEM_TASK_QUEUE, PostMortemInput, postmortem_workflow_id
+    from tocsin.incident.contracts import POSTMORTEM_TASK_QUEUE, PostMortemInput, postmortem_workflow_id
     from tocsin.policy.priority import POSTMORTEM
     from workflows.incident.core import IncidentCore
     from workflows.incident.deliveries import Deliveries

@@ -10,9 +10,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin import incident_bounds as bounds
     from tocsin import search_attributes as sa
-    from tocsin.models import IncidentInput, IncidentState, TimelineEntry
+    from tocsin.incident import bounds
+    from tocsin.incident.contracts import IncidentInput, IncidentState, TimelineEntry
     from tocsin.policy.priority import incident_priority
     from workflows.incident.view import details_markdown
 

@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
-    from tocsin.models import PAGING_TASK_QUEUE, Delivery, Follower
+    from tocsin.incident.contracts import PAGING_TASK_QUEUE, Delivery, Follower
     from tocsin.policy import following
     from tocsin.policy.actions import Route
     from tocsin.policy.priority import delivery_priority, incident_priority

@@ -12,11 +12,11 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin import storm
     from tocsin.durations import format_duration, format_elapsed
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route
     from tocsin.roster import resolve as resolve_target
+    from tocsin.storm import consolidation as storm
     from workflows.incident.core import IncidentCore
     from workflows.incident.deliveries import Deliveries
     from workflows.incident.targets import addresses

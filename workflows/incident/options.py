@@ -8,8 +8,7 @@ from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.policy.models import Policy
-
+    from tocsin.policy.schema import Policy
 # Errors an adapter raises for failures no retry can fix (a 4xx, a bad address).
 PERMANENT_ERRORS = ["PermanentDeliveryError", "ValueError"]
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin import incident_bounds as bounds
-    from tocsin.models import AlertEvent
-    from tocsin.updates import (
+    from tocsin.incident import bounds
+    from tocsin.incident.contracts import AlertEvent
+    from tocsin.incident.updates import (
         AcknowledgeRequest,
         AnnotateRequest,
         EscalateRequest,

@@ -12,8 +12,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lookup import LookupActivities
-    from tocsin.models import PreviousIncidentRequest
+    from activities.incident import LookupActivities
+    from tocsin.incident.contracts import PreviousIncidentRequest
     from tocsin.policy.actions import Route
     from tocsin.policy.priority import background
     from tocsin.policy.triage import REMEDIATION_ACTIONS

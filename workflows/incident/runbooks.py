@@ -22,11 +22,11 @@ from temporalio.common import Priority
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.models import INCIDENT_TASK_QUEUE, PendingRunbook, PlannedAction
+    from tocsin.incident.contracts import INCIDENT_TASK_QUEUE, PendingRunbook, PlannedAction
+    from tocsin.incident.updates import UpdateResult
     from tocsin.policy.priority import RUNBOOK
-    from tocsin.runbooks.contracts import RunbookInput, RunbookProgress, RunRunbookRequest, runbook_workflow_id
-    from tocsin.runbooks.planned import PlanRequest, RunbookPlan
-    from tocsin.updates import UpdateResult
+    from tocsin.runbook.contracts import RunbookInput, RunbookProgress, RunRunbookRequest, runbook_workflow_id
+    from tocsin.runbook.plan_contracts import PlanRequest, RunbookPlan
     from workflows.incident.core import IncidentCore
     from workflows.incident.requests import Requests
     from workflows.runbook import RunbookWorkflow

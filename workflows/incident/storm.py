@@ -1,7 +1,7 @@
 """Storm consolidation inside the incident: a new incident asks whether it pages on its own; a storm
 incident lists the incidents it pages for and, when the burst is over, says what happened.
 
-The decisions are tocsin.storm's pure functions. The incident asks with the `storm_admit` activity (which
+The decisions are tocsin.storm.consolidation's pure functions. The incident asks with the `storm_admit` activity (which
 signals the guard, workflows/storm_guard.py), waits a few seconds for the `storm_decision` signal, and if
 held joins the storm incident with the `storm_join` activity. If any of it fails, the incident pages on its
 own: a page too many beats a page lost.
@@ -17,9 +17,9 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.storm import StormActivities
-    from tocsin import storm
     from tocsin.policy.priority import background
-    from tocsin.storm_models import (
+    from tocsin.storm import consolidation as storm
+    from tocsin.storm.contracts import (
         MEMBER_TITLE_MAX,
         AdmitAnswer,
         AdmitRequest,

@@ -6,8 +6,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_duration
-    from tocsin.models import IncidentState
-    from tocsin.policy.models import Policy
+    from tocsin.incident.contracts import IncidentState
+    from tocsin.policy.schema import Policy
 
 
 def static_summary(state: IncidentState) -> str:

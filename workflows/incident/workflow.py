@@ -14,12 +14,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin import incident_bounds as bounds
-    from tocsin.models import AlertBatch, IncidentInput, IncidentState
-    from tocsin.policy import escalation as plan
-    from tocsin.runbooks.contracts import RunbookProgress, RunRunbookRequest
-    from tocsin.storm_models import AdmitAnswer, StormMembers
-    from tocsin.updates import (
+    from tocsin.incident import bounds
+    from tocsin.incident.contracts import AlertBatch, IncidentInput, IncidentState
+    from tocsin.incident.updates import (
         AcknowledgeRequest,
         AnnotateRequest,
         EscalateRequest,
@@ -28,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
         SetSeverityRequest,
         UpdateResult,
     )
+    from tocsin.policy import escalation as plan
+    from tocsin.runbook.contracts import RunbookProgress, RunRunbookRequest
+    from tocsin.storm.contracts import AdmitAnswer, StormMembers
     from workflows.incident.closing import close_incident
     from workflows.incident.core import IncidentCore
     from workflows.incident.deliveries import Deliveries

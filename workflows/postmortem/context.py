@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.models import PostMortemInput
+    from tocsin.incident.contracts import PostMortemInput
     from tocsin.postmortem.state import PostMortemState
 
 

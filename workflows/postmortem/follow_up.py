@@ -9,7 +9,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.postmortem.models import FollowUpReport, FollowUpRequest, PublishedItem
+    from tocsin.postmortem.contracts import FollowUpReport, FollowUpRequest, PublishedItem
     from workflows.postmortem.context import PostMortemContext
     from workflows.postmortem.steps import notify, options
 

@@ -14,8 +14,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.postmortem.action_items import action_items
-    from tocsin.postmortem.impact import compute_impact
-    from tocsin.postmortem.models import (
+    from tocsin.postmortem.contracts import (
         ActionItem,
         Analysis,
         AnalysisRequest,
@@ -28,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         SourceResult,
         TimelineEvent,
     )
+    from tocsin.postmortem.impact import compute_impact
     from tocsin.postmortem.state import TrackedItem
     from tocsin.postmortem.timeline import merge_timeline
     from workflows.idempotency import idempotency_key

@@ -14,7 +14,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_duration
-    from tocsin.postmortem.models import Draft
+    from tocsin.postmortem.contracts import Draft
     from tocsin.postmortem.state import ApproveRequest, RequestChangesRequest, ReviewAnswer, ReviewNote
     from tocsin.roster.roles import refusal
     from workflows.postmortem.context import PostMortemContext

@@ -15,8 +15,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.channels.slack import POST_PREFIX
-    from tocsin.models import Delivery, DeliveryReceipt, PostMortemInput
-    from tocsin.postmortem.models import (
+    from tocsin.incident.contracts import Delivery, DeliveryReceipt, PostMortemInput
+    from tocsin.postmortem.contracts import (
         GatherRequest,
         IncidentEvidenceRequest,
         SourceName,

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.postmortem import PostMortemActivities
-    from tocsin.models import PostMortemInput, PostMortemResult
+    from tocsin.incident.contracts import PostMortemInput, PostMortemResult
     from tocsin.postmortem.state import ApproveRequest, PostMortemState, RequestChangesRequest, ReviewAnswer
     from workflows.postmortem import review
     from workflows.postmortem.context import PostMortemContext

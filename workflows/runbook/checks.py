@@ -18,9 +18,9 @@ from temporalio.exceptions import ActivityError, FailureError, RetryState
 with workflow.unsafe.imports_passed_through():
     from activities.runbook import GuardActivities, RunbookActivities
     from activities.runbook_plan import RunbookPlanning
-    from tocsin.runbooks.contracts import PlanCall, RunbookInput, RunbookResult, preflight_of
-    from tocsin.runbooks.guard_models import GUARD_WORKFLOW_ID, AcquireAnswer, AcquireRequest, ReleaseRequest
-    from tocsin.runbooks.planned import RunbookPlan, plan_digest
+    from tocsin.runbook.contracts import PlanCall, RunbookInput, RunbookResult, preflight_of
+    from tocsin.runbook.guard_contracts import GUARD_WORKFLOW_ID, AcquireAnswer, AcquireRequest, ReleaseRequest
+    from tocsin.runbook.plan_contracts import RunbookPlan, plan_digest
     from workflows.runbook.context import RunbookContext
 
 # How long the guard holds a service for one run: longer than any sane runbook, short enough to recover.

@@ -12,8 +12,8 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.policy.models import Roster
-    from tocsin.runbooks.contracts import (
+    from tocsin.policy.roster_schema import Roster
+    from tocsin.runbook.contracts import (
         ApproveStepRequest,
         RunbookInput,
         RunbookProgress,
@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         StepRecord,
     )
-    from tocsin.runbooks.planned import PlannedApproval
+    from tocsin.runbook.plan_contracts import PlannedApproval
 
 
 @dataclass

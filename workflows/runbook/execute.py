@@ -8,9 +8,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.runbooks.approvals import approver_problem
-    from tocsin.runbooks.contracts import ApproveStepRequest, RunbookResult, StepOutcome
-    from tocsin.runbooks.planned import PlannedApproval, PlannedStep, RunbookPlan
+    from tocsin.runbook.approvals import approver_problem
+    from tocsin.runbook.contracts import ApproveStepRequest, RunbookResult, StepOutcome
+    from tocsin.runbook.plan_contracts import PlannedApproval, PlannedStep, RunbookPlan
     from workflows.runbook.context import RunbookContext
     from workflows.runbook.steps import StepFailed, StepRunner
 

@@ -19,8 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.runbook import RunbookActivities
     from tocsin.durations import format_duration
-    from tocsin.models import PAGING_TASK_QUEUE, Delivery
-    from tocsin.runbooks.contracts import (
+    from tocsin.incident.contracts import PAGING_TASK_QUEUE, Delivery
+    from tocsin.runbook.contracts import (
         HttpCall,
         RolloutCall,
         ScaleApply,
@@ -28,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         VerifyQuery,
     )
-    from tocsin.runbooks.errors import GuardrailViolation
-    from tocsin.runbooks.guardrails import target_replicas
-    from tocsin.runbooks.planned import (
+    from tocsin.runbook.errors import GuardrailViolation
+    from tocsin.runbook.guardrails import target_replicas
+    from tocsin.runbook.plan_contracts import (
         PlannedApproval,
         PlannedHttp,
         PlannedNotify,
@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         PlannedWait,
         RunbookPlan,
     )
-    from tocsin.runbooks.verify import VerifyCheck, VerifyProgress, advance, evaluate
+    from tocsin.runbook.verify import VerifyCheck, VerifyProgress, advance, evaluate
     from workflows.idempotency import idempotency_key
 
 # Permanent failures arrive non-retryable from the activity itself (activities/runbook.py). A conflict is

@@ -12,7 +12,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tocsin.runbooks.contracts import ApproveStepRequest, RunbookInput, RunbookResult, StepRecord
+    from tocsin.runbook.contracts import ApproveStepRequest, RunbookInput, RunbookResult, StepRecord
     from workflows.runbook.checks import admit, release, worker_plan
     from workflows.runbook.context import RunbookContext
     from workflows.runbook.execute import approval_problem, execute

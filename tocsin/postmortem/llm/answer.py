@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tocsin.postmortem.models import ActionItem, Analysis, AnalysisRequest, Claim
+from tocsin.postmortem.contracts import ActionItem, Analysis, AnalysisRequest, Claim
 
 MAX_CLAIMS = 12
 MAX_ITEMS = 12

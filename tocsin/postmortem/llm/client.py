@@ -17,6 +17,7 @@ from datetime import date
 from urllib.parse import urlsplit
 
 from tocsin.postmortem.builtin_analyzer import builtin_analysis
+from tocsin.postmortem.contracts import Analysis, AnalysisRequest
 from tocsin.postmortem.llm.answer import InvalidAnswer, parse_answer, to_analysis
 from tocsin.postmortem.llm.config import (
     DEFAULT_TIMEOUT,
@@ -27,7 +28,6 @@ from tocsin.postmortem.llm.config import (
     llm_config,
 )
 from tocsin.postmortem.llm.prompt import messages
-from tocsin.postmortem.models import Analysis, AnalysisRequest
 
 # openai is imported only where a call is made (llm_analysis, _why): importing it costs ~45 MB of RSS and ~1,000
 # modules (measured), which every worker paid at start although most installations configure no LLM (issue #12).

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tocsin.postmortem.models import AnalysisRequest, Evidence, SourceName
+from tocsin.postmortem.contracts import AnalysisRequest, Evidence, SourceName
 from tocsin.postmortem.timeline import as_utc
 
 # Only the type: openai itself is imported where a call is made (tocsin.postmortem.llm.client).

@@ -24,7 +24,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from tocsin.postmortem.models import PublishedItem, ReportRequest
+from tocsin.postmortem.contracts import PublishedItem, ReportRequest
 from tocsin.postmortem.report.view import ReportView, build_view
 from tocsin.sandboxed_templates import TemplateMissing, builtin_dir, search_path
 

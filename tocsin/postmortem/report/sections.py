@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tocsin.durations import format_elapsed
-from tocsin.postmortem.models import ReportRequest
+from tocsin.postmortem.contracts import ReportRequest
 
 LIST_LIMIT = 5  # bullets of one kind (failed deliveries, breaches) before "and N more"
 _RUNBOOK_END = re.compile(r"^(?P<name>\S+) (?P<outcome>succeeded|failed|refused|rejected): (?P<reason>.*)$", re.S)

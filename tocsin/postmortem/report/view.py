@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tocsin.postmortem.models import (
+from tocsin.postmortem.contracts import (
     ActionItem,
     Claim,
     Evidence,

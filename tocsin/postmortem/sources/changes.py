@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tocsin.channels.vendor_settings import host_of
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import EVIDENCE_LIMIT, GatherRequest, SourceResult
+from tocsin.postmortem.contracts import EVIDENCE_LIMIT, GatherRequest, SourceResult
 from tocsin.postmortem.sources.results import (
     DEFAULT_TIMEOUT,
     Finding,

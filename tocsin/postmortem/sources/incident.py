@@ -8,8 +8,8 @@ before the chatter (pages sent, deliveries, syncs), earliest first within each r
 
 from __future__ import annotations
 
-from tocsin.models import TimelineEntry
-from tocsin.postmortem.models import EVIDENCE_LIMIT, IncidentEvidenceRequest, SourceResult
+from tocsin.incident.contracts import TimelineEntry
+from tocsin.postmortem.contracts import EVIDENCE_LIMIT, IncidentEvidenceRequest, SourceResult
 from tocsin.postmortem.sources.results import Finding, number
 
 # Timeline kinds (workflows/incident/core.py `record`) by how much they say about the response; unknown kinds

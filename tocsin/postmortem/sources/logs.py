@@ -28,7 +28,7 @@ import httpx
 from tocsin.addresses import redact
 from tocsin.policy.templating import TemplateError, render_template
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import GatherRequest, SourceResult
+from tocsin.postmortem.contracts import GatherRequest, SourceResult
 from tocsin.postmortem.sources.results import (
     DEFAULT_TIMEOUT,
     Finding,

@@ -20,7 +20,7 @@ from typing import Any
 from tocsin.policy.postmortem import Sli
 from tocsin.policy.templating import TemplateError, render_template
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import GatherRequest, SeriesSummary, SourceResult
+from tocsin.postmortem.contracts import GatherRequest, SeriesSummary, SourceResult
 from tocsin.postmortem.sources.results import (
     DEFAULT_TIMEOUT,
     Finding,

@@ -28,7 +28,7 @@ import httpx
 from tocsin.channels.pagerduty import DEDUP_KEY_LIMIT
 from tocsin.channels.vendor_settings import host_of
 from tocsin.postmortem.artifacts import ArtifactStore
-from tocsin.postmortem.models import GatherRequest, SourceResult
+from tocsin.postmortem.contracts import GatherRequest, SourceResult
 from tocsin.postmortem.sources.results import (
     DEFAULT_TIMEOUT,
     Finding,

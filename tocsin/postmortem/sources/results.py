@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from tocsin.channels.base import DeliveryError
 from tocsin.channels.vendor_settings import http_url, setting
-from tocsin.postmortem.models import EVIDENCE_LIMIT, SUMMARY_LIMIT, Evidence, GatherRequest, SourceName, SourceResult
+from tocsin.postmortem.contracts import EVIDENCE_LIMIT, SUMMARY_LIMIT, Evidence, GatherRequest, SourceName, SourceResult
 
 # A request to a source's API waits at most this long (seconds) for an answer.
 DEFAULT_TIMEOUT = 15.0

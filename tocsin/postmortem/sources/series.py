@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from tocsin.postmortem.models import SeriesSummary
+from tocsin.postmortem.contracts import SeriesSummary
 from tocsin.postmortem.sources.results import Finding, clock
 
 Side = Literal["higher", "lower"]
