@@ -32,7 +32,7 @@ log = logging.getLogger("tocsin.detection.schedule")
 CONCURRENCY = 4
 
 
-class PrometheusActivities:
+class DetectionActivities:
     def __init__(self, url: str | None) -> None:
         self._prometheus = Prometheus(url) if url else None
 

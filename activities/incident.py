@@ -10,7 +10,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tocsin.incident.contracts import PreviousIncident, PreviousIncidentRequest
 
 
-class LookupActivities:
+class IncidentActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
 

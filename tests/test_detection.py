@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.detection import PrometheusActivities
+from activities.detection import DetectionActivities
 from tests.conftest import ROOT
 from tests.promstack import Process, Target, free_port, system_binary, wait_http
 from tocsin.addresses import redact
@@ -276,7 +276,7 @@ async def worker(
     dev_env: WorkflowEnvironment, prometheus: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Settings]:
     settings = Settings(home=tmp_path_factory.mktemp("home"))
-    workers = build_workers(dev_env.client, settings, prometheus=PrometheusActivities(prometheus))
+    workers = build_workers(dev_env.client, settings, prometheus=DetectionActivities(prometheus))
     for w in workers:
         await w.__aenter__()
     yield settings
@@ -395,7 +395,7 @@ async def test_evaluate_against_prometheus(prometheus: str, policy: Policy) -> N
     specs = {s.query.id: s.query for s in detection_triggers(policy)}
     healthy = TriggerQuery(id="all", expr="service_availability", labels={"alertname": "All"})
     request = EvaluationRequest(queries=[healthy, specs[TYPO]], max_series=1, timeout_seconds=3)
-    result = await ActivityEnvironment().run(PrometheusActivities(prometheus + "/").evaluate, request)
+    result = await ActivityEnvironment().run(DetectionActivities(prometheus + "/").evaluate, request)
     every = result.triggers["all"]
     assert every.error is None and len(every.series) == 1 and every.truncated == 1
     (sample,) = every.series.values()
@@ -404,14 +404,14 @@ async def test_evaluate_against_prometheus(prometheus: str, policy: Policy) -> N
     assert typo.error_kind == "bad_query" and typo.error and "bad_data" in typo.error
 
     # Nothing answers: the activity fails, retryably, and never names credentials.
-    down = PrometheusActivities(f"http://reader:s3cret@127.0.0.1:{free_port()}")
+    down = DetectionActivities(f"http://reader:s3cret@127.0.0.1:{free_port()}")
     with pytest.raises(ApplicationError) as failed:
         await ActivityEnvironment().run(down.evaluate, request)
     assert failed.value.type == "PrometheusUnavailable" and not failed.value.non_retryable
     assert "s3cret" not in str(failed.value)
     # No URL on this worker: fail fast, for good.
     with pytest.raises(ApplicationError) as off:
-        await ActivityEnvironment().run(PrometheusActivities(None).evaluate, request)
+        await ActivityEnvironment().run(DetectionActivities(None).evaluate, request)
     assert off.value.non_retryable and off.value.type == "DetectorNotConfigured"
 
 

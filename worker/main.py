@@ -13,8 +13,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
-from activities.detection import PrometheusActivities
-from activities.incident import LookupActivities
+from activities.detection import DetectionActivities
+from activities.incident import IncidentActivities
 from activities.intake import IntakeActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
@@ -60,7 +60,7 @@ def build_workers(
     client: Client,
     settings: Settings,
     delivery: DeliveryActivities | None = None,
-    prometheus: PrometheusActivities | None = None,
+    prometheus: DetectionActivities | None = None,
     runbooks: RunbookActivities | None = None,
     postmortem_env: Mapping[str, str] | None = None,
 ) -> list[Worker]:
@@ -79,9 +79,9 @@ def build_workers(
     gathering = GatherActivities(store, postmortem_env, client=client)
     analysis = AnalysisActivities(postmortem_env)
     reports = ReportActivities(store, settings.postmortem_dir, settings.home, env=postmortem_env)
-    lookup = LookupActivities(client)
+    lookup = IncidentActivities(client)
     # The detector's Prometheus comes from this worker's environment; without it, detection runs fail fast.
-    prometheus = prometheus or PrometheusActivities(prometheus_url_from_env())
+    prometheus = prometheus or DetectionActivities(prometheus_url_from_env())
     intake = IntakeActivities(client)
     # Cluster credentials, admin-endpoint secrets and Prometheus come from this worker's environment; what a
     # runbook runs, and every limit on it, from this worker's own policy, never from a caller.

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.detection import CONCURRENCY, PrometheusActivities
+    from activities.detection import CONCURRENCY, DetectionActivities
     from activities.intake import IntakeActivities
     from tocsin.detection.contracts import (
         HANDOFF_CHUNK,
@@ -76,7 +76,7 @@ class DetectionWorkflow:
             rounds = math.ceil(len(specs) / CONCURRENCY)
             try:
                 evaluation = await workflow.execute_activity_method(
-                    PrometheusActivities.evaluate,
+                    DetectionActivities.evaluate,
                     EvaluationRequest(
                         queries=[s.query for s in specs],
                         max_series=detection.max_series_per_trigger,

@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.incident import LookupActivities
+    from activities.incident import IncidentActivities
     from tocsin.incident.contracts import PreviousIncidentRequest
     from tocsin.policy.actions import Route
     from tocsin.policy.priority import background
@@ -36,7 +36,7 @@ class Response:
         request = PreviousIncidentRequest(workflow_id=info.workflow_id, run_id=info.run_id)
         try:
             previous = await workflow.execute_activity_method(
-                LookupActivities.find_previous_incident,
+                IncidentActivities.find_previous_incident,
                 request,
                 # Enrichment: after every incident's pages (tocsin/policy/priority.py).
                 **activity_options(
