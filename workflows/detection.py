@@ -31,21 +31,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from tocsin.detection.evaluate import details_markdown, detection_triggers, plan_run, settle, to_alert
 
-# A few quick tries: the next run, one interval later, is the real retry.
-EVALUATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=3,
-    non_retryable_error_types=["DetectorNotConfigured"],
-)
-INTAKE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=3,
-    non_retryable_error_types=["TriageError"],
-)
+
+def _quick_retries(permanent: str) -> RetryPolicy:
+    """A few quick tries: the next run, one interval later, is the real retry."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=3,
+        non_retryable_error_types=[permanent],
+    )
+
+
+EVALUATION_RETRY = _quick_retries("DetectorNotConfigured")
+INTAKE_RETRY = _quick_retries("TriageError")
 INTAKE_TIMEOUT = timedelta(seconds=30)
 
 

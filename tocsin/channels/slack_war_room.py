@@ -6,6 +6,7 @@ it uses the channel's Web API call (`_call`); the summary's text and blocks come
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -115,19 +116,24 @@ class WarRoom:
 
     async def _find_channel(self, http: httpx.AsyncClient, room: str) -> dict[str, Any] | None:
         types = "public_channel,private_channel" if self.private_war_rooms else "public_channel"
+        params = {"types": types, "exclude_archived": "false", "limit": "200"}
+        async for channel in self._paged(http, "conversations.list", params, "channels", LIST_PAGES):
+            if isinstance(channel, dict) and channel.get("name") == room:
+                return channel
+        return None
+
+    async def _paged(
+        self, http: httpx.AsyncClient, method: str, params: dict[str, str], key: str, pages: int
+    ) -> AsyncIterator[Any]:
+        """The items of a cursor-paginated Slack method, page by page, at most `pages` pages."""
         cursor = ""
-        for _ in range(LIST_PAGES):
-            params = {"types": types, "exclude_archived": "false", "limit": "200"}
-            if cursor:
-                params["cursor"] = cursor
-            answer = await self._call(http, "conversations.list", params=params)
-            for channel in answer.get("channels") or []:
-                if isinstance(channel, dict) and channel.get("name") == room:
-                    return channel
+        for _ in range(pages):
+            answer = await self._call(http, method, params={**params, "cursor": cursor} if cursor else params)
+            for item in answer.get(key) or []:
+                yield item
             cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
-                break
-        return None
+                return
 
     async def _invite(self, http: httpx.AsyncClient, channel: str) -> None:
         if not self.war_room_users or channel in self._invited:
@@ -150,21 +156,12 @@ class WarRoom:
             found = self._summary_in(item.get("message") if isinstance(item, dict) else None, incident, True)
             if found:
                 return found
-        cursor = ""
-        for _ in range(HISTORY_PAGES):
-            params = {"channel": channel, "limit": "200", "include_all_metadata": "true"}
-            if cursor:
-                params["cursor"] = cursor
-            answer = await self._call(http, "conversations.history", params=params)
-            for item in answer.get("messages") or []:
-                found = self._summary_in(
-                    item, incident, bool(item.get("pinned_to")) if isinstance(item, dict) else False
-                )
-                if found:
-                    return found
-            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                break
+        params = {"channel": channel, "limit": "200", "include_all_metadata": "true"}
+        async for item in self._paged(http, "conversations.history", params, "messages", HISTORY_PAGES):
+            pinned = bool(item.get("pinned_to")) if isinstance(item, dict) else False
+            found = self._summary_in(item, incident, pinned)
+            if found:
+                return found
         return None
 
     @staticmethod

@@ -87,6 +87,18 @@ def detection_triggers(policy: Policy) -> list[TriggerSpec]:
     return specs
 
 
+def _resolution(trigger: str, fingerprint: str, series: FiringSeries, summary: str) -> Transition:
+    """A firing series that is no more: its alert resolves, labelled and dated as it fired."""
+    return Transition(
+        trigger=trigger,
+        fingerprint=fingerprint,
+        status="resolved",
+        labels=series.labels,
+        since=series.since,
+        summary=summary,
+    )
+
+
 def _short(text: str) -> str:
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
 
@@ -118,16 +130,7 @@ def plan_run(
             continue
         for fp, series in sorted(previous.firing.items()):
             name = series.labels.get("alertname", ident)
-            plan.transitions.append(
-                Transition(
-                    trigger=ident,
-                    fingerprint=fp,
-                    status="resolved",
-                    labels=series.labels,
-                    since=series.since,
-                    summary=f"{name}: trigger removed from the policy",
-                )
-            )
+            plan.transitions.append(_resolution(ident, fp, series, f"{name}: trigger removed from the policy"))
         if previous.firing:
             plan.state.triggers[ident] = TriggerState(firing=dict(previous.firing))
     return plan
@@ -170,16 +173,7 @@ def _observe(
         # Absent from a complete answer: the condition no longer holds. (From a truncated one, we cannot tell.)
         for fp, series in sorted(firing.items()):
             if fp not in result.series:
-                out.append(
-                    Transition(
-                        trigger=ident,
-                        fingerprint=fp,
-                        status="resolved",
-                        labels=series.labels,
-                        since=series.since,
-                        summary=spec.summary,
-                    )
-                )
+                out.append(_resolution(ident, fp, series, spec.summary))
     return TriggerState(pending=pending, firing=firing)
 
 
