@@ -5,13 +5,12 @@ temporalio, one alert per call into a pool of open incidents: alerts/s, p50/p99 
 (3) A storm of alerts over a set of keys, batched as Alertmanager batches them: exactly one incident per
 key, every alert counted, no history over 10,240 events.
 
-`python -m bench.intake` runs just these phases (the same as `python -m bench --phases intake,storm`).
+`python -m bench --phases intake,storm` runs just these phases.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -139,9 +138,3 @@ async def storm(stack: Stack, policy: Policy, total: int, keys: int, concurrency
         f"alerts counted: {counted} of {result.alerts} ({'all' if counted == result.alerts else 'MISSING'}); "
         f"longest history: {longest} events ({'under' if longest <= HISTORY_WARNING else 'OVER'} {HISTORY_WARNING})"
     )
-
-
-if __name__ == "__main__":
-    from bench.__main__ import main
-
-    main(["--phases", "intake,storm", *sys.argv[1:]])
