@@ -1,10 +1,10 @@
-# Two commands: `make run` and `make test`. Both build .venv on first use.
+# Two commands: `make run` and `make test` (`make test-fast` for the quick loop). All build .venv on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest histories clean system-deps bench chaos
+.PHONY: run test test-fast lint typecheck pytest histories clean system-deps bench chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,14 @@ pytest: $(STAMP) system-deps
 
 test: lint typecheck pytest
 
-# Re-record the golden histories replayed by tests/test_replay.py (run after a deliberate, patched change).
+# The quick loop, without lint and types: the unit and workflow tiers, which need no dev server, no Prometheus
+# and no server in a subprocess (docs/testing.md). About 75 s.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n 2 tests/unit tests/workflows
+
+# Re-record the golden histories replayed by tests/replay/test_replay.py (run after a deliberate, patched change).
 histories: $(STAMP)
-	$(BIN)/python -m tests.record_histories
+	$(BIN)/python -m tests.replay.record_histories
 
 # Not a test: intake throughput (Python and wrk load generators), an alert storm, first-page latency, worker
 # memory and re-warm; prints the figures and writes bench/results.md. About 12 minutes; never fails the build.
@@ -51,7 +56,7 @@ bench: $(STAMP)
 # Kills real processes mid-incident and counts what the vendors saw (see docs/testing.md, "Chaos"); about 7 minutes.
 # `make test` runs only its quick cases.
 chaos: $(STAMP) system-deps
-	TOCSIN_CHAOS=1 $(BIN)/pytest -q -m chaos tests/chaos
+	TOCSIN_CHAOS=1 $(BIN)/pytest -q -m chaos tests/integration/chaos
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,7 @@
 """First-page latency: from the POST of a sev1 alert to the moment its first page reaches the vendor.
 
 The worker's PagerDuty channel (TOCSIN_PAGERDUTY_ROUTING_KEY, TOCSIN_PAGERDUTY_EVENTS_URL) points at a fake
-Events API v2 in this process (tests/vendor_server.py's real socket server), which notes when each trigger
+Events API v2 in this process (tests/support/vendor_server.py's real socket server), which notes when each trigger
 arrives by its dedup_key: the incident key, which the bench computes for each probe as the receiver does.
 Each probe is a fresh service, so each opens a new incident that pages at once (sev1 is a paging severity).
 
@@ -32,7 +32,7 @@ from bench.intake import limits
 from bench.load import alertmanager_payload, am_alert, pct
 from bench.results import Section
 from bench.stack import DEFAULT_POLICY, Stack, wait_quiet
-from tests.vendor_server import Recorded, Reply, VendorServer
+from tests.support.vendor_server import Recorded, Reply, VendorServer
 from tocsin.channels.pagerduty import PagerDutyChannel
 from tocsin.intake.contracts import NormalizedAlert
 from tocsin.intake.routing import incident_key

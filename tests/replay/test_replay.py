@@ -1,0 +1,45 @@
+"""Golden histories of real runs, replayed against today's workflow code (see tests/replay/record_histories.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from tests.replay.changed_workflow import ReorderedIncidentWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.postmortem import PostMortemWorkflow
+from workflows.runbook import RunbookWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    # The file is named after the workflow id it records.
+    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+
+
+def test_there_are_golden_histories_of_every_workflow() -> None:
+    names = {p.stem.split("-golden-")[0] for p in HISTORIES}
+    assert names == {"incident", "postmortem", "runbook"}
+    assert len(HISTORIES) >= 5
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_golden_history_replays(path: Path) -> None:
+    replayer = Replayer(
+        workflows=[IncidentWorkflow, PostMortemWorkflow, RunbookWorkflow], data_converter=pydantic_data_converter
+    )
+    result = await replayer.replay_workflow(load(path))
+    assert result.replay_failure is None
+
+
+async def test_a_non_deterministic_change_fails_replay() -> None:
+    history = load(next(p for p in HISTORIES if p.stem == "incident-golden-sev1-unacknowledged"))
+    replayer = Replayer(workflows=[ReorderedIncidentWorkflow], data_converter=pydantic_data_converter)
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)
