@@ -101,6 +101,12 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
         "change the severity (re-plans response and escalation)",
         {**HUMAN, "<2 severity>": ("required", None), "--reason": ("default ''", None)},
     ),
+    # Added with issue #14 (responders): the two new verbs, the same options as every human action.
+    "snooze": (
+        "pause paging for a while (at most 4 hours); management escalation goes on",
+        {**HUMAN, "--for": ("required", "how long, e.g. 30m or '1 hour'")},
+    ),
+    "take": ("make yourself the incident's owner (acknowledging it if nobody has)", HUMAN),
     "policies": ("policy files", {}),
     "policies check": (
         "validate a policy file; non-zero exit on error",

@@ -55,6 +55,8 @@ def _describe(item: plan.Due) -> str:
         return f"{item.kind} breach"
     if isinstance(item, plan.AutoResolve):
         return "auto-resolve"
+    if isinstance(item, plan.AckTimeout):
+        return f"ack timeout ({item.owner})"
     return f"management {POLICY.escalation_policies.management_escalation[item.index].target}"
 
 

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from tocsin.cli.common import CliError, Connect, JsonFlag, on_temporal, parse_labels
 from tocsin.cli.output import emit_json
+from tocsin.durations import parse_duration
 from tocsin.incident.client import open_incident, send_update
 from tocsin.incident.updates import (
     AcknowledgeRequest,
@@ -20,6 +21,8 @@ from tocsin.incident.updates import (
     MitigateRequest,
     ResolveRequest,
     SetSeverityRequest,
+    SnoozeRequest,
+    TakeRequest,
 )
 from tocsin.policy.overrides import load_paging_policy
 from tocsin.policy.triage import TriageError, TriggerRequest, plan_incident
@@ -148,3 +151,30 @@ def severity(
 ) -> None:
     request = SetSeverityRequest(by=by, request_id=request_id, severity=severity, reason=reason)
     _act(key, "set_severity", request, as_json)
+
+
+@app.command("snooze", help="pause paging for a while (at most 4 hours); management escalation goes on")
+def snooze(
+    key: Key,
+    by: By,
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 30m or '1 hour'")],
+    request_id: RequestId = None,
+    as_json: JsonResult = False,
+) -> None:
+    try:
+        request = SnoozeRequest(by=by, request_id=request_id, duration=parse_duration(duration))
+    except ValueError as err:
+        raise CliError(f"--for {duration}: {_first_problem(err)}") from None
+    _act(key, "snooze", request, as_json)
+
+
+@app.command("take", help="make yourself the incident's owner (acknowledging it if nobody has)")
+def take(key: Key, by: By, request_id: RequestId = None, as_json: JsonResult = False) -> None:
+    _act(key, "take", TakeRequest(by=by, request_id=request_id), as_json)
+
+
+def _first_problem(err: ValueError) -> str:
+    """A duration parse error as it is; pydantic's first complaint without its boilerplate."""
+    if isinstance(err, ValidationError):
+        return str(err.errors()[0]["msg"]).lower()
+    return str(err)

@@ -123,6 +123,16 @@ class IncidentState(_Model):
     opened_at: datetime
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    # Who owns the incident now: the first to acknowledge, or whoever took it over (update `take`).
+    owner: str | None = None
+    # Acknowledged but neither mitigated nor resolved by then: the owner is paged again and the chain resumes
+    # (the severity's `ack_timeout`). Set at each acknowledgement, cleared once it fires or the incident moves on.
+    ack_deadline: datetime | None = None
+    ack_timeouts: int = 0
+    # Paging pauses until then (update `snooze`); management escalation does not.
+    snoozed_until: datetime | None = None
+    # The roster ids paged so far, most recent last (a reply "ACK" from one of them finds this incident).
+    paged_people: list[str] = Field(default_factory=list, max_length=50)
     mitigated_at: datetime | None = None
     resolved_by: str | None = None
     resolved_at: datetime | None = None

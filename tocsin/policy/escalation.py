@@ -44,7 +44,18 @@ class AutoResolve:
     quiet_since: datetime
 
 
-Due = Page | ChainExhausted | Breach | Management | AutoResolve
+@dataclass(frozen=True)
+class AckTimeout:
+    """Acknowledged, then neither mitigated nor resolved in time: page the owner again, then resume the chain."""
+
+    owner: str
+
+
+Due = Page | ChainExhausted | Breach | Management | AutoResolve | AckTimeout
+
+
+def snoozed(state: IncidentState, now: datetime) -> bool:
+    return state.snoozed_until is not None and now < state.snoozed_until
 
 
 def auto_resolve_at(state: IncidentState, policy: Policy) -> datetime | None:
@@ -80,6 +91,9 @@ def _next_automatic(state: IncidentState, policy: Policy, now: datetime) -> Page
     if cursor.step < 0:
         return Page(0, 1, due_at=now)
     due_at = cursor.next_at or now
+    if state.snoozed_until is not None and state.snoozed_until > due_at:
+        # Resumed after a snooze: the chain goes on from the snooze's end, not with every page it held back.
+        due_at = state.snoozed_until
     if cursor.attempt < steps[cursor.step].retry_count:
         return Page(cursor.step, cursor.attempt + 1, due_at)
     if cursor.step + 1 < len(steps):
@@ -112,9 +126,16 @@ def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
         return []
     out: list[Due] = []
     cursor = state.escalation
+    if state.status == "acknowledged" and state.ack_deadline is not None and now >= state.ack_deadline:
+        out.append(AckTimeout(state.owner or state.acknowledged_by or ""))
     if cursor.pending_manual and not cursor.exhausted:
+        # A person asked for it: a snooze does not hold back an escalation someone requested.
         out.append(next_manual(cursor, policy, now))
-    elif paging_active(state, policy) and (cursor.step < 0 or (cursor.next_at and now >= cursor.next_at)):
+    elif (
+        paging_active(state, policy)
+        and not snoozed(state, now)
+        and (cursor.step < 0 or (cursor.next_at and now >= cursor.next_at))
+    ):
         out.append(_next_automatic(state, policy, now))
     level = policy.severity(state.severity)
     response_due, mitigation_due = _targets(state, policy)
@@ -143,7 +164,10 @@ def next_wakeup(state: IncidentState, policy: Policy, now: datetime) -> datetime
     if cursor.pending_manual and not cursor.exhausted:
         times.append(now)
     if paging_active(state, policy):
-        times.append(cursor.next_at if cursor.step >= 0 and cursor.next_at else now)
+        page_at = cursor.next_at if cursor.step >= 0 and cursor.next_at else now
+        times.append(max(page_at, state.snoozed_until) if state.snoozed_until else page_at)
+    if state.status == "acknowledged" and state.ack_deadline is not None:
+        times.append(state.ack_deadline)
     response_due, mitigation_due = _targets(state, policy)
     if state.acknowledged_at is None and "response" not in cursor.breaches:
         times.append(response_due)
@@ -173,7 +197,21 @@ def record_page(state: IncidentState, policy: Policy, page: Page) -> None:
 def next_page_at(state: IncidentState, policy: Policy) -> datetime | None:
     """When the chain will page next if nobody acts; None once paging has stopped."""
     cursor = state.escalation
-    return cursor.next_at if paging_active(state, policy) and cursor.step >= 0 else None
+    if not (paging_active(state, policy) and cursor.step >= 0 and cursor.next_at):
+        return None
+    return max(cursor.next_at, state.snoozed_until) if state.snoozed_until else cursor.next_at
+
+
+def record_ack_timeout(state: IncidentState, policy: Policy, now: datetime) -> None:
+    """Back to paging: the acknowledgement lapsed. The chain resumes one step delay from now, so the owner, paged
+    again first, has that long to answer before the next level is paged."""
+    state.status = "triggered"
+    state.ack_deadline = None
+    cursor = state.escalation
+    steps = policy.escalation_policies.primary_oncall
+    if cursor.step >= 0 and not cursor.exhausted:
+        cursor.next_at = now + steps[cursor.step].escalation_delay
+    state.next_escalation_at = next_page_at(state, policy)
 
 
 def record_exhausted(state: IncidentState, manual: bool) -> None:

@@ -58,6 +58,9 @@ class SeverityLevel(_Strict):
     description: str = ""
     response_time: Duration = Field(description="acknowledgement target, from the incident's opening")
     escalation_time: Duration = Field(description="mitigation target, from the incident's opening")
+    # Acknowledged but neither mitigated nor resolved within this: the owner is paged again, then the chain
+    # resumes. Unset: an acknowledgement holds until the incident moves on.
+    ack_timeout: Duration | None = None
     stakeholders: list[str] = Field(default_factory=list)
     automatic_actions: list[AutomaticAction] = Field(default_factory=list)
     # Temporal task-queue priority of its incidents and their pages, 1 first (tocsin/policy/priority.py).

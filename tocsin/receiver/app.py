@@ -43,6 +43,7 @@ from tocsin.receiver.host_check import LoopbackHostOnly
 from tocsin.receiver.metrics import LatencyMiddleware, ReceiverMetrics
 from tocsin.receiver.public_status import StatusPage
 from tocsin.receiver.public_status_routes import add_status_routes
+from tocsin.receiver.responders import Responders, add_responder_routes
 
 log = logging.getLogger("tocsin.receiver")
 
@@ -93,10 +94,12 @@ def create_app(
     config: ReceiverConfig | None = None,
     clock: Callable[[], float] = time.time,
     status_page: StatusPage | None = None,
+    responders: Responders | None = None,
 ) -> FastAPI:
     """The receiver. `ingest` gets every alert of a valid payload at once and raises TemporalUnavailable when
     Temporal does not accept them; `healthcheck` says whether Temporal answers; `status_page`, when given,
-    serves GET /status and /status.json."""
+    serves GET /status and /status.json; `responders`, when given, takes the vendors' callbacks (Slack, Twilio,
+    PagerDuty, email links: tocsin/receiver/responders.py)."""
     config = config or ReceiverConfig()
     metrics = ReceiverMetrics()
     app = FastAPI(
@@ -174,6 +177,8 @@ def create_app(
 
     if status_page is not None:
         add_status_routes(app, status_page)
+    if responders is not None:
+        add_responder_routes(app, responders)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

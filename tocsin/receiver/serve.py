@@ -31,7 +31,9 @@ from tocsin.receiver.config import ReceiverConfig, ReceiverError
 from tocsin.receiver.gate import Ingest
 from tocsin.receiver.public_status import IncidentSummary, StatusPage, fetch_incidents
 from tocsin.receiver.public_status_setup import load_status_config
+from tocsin.receiver.responders import Responders, load_responder_secrets
 from tocsin.receiver.tls import server_context
+from tocsin.responders.dispatch import temporal_act
 from tocsin.settings import Settings, load_settings
 
 log = logging.getLogger("tocsin.receiver")
@@ -147,12 +149,18 @@ def temporal_status_page(client: Client, policy: Policy, env: Mapping[str, str] 
     return StatusPage(fetch, config, home=load_settings(env).home)
 
 
-def temporal_app(client: Client, policy: Policy, config: ReceiverConfig) -> FastAPI:
+def temporal_app(
+    client: Client, policy: Policy, config: ReceiverConfig, env: Mapping[str, str] | None = None
+) -> FastAPI:
+    env = os.environ if env is None else env
+    # Who a vendor's user is comes from this receiver's own policy: its roster, never a callback's words.
+    responders = Responders(act=temporal_act(client), roster=policy.roster, secrets=load_responder_secrets(env))
     return create_app(
         ingest=temporal_ingest(client, policy),
         healthcheck=temporal_healthcheck(client),
         config=config,
-        status_page=temporal_status_page(client, policy),
+        status_page=temporal_status_page(client, policy, env),
+        responders=responders,
     )
 
 

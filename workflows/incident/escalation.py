@@ -13,13 +13,35 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from tocsin.durations import format_duration, format_elapsed
+    from tocsin.incident.contracts import IncidentState
     from tocsin.policy import escalation as plan
     from tocsin.policy.actions import Route, automatic_action_route
+    from tocsin.responders.codes import short_code
     from tocsin.roster import resolve as resolve_target
     from tocsin.storm import consolidation as storm
     from workflows.incident.core import IncidentCore
     from workflows.incident.deliveries import Deliveries
     from workflows.incident.targets import addresses
+
+# Paged people remembered per incident (IncidentState.paged_people holds at most 50).
+PAGED_KEPT = 20
+
+
+def page_text(state: IncidentState) -> str:
+    """A page says what is wrong and how to answer it from where it lands: the short code names this incident
+    in an SMS reply ("ACK 4821"), where a key would be hard to type."""
+    return (
+        f"[{state.severity}] {state.title} ({state.service}) — please acknowledge (reply ACK {short_code(state.key)})"
+    )
+
+
+def remember_paged(state: IncidentState, people: list[str]) -> None:
+    """Who has been paged, most recent last, bounded: a reply from one of them finds this incident."""
+    for person in people:
+        if person in state.paged_people:
+            state.paged_people.remove(person)
+        state.paged_people.append(person)
+    del state.paged_people[:-PAGED_KEPT]
 
 
 class Escalation:
@@ -49,6 +71,8 @@ class Escalation:
                 await self._exhausted(item)
             elif isinstance(item, plan.Breach):
                 await self._breach(item)
+            elif isinstance(item, plan.AckTimeout):
+                await self._ack_timeout(item)
             else:
                 await self._management(item)
         # After paging, so nobody waits on a status page to be woken; set_severity adds new ones later.
@@ -74,9 +98,9 @@ class Escalation:
         step = core.policy.escalation_policies.primary_oncall[page.step]
         how = "manual escalation" if page.manual else f"attempt {page.attempt}/{step.retry_count}"
         plan.record_page(state, core.policy, page)
-        message = f"[{state.severity}] {state.title} ({state.service}) — please acknowledge"
-        route = Route(step.type, step.target, message)
+        route = Route(step.type, step.target, page_text(state))
         resolved = resolve_target(core.policy.roster, step.target, workflow.now())
+        remember_paged(state, [person.id for person in resolved.people])
         who = f" ({resolved.reason})" if resolved.kind != "unknown" else ""
         if not addresses(resolved, step.type):
             # Nobody to page here (an empty rotation, nobody with a phone): say so and move on at once.
@@ -87,6 +111,26 @@ class Escalation:
             return
         core.record("page", f"level {page.step + 1}: paging {step.target} via {step.type} ({how}){who}")
         await self._deliveries.deliver(f"page/{page.step}/{page.attempt}", route, resolved)
+        core.publish()
+
+    async def _ack_timeout(self, item: plan.AckTimeout) -> None:
+        """The owner acknowledged and then went quiet: page them again, on the channel of the level the chain
+        had reached, and let the chain resume after that level's delay."""
+        core, state = self._core, self._core.state
+        steps = core.policy.escalation_policies.primary_oncall
+        step = steps[max(state.escalation.step, 0)]
+        timeout = core.policy.severity(state.severity).ack_timeout
+        plan.record_ack_timeout(state, core.policy, workflow.now())
+        state.ack_timeouts += 1
+        lapsed = f" within {format_duration(timeout)}" if timeout else ""
+        core.record(
+            "ack_timeout",
+            f"acknowledged by {item.owner} but neither mitigated nor resolved{lapsed}: paging {item.owner} again, "
+            "then the chain resumes",
+        )
+        resolved = resolve_target(core.policy.roster, item.owner, workflow.now())
+        route = Route(step.type, item.owner, page_text(state))
+        await self._deliveries.deliver(f"ack-timeout/{state.ack_timeouts}", route, resolved)
         core.publish()
 
     async def _exhausted(self, item: plan.ChainExhausted) -> None:

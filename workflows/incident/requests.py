@@ -12,6 +12,7 @@ from collections.abc import Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from tocsin.durations import format_duration
     from tocsin.incident import bounds
     from tocsin.incident.contracts import AlertEvent
     from tocsin.incident.updates import (
@@ -21,9 +22,12 @@ with workflow.unsafe.imports_passed_through():
         MitigateRequest,
         ResolveRequest,
         SetSeverityRequest,
+        SnoozeRequest,
+        TakeRequest,
         UpdateResult,
         _Request,
     )
+    from tocsin.policy import following
     from workflows.incident.core import IncidentCore
 
 _MAX_REMEMBERED_REQUESTS = 200
@@ -50,6 +54,11 @@ class Requests:
         else:
             if change is not None:
                 change()
+                if request.via == "pagerduty":
+                    # PagerDuty told us: its incident already shows this, and telling it back would echo.
+                    for follower in self._state.followers:
+                        if follower.channel == "pagerduty":
+                            follower.synced = following.shown("pagerduty", self._state)
                 self._core.wake()
             if request.request_id is not None:
                 self._state.handled_requests[request.request_id] = message
@@ -65,10 +74,18 @@ class Requests:
         )
 
     def _mark_acknowledged(self, by: str) -> None:
-        if self._state.acknowledged_at is None:
-            self._state.acknowledged_by = by
-            self._state.acknowledged_at = workflow.now()
-        self._state.next_escalation_at = None
+        state = self._state
+        if state.acknowledged_at is None:
+            state.acknowledged_by = by
+            state.acknowledged_at = workflow.now()
+        if state.owner is None:
+            state.owner = by
+        state.next_escalation_at = None
+
+    def _start_ack_clock(self) -> None:
+        """An acknowledgement holds for the severity's `ack_timeout`, if it has one (tocsin.policy.escalation)."""
+        timeout = self._core.policy.severity(self._state.severity).ack_timeout
+        self._state.ack_deadline = workflow.now() + timeout if timeout else None
 
     # --- acknowledge -----------------------------------------------------------------------------------
 
@@ -80,7 +97,8 @@ class Requests:
         def change() -> None:
             self._mark_acknowledged(request.by)
             state.status = "acknowledged"
-            self._core.record("acknowledged", f"acknowledged by {request.by}; paging stopped", by=request.by)
+            self._start_ack_clock()
+            self._core.record("acknowledged", f"acknowledged by {request.who()}; paging stopped", by=request.by)
 
         return self.answer(request, f"acknowledged by {request.by}", change)
 
@@ -93,7 +111,7 @@ class Requests:
         def change() -> None:
             self._state.escalation.pending_manual += 1
             reason = f": {request.reason}" if request.reason else ""
-            self._core.record("escalated", f"escalated by {request.by}{reason}", by=request.by)
+            self._core.record("escalated", f"escalated by {request.who()}{reason}", by=request.by)
             if self._state.paging_held:
                 # A person asked for this one: it leaves the storm's cover and pages on its own from now.
                 self._state.paging_held = False
@@ -118,7 +136,7 @@ class Requests:
             state.status = "mitigated"
             state.mitigated_at = workflow.now()
             summary = f": {request.summary}" if request.summary else ""
-            self._core.record("mitigated", f"mitigated by {request.by}{summary}", by=request.by)
+            self._core.record("mitigated", f"mitigated by {request.who()}{summary}", by=request.by)
 
         return self.answer(request, f"mitigated by {request.by}", change)
 
@@ -137,7 +155,7 @@ class Requests:
             state.resolved_at = workflow.now()
             state.resolution_summary = request.summary or None
             summary = f": {request.summary}" if request.summary else ""
-            self._core.record("resolved", f"resolved by {request.by}{summary}", by=request.by)
+            self._core.record("resolved", f"resolved by {request.who()}{summary}", by=request.by)
 
         return self.answer(request, f"resolved by {request.by}", change)
 
@@ -172,6 +190,48 @@ class Requests:
         known = self._core.policy.incident_classification.severity_levels
         if request.severity not in known:
             raise ValueError(f"unknown severity {request.severity!r} (known: {', '.join(known)})")
+
+    # --- snooze and take ---------------------------------------------------------------------------------
+
+    def snooze(self, request: SnoozeRequest) -> UpdateResult:
+        state = self._state
+        until = workflow.now() + request.duration
+
+        def change() -> None:
+            state.snoozed_until = until
+            self._core.record(
+                "snoozed",
+                f"paging snoozed by {request.who()} for {format_duration(request.duration)}, until {until:%H:%M:%S}Z; "
+                "management escalation goes on",
+                by=request.by,
+            )
+
+        return self.answer(request, f"paging snoozed until {until:%H:%M:%S}Z", change)
+
+    def validate_snooze(self, request: SnoozeRequest) -> None:
+        self._reject_if_resolved(request, "snoozed")
+        if not self.seen(request) and self._state.status != "triggered":
+            raise ValueError(f"incident {self._state.key} is {self._state.status}: nothing is paging to snooze")
+
+    def take(self, request: TakeRequest) -> UpdateResult:
+        state = self._state
+        if state.owner == request.by:
+            return self.answer(request, f"{request.by} already owns it")
+
+        def change() -> None:
+            before = f" from {state.owner}" if state.owner else ""
+            state.owner = None  # so _mark_acknowledged makes `by` the owner
+            self._mark_acknowledged(request.by)
+            state.owner = request.by
+            if state.status == "triggered":
+                state.status = "acknowledged"
+                self._start_ack_clock()
+            self._core.record("owner", f"{request.who()} took over{before}", by=request.by)
+
+        return self.answer(request, f"{request.by} owns it now", change)
+
+    def validate_take(self, request: TakeRequest) -> None:
+        self._reject_if_resolved(request, "taken over")
 
     # --- alerts ----------------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
         MitigateRequest,
         ResolveRequest,
         SetSeverityRequest,
+        SnoozeRequest,
+        TakeRequest,
         UpdateResult,
     )
     from tocsin.policy import escalation as plan
@@ -165,6 +167,22 @@ class IncidentWorkflow:
     @set_severity.validator
     def _validate_set_severity(self, request: SetSeverityRequest) -> None:
         self._requests.validate_set_severity(request)
+
+    @workflow.update(name="snooze")
+    def snooze(self, request: SnoozeRequest) -> UpdateResult:
+        return self._requests.snooze(request)
+
+    @snooze.validator
+    def _validate_snooze(self, request: SnoozeRequest) -> None:
+        self._requests.validate_snooze(request)
+
+    @workflow.update(name="take")
+    def take(self, request: TakeRequest) -> UpdateResult:
+        return self._requests.take(request)
+
+    @take.validator
+    def _validate_take(self, request: TakeRequest) -> None:
+        self._requests.validate_take(request)
 
     @workflow.update(name="run_runbook")
     def run_runbook(self, request: RunRunbookRequest) -> UpdateResult:

@@ -1,0 +1,91 @@
+"""The receiver's responder endpoints: where Slack, Twilio, PagerDuty and email links come back to act.
+
+Each vendor's routes live in their own module (slack_routes, twilio_routes, pagerduty_routes, link_routes)
+and get a `Responders`: the secrets that verify the vendor's signature, the roster that maps the vendor's user
+to a person, and `act`, the way into the incidents (tocsin.responders.dispatch; tests pass a fake). A vendor
+whose secret is not configured answers 404 naming the variable to set: nothing is ever acted on unverified.
+These endpoints take no bearer token: the vendor's signature is the credential.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+
+from tocsin.addresses import is_http_url
+from tocsin.policy.roster_schema import Roster
+from tocsin.responders.dispatch import Act
+from tocsin.secret_settings import SecretSettingError, read_setting
+
+SLACK_SECRET = "TOCSIN_SLACK_SIGNING_SECRET"  # noqa: S105 - the variable's name
+TWILIO_TOKEN = "TOCSIN_TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
+PAGERDUTY_SECRET = "TOCSIN_PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+LINK_SECRET = "TOCSIN_ACTION_LINK_SECRET"  # noqa: S105 - the variable's name
+PUBLIC_URL = "TOCSIN_PUBLIC_URL"
+
+
+class ResponderConfigError(ValueError):
+    """A responder setting that cannot be used; the message names the variable, never a value."""
+
+
+@dataclass(frozen=True)
+class ResponderSecrets:
+    slack_signing_secret: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    # Several during a rotation: PagerDuty signs with each secret of the subscription.
+    pagerduty_webhook_secrets: tuple[SecretStr, ...] = ()
+    action_link_secret: SecretStr | None = None
+    # The base URL the vendors see (Twilio signs it; email links point at it), without a trailing slash.
+    public_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Responders:
+    act: Act
+    roster: Roster
+    secrets: ResponderSecrets
+    clock: Callable[[], float] = field(default=time.time)
+
+
+def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:
+    try:
+        value = read_setting(env, name)
+    except SecretSettingError as err:
+        raise ResponderConfigError(str(err)) from None
+    return SecretStr(value) if value else None
+
+
+def load_responder_secrets(env: Mapping[str, str]) -> ResponderSecrets:
+    """The responder settings from the environment (`NAME` or `NAME_FILE`); ResponderConfigError names a bad one."""
+    public = (env.get(PUBLIC_URL) or "").strip().rstrip("/") or None
+    if public is not None and not is_http_url(public):
+        raise ResponderConfigError(f"{PUBLIC_URL} must be an http(s) URL, the receiver's address as vendors see it")
+    pagerduty = _secret(env, PAGERDUTY_SECRET)
+    rotated = (
+        tuple(SecretStr(s.strip()) for s in pagerduty.get_secret_value().split(",") if s.strip()) if pagerduty else ()
+    )
+    return ResponderSecrets(
+        slack_signing_secret=_secret(env, SLACK_SECRET),
+        twilio_auth_token=_secret(env, TWILIO_TOKEN),
+        pagerduty_webhook_secrets=rotated,
+        action_link_secret=_secret(env, LINK_SECRET),
+        public_url=public,
+    )
+
+
+def not_configured(vendor: str, variable: str) -> JSONResponse:
+    """404: this receiver takes no callbacks from `vendor` until `variable` is set."""
+    return JSONResponse(
+        {"error": "not_configured", "detail": f"{vendor} callbacks are off: set {variable} (or {variable}_FILE)"},
+        status_code=404,
+    )
+
+
+def add_responder_routes(app: FastAPI, responders: Responders) -> None:
+    """Every vendor's routes; each answers 404 while its own secret is unset."""
+    del app, responders  # each vendor's routes are added here as they are built

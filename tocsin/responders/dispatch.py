@@ -1,0 +1,77 @@
+"""An InboundAction, done: find the incident it names (its key, its page's short code, or the person's latest
+page) and run the matching update as the person the vendor vouched for, `via` that vendor.
+
+The update id is `<vendor>:<the vendor's event id>`, so a callback the vendor delivers twice (a retried
+webhook, a double-tapped button) is one update in the incident's history, answered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from tocsin.incident.client import IncidentError, get_incident, list_incidents, send_update
+from tocsin.incident.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SnoozeRequest, TakeRequest
+from tocsin.responders.codes import short_code
+from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
+
+# Open incidents looked at to find "my latest page" or a short code: the newest ones first.
+CANDIDATES = 50
+_OPEN = ("triggered", "acknowledged", "mitigated")
+
+Act = Callable[[InboundAction], Awaitable[ActOutcome]]
+
+
+def update_of(action: InboundAction) -> tuple[str, BaseModel]:
+    """The update's name and request, with `by` the vouched-for person and the vendor's event as its id."""
+    common = {"by": action.person, "via": action.vendor, "request_id": f"{action.vendor}:{action.event_id}"}
+    if action.verb == "acknowledge":
+        return "acknowledge", AcknowledgeRequest(**common)
+    if action.verb == "escalate":
+        return "escalate", EscalateRequest(**common)
+    if action.verb == "resolve":
+        return "resolve", ResolveRequest(**common)
+    if action.verb == "take":
+        return "take", TakeRequest(**common)
+    if action.snooze_for is None:
+        raise NotActed("say for how long to snooze, e.g. 30m", "refused")
+    return "snooze", SnoozeRequest(**common, duration=action.snooze_for)
+
+
+async def find_incident(client: Client, person: str, code: str | None) -> str:
+    """The key of the open incident an action means: the one with this short code (preferring one that paged
+    the person), or without a code the newest open incident that paged the person."""
+    rows = [r for s in _OPEN for r in await list_incidents(client, status=s, limit=CANDIDATES)]
+    rows.sort(key=lambda r: r.opened_at.timestamp() if r.opened_at else 0.0, reverse=True)
+    if code is not None:
+        rows = [r for r in rows if short_code(r.key) == code]
+        if not rows:
+            raise NotActed(f"no open incident has the code {code}", "no_incident")
+    for row in rows[:CANDIDATES]:
+        state = await get_incident(client, row.key)
+        if person in state.paged_people:
+            return row.key
+    if code is not None:
+        return rows[0].key
+    raise NotActed("no open incident has paged you; name it by its code or key", "no_incident")
+
+
+async def act(client: Client, action: InboundAction) -> ActOutcome:
+    name, request = update_of(action)
+    key = action.key or await find_incident(client, action.person, action.code)
+    try:
+        result = await send_update(client, key, name, request)
+    except IncidentError as err:
+        raise NotActed(str(err), "refused") from None
+    return ActOutcome(key=result.key, status=result.status, message=result.message)
+
+
+def temporal_act(client: Client) -> Act:
+    """`act` bound to a client, as the receiver's routes take it (tests pass a fake)."""
+
+    async def bound(action: InboundAction) -> ActOutcome:
+        return await act(client, action)
+
+    return bound
