@@ -38,6 +38,8 @@ from tocsin.incident.updates import (
     MitigateRequest,
     ResolveRequest,
     SetSeverityRequest,
+    SnoozeRequest,
+    TakeRequest,
 )
 from tocsin.policy.loader import load_policy
 from tocsin.policy.schema import Policy
@@ -94,6 +96,27 @@ async def runbook_by_name(env: WorkflowEnvironment, key: str) -> None:
     await send_update(env.client, key, "run_runbook", request)
     await env.sleep(timedelta(minutes=1))
     await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="done"))
+
+
+async def acknowledged_then_quiet(env: WorkflowEnvironment, key: str) -> None:
+    """Alice acknowledges from Slack and goes quiet: sev1's ack_timeout pages her again and the chain resumes;
+    bob takes the incident over via PagerDuty, then resolves it."""
+    await env.sleep(timedelta(minutes=1))
+    await send_update(env.client, key, "acknowledge", AcknowledgeRequest(by="alice", via="slack"))
+    await env.sleep(timedelta(minutes=37))
+    await send_update(env.client, key, "take", TakeRequest(by="bob", via="pagerduty"))
+    await env.sleep(timedelta(minutes=1))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="bob", summary="failed over"))
+
+
+async def snoozed(env: WorkflowEnvironment, key: str) -> None:
+    """Paging snoozed for 20 minutes by SMS (management escalation goes on); then the chain resumes; resolved."""
+    await env.sleep(timedelta(seconds=30))
+    await send_update(
+        env.client, key, "snooze", SnoozeRequest(by="alice", duration=timedelta(minutes=20), via="twilio")
+    )
+    await env.sleep(timedelta(minutes=26))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="cache warmed"))
 
 
 async def quiet_sev3(env: WorkflowEnvironment, key: str) -> None:
@@ -153,6 +176,9 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     ),
     # Opened as the 21st new incident within the storm window.
     "sev1-storm-member": ("sev1", {"alertname": "ZoneDown", "environment": "prod"}, held_by_a_storm),
+    # Responders (#14): an acknowledgement that lapses, a take-over, a snooze.
+    "sev1-ack-timeout-taken-over": ("sev1", {"alertname": "ServiceAvailabilityLow"}, acknowledged_then_quiet),
+    "sev1-snoozed": ("sev1", {"alertname": "ServiceAvailabilityLow"}, snoozed),
     # A runbook asked for by name that the worker plans from its own policy, and one it refuses to plan.
     "sev1-runbook-by-name": (
         "sev1",
