@@ -277,6 +277,10 @@ async def test_slack_post_to_a_named_channel(server):
     body = request.json
     assert body["channel"] == "#incidents"
     assert body["text"] == "*Checkout availability low*\nCheckout availability is 91% (target 99.9%)"
+    [buttons] = [b for b in body["blocks"] if b["type"] == "actions"]  # Slack sends a click to the receiver
+    assert [(e["action_id"], e["value"]) for e in buttons["elements"]] == [
+        (f"tocsin_{verb}", INCIDENT) for verb in ("acknowledge", "escalate", "resolve", "snooze")
+    ]
     assert body["metadata"] == {
         "event_type": "tocsin_notification",
         "event_payload": {"incident": INCIDENT, "delivery": f"{INCIDENT}/page/0/1", "status": "triggered"},
@@ -458,6 +462,7 @@ async def test_slack_war_room_is_created_with_stakeholders_and_a_pinned_summary(
     assert create == {"name": f"inc-{INCIDENT}", "is_private": False}
     assert invite == {"channel": cid, "users": "U0ALICE,U0BOB", "force": True}
     assert "Checkout availability low" in summary["text"] and "*Status:* triggered" in summary["text"]
+    assert summary["blocks"][-1]["type"] == "actions" and len(summary["blocks"][-1]["elements"]) == 4
     assert all(r.headers["authorization"] == f"Bearer {SLACK_TOKEN}" for r in server.requests)
 
 
@@ -478,6 +483,8 @@ async def test_slack_war_room_second_send_creates_nothing_and_updates_the_summar
     [summary] = fake.summaries(cid)
     assert summary["ts"] == first["ts"] and fake.pins[cid] == [first["ts"]]
     assert "*Status:* acknowledged" in summary["text"] and "alice is on it" in summary["text"]
+    acknowledged = [e["action_id"] for e in summary["blocks"][-1]["elements"]]
+    assert acknowledged == ["tocsin_escalate", "tocsin_resolve"]  # acknowledging it again is not offered
     assert receipt.provider_id == f"{cid}:{first['ts']}" and not receipt.duplicate
     assert server.calls() == [
         "POST /api/conversations.create",  # answered name_taken

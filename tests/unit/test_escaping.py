@@ -120,8 +120,9 @@ def test_slack_long_text_splits_into_sections_without_cutting_an_entity() -> Non
 
     raw = "&" * 2000 + "\n" + "x<" * 2500 + "\nend"
     content = post_content(message(raw, title="T" * 400))
-    header, *sections = content["blocks"]
+    header, *sections, buttons = content["blocks"]
     assert header["text"]["type"] == "plain_text" and len(header["text"]["text"]) <= 150
+    assert buttons["type"] == "actions" and all(s["type"] == "section" for s in sections)  # the incident is open
     texts = [s["text"]["text"] for s in sections]
     assert all(len(t) <= SECTION_LIMIT for t in texts) and len(texts) >= 3
     unescaped = "\n".join(texts).replace("&lt;", "<").replace("&amp;", "&")

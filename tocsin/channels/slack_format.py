@@ -11,20 +11,39 @@ as text instead of a mass mention or a disguised link. Beyond that:
 - every post and update says `parse: none` and `link_names: false`: a plain `@here` or `@channel` is text
   unless written as `<!here>`, and that form cannot survive the escaping.
 
+While the incident is open, posts and the summary end in buttons (Acknowledge, Snooze 30m while it pages;
+Escalate, Resolve until it is resolved): `action_id` `tocsin_<verb>`, `value` the incident key. Slack sends a
+click to the receiver (tocsin/receiver/slack_routes.py), which answers with `acted_content`.
+
 What Tocsin writes around the values (`*Status:*`, the emoji, "Updated ...") is its own mrkdwn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tocsin.channels.base import Message
 from tocsin.channels.escaping import fit, slack_text
+from tocsin.responders.slack import BUTTON_SNOOZE
 
 TEXT_LIMIT = 40_000  # Slack truncates a longer top-level text
 HEADER_LIMIT = 150  # a header block's plain_text
 SECTION_LIMIT = 3000  # a section block's text
-MAX_SECTIONS = 45  # a message holds 50 blocks: room for a header, the facts and a context line
+MAX_SECTIONS = 45  # a message holds 50 blocks: room for a header, the facts, a context line and the buttons
+# Which buttons an incident in each status shows: a click that would only be refused is not offered.
+BUTTONS: dict[str, tuple[str, ...]] = {
+    "triggered": ("acknowledge", "escalate", "resolve", "snooze"),
+    "acknowledged": ("escalate", "resolve"),
+    "mitigated": ("escalate", "resolve"),
+}
+LABELS = {
+    "acknowledge": "Acknowledge",
+    "escalate": "Escalate",
+    "resolve": "Resolve",
+    "snooze": f"Snooze {BUTTON_SNOOZE.seconds // 60}m",
+}
+OUTCOME_BLOCK = "tocsin_outcome"  # block_id prefix of the line a click adds, replaced by the next click's
 # Both chat.postMessage and chat.update take these; nothing in the text is parsed into links or mentions.
 NO_PARSING: dict[str, Any] = {"parse": "none", "link_names": False}
 # chat.postMessage only: an alert's URL must not unfold into a preview of whatever it points at.
@@ -34,7 +53,7 @@ NO_UNFURLING: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
 def post_content(message: Message) -> dict[str, Any]:
     """`text` and `blocks` of a plain notification: the title as a header, then the text."""
     head = f"*{slack_text(message.title)}*\n" if message.title else ""
-    blocks = [*_header(message.title), *_sections(message.text)]
+    blocks = [*_header(message.title), *_sections(message.text), *action_buttons(message.incident, message.status)]
     return _content(head + slack_text(message.text), blocks)
 
 
@@ -61,8 +80,62 @@ def summary_content(message: Message) -> dict[str, Any]:
         _section("\n".join(line for line in (fact_line, incident_line) if line)),
         *_sections(message.text),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": updated}]},
+        *action_buttons(message.incident, message.status),
     ]
     return _content(text, blocks)
+
+
+def action_buttons(key: str, status: str) -> list[dict[str, Any]]:
+    """The actions block of an incident in `status` (none once resolved, or for a key no click could name)."""
+    verbs = BUTTONS.get(status, ())
+    if not verbs or not key or len(key) > 128:
+        return []
+    buttons = []
+    for verb in verbs:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"tocsin_{verb}",
+            "value": key,
+            "text": {"type": "plain_text", "text": LABELS[verb]},
+        }
+        if verb == "acknowledge":
+            button["style"] = "primary"
+        if verb == "resolve":
+            # One stray tap must not close an incident and start its post-mortem.
+            button["style"] = "danger"
+            button["confirm"] = {
+                "title": {"type": "plain_text", "text": "Resolve this incident?"},
+                "text": {"type": "plain_text", "text": fit(f"Resolve {key} and stop paging for it.", 300, slack_text)},
+                "confirm": {"type": "plain_text", "text": "Resolve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            }
+        buttons.append(button)
+    return [{"type": "actions", "elements": buttons}]
+
+
+def acted_content(original: Mapping[str, Any] | None, key: str, status: str, said: str, tag: str) -> dict[str, Any]:
+    """The answer to a click, replacing the message clicked in: its blocks without the old buttons or the
+    previous click's line, then `said` (Tocsin's mrkdwn, values already escaped) and the buttons `status`
+    still allows. `tag` (the click's id) makes the new line's block_id unique, as Slack asks of an update."""
+    kept: list[dict[str, Any]] = []
+    text = ""
+    if original is not None:
+        blocks = original.get("blocks")
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, dict) or block.get("type") == "actions":
+                continue
+            if str(block.get("block_id", "")).startswith(OUTCOME_BLOCK):
+                continue
+            kept.append(block)
+        text = str(original.get("text") or "")
+    outcome = {
+        "type": "context",
+        "block_id": f"{OUTCOME_BLOCK}_{tag}"[:255],
+        "elements": [{"type": "mrkdwn", "text": said}],
+    }
+    blocks = [*kept[: MAX_SECTIONS + 2], outcome, *action_buttons(key, status)]
+    # The fallback stays the message's own text (a second click would otherwise pile up outcome lines in it).
+    return {"replace_original": True, "text": _cut_escaped(text or said, TEXT_LIMIT), "blocks": blocks}
 
 
 def _content(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from tocsin.addresses import is_http_url
 from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.pagerduty_routes import add_pagerduty_routes
+from tocsin.receiver.slack_routes import add_slack_routes
 from tocsin.responders.dispatch import Act
 from tocsin.secret_settings import SecretSettingError, read_setting
 
@@ -90,3 +91,4 @@ def not_configured(vendor: str, variable: str) -> JSONResponse:
 def add_responder_routes(app: FastAPI, responders: Responders) -> None:
     """Every vendor's routes; each answers 404 while its own secret is unset."""
     add_pagerduty_routes(app, responders)
+    add_slack_routes(app, responders)
