@@ -1,6 +1,7 @@
 """The email adapter against aiosmtpd on loopback: plain, STARTTLS with authentication, implicit TLS (a
-self-signed certificate), the reply codes, refused connections and timeouts, and that no credential reaches an
-exception message or a log record (the HTTP vendors: tests/unit/test_channels_vendors.py).
+self-signed certificate), the reply codes, refused connections and timeouts, that no credential reaches an
+exception message or a log record (the HTTP vendors: tests/unit/test_channels_vendors.py), and the signed
+action links a page carries (tests/unit/test_action_links.py has the rest).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from tests.support.tls import self_signed
 from tests.support.vendor_fakes import MailRecorder, closed_port, smtp_server
 from tocsin.channels.base import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.smtp import SmtpEmail, SmtpSettings, message_id
+from tocsin.policy.roster_schema import Roster
+from tocsin.responders.links import LinkMaker, verify
 
 # ======================================================================================================
 # Email over SMTP, against aiosmtpd
@@ -238,3 +241,27 @@ def test_email_configuration(tmp_path: Path) -> None:
         with pytest.raises(PermanentDeliveryError, match=reason) as caught:
             SmtpEmail.from_env(env)
         assert_secret_free(caught.value)
+
+
+async def test_email_page_carries_signed_links_for_the_roster_person_it_reaches() -> None:
+    """A page to alice through a real SMTP exchange: her three links survive the transfer encoding and verify
+    as alice's; the same page to an address outside the roster carries none (docs/responders/email.md)."""
+    roster = Roster.model_validate({"people": {"alice": {"timezone": "UTC", "email": "oncall@example.com"}}})
+    links = LinkMaker("link-secret-6b1e", "https://tocsin.example.com", roster)
+    handler = MailRecorder()
+    page_key = "incident-inc-checkout-1/0123abcd/page/0/1"
+    with smtp_server(handler) as port:
+        channel = SmtpEmail(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"), "tocsin@example.com", links=links)
+        await channel.send(message(idempotency_key=page_key))
+        await channel.send(message(idempotency_key=page_key, target="someone@example.com"))
+
+    mails = [parse(raw) for _, _, raw in handler.delivered]
+    parts = [{p.get_content_type(): p.get_content() for p in mail.iter_parts()} for mail in mails]
+    urls = [line.split(": ", 1)[1] for line in parts[0]["text/plain"].splitlines() if ": https://" in line]
+    tokens = [url.removeprefix("https://tocsin.example.com/api/v1/actions/") for url in urls]
+    claims = [verify("link-secret-6b1e", token, message().at.timestamp()) for token in tokens]
+    assert [(c.key, c.verb, c.person) for c in claims] == [
+        ("inc-checkout-1", verb, "alice") for verb in ("acknowledge", "escalate", "resolve")
+    ]
+    assert all(f"href='{url}'" in parts[0]["text/html"] for url in urls)
+    assert "/api/v1/actions/" not in parts[1]["text/plain"] + parts[1]["text/html"]

@@ -1,13 +1,7 @@
 """Email over SMTP: a text and an HTML part, a Message-ID that is the same on every retry of a delivery.
 
-Configuration (each may instead be read from the file `NAME_FILE` names):
-
-- `TOCSIN_SMTP_URL`: `smtp://user:pass@host:port` (STARTTLS when the server offers it) or `smtps://...` (TLS
-  from the first byte). User and password are percent-decoded. Query options: `starttls=auto` (the default),
-  `require` (refuse a server that does not offer it) or `never` (plaintext; the only way to log in without TLS);
-  `helo=NAME` (the EHLO name; default this host's FQDN); `timeout=SECONDS` (default 10). Ports default to 587
-  (`smtp`) and 465 (`smtps`).
-- `TOCSIN_EMAIL_FROM`: the envelope and header sender.
+Configuration (each may instead be read from the file `NAME_FILE` names): `TOCSIN_SMTP_URL`, where to connect
+and how (tocsin.channels.smtp_settings), and `TOCSIN_EMAIL_FROM`, the envelope and header sender.
 
 The subject is one line (tocsin.channels.escaping.email_subject), the text part has no control characters and
 the HTML part is HTML-escaped. The target is one address or several, comma-separated. smtplib runs in a thread
@@ -17,6 +11,11 @@ so the worker's event loop never blocks. A retried delivery sends the same messa
 SMTP replies map onto the delivery errors: 5xx (535 authentication failure included) is permanent, 4xx and a
 dropped or refused connection or a timeout retry. Neither the user name (some providers use the API token as
 both) nor the password ever appears in an error or a log line.
+
+Action links (docs/responders/email.md): with `TOCSIN_ACTION_LINK_SECRET` and `TOCSIN_PUBLIC_URL` set, a page
+to one address that the worker's own policy (`TOCSIN_POLICY`) has in its roster carries signed Acknowledge,
+Escalate and Resolve links for that person (tocsin.responders.links). The roster comes from the worker's
+policy, never from the message: a workflow cannot make the channel sign for anyone.
 """
 
 from __future__ import annotations
@@ -28,89 +27,27 @@ import logging
 import smtplib
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
-from typing import ClassVar, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from pathlib import Path
+from typing import ClassVar
 
+from tocsin.bundled import DEFAULT_POLICY
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import email_subject, plain_text
+from tocsin.channels.smtp_settings import SmtpSettings as SmtpSettings  # re-exported: callers build it here
 from tocsin.channels.vendor_settings import redact, setting
+from tocsin.policy.loader import PolicyError, load_policy
+from tocsin.responders.links import ActionLink, LinkMaker, is_page
 
 log = logging.getLogger("tocsin.channels.email")
 
 VENDOR = "email"
-StartTLS = Literal["auto", "require", "never"]
-DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
-DEFAULT_TIMEOUT = 10.0
 
 
 def message_id(idempotency_key: str) -> str:
     """The delivery's Message-ID: the same for every attempt, different for every delivery."""
     return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@tocsin>"
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how to connect. `repr` shows the server, never the credentials."""
-
-    host: str
-    port: int
-    implicit_tls: bool = False
-    starttls: StartTLS = "auto"
-    username: str | None = None
-    password: str | None = None
-    helo: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-
-    def __repr__(self) -> str:
-        scheme = "smtps" if self.implicit_tls else "smtp"
-        auth = ", with credentials" if self.username else ""
-        return f"SmtpSettings({scheme}://{self.host}:{self.port}, starttls={self.starttls}{auth})"
-
-    @classmethod
-    def from_url(cls, url: str, variable: str = "TOCSIN_SMTP_URL") -> SmtpSettings:
-        """Parse `smtp://` or `smtps://`. Errors name the variable and the fault, never the URL (it has secrets)."""
-        try:
-            parts = urlsplit(url.strip())
-            port = parts.port
-        except ValueError:
-            raise PermanentDeliveryError(f"{variable}: not a valid URL (bad port or brackets)") from None
-        scheme = parts.scheme.lower()
-        if scheme not in DEFAULT_PORTS:
-            raise PermanentDeliveryError(f"{variable}: the scheme must be smtp:// or smtps://, not {scheme or 'none'}")
-        if not parts.hostname:
-            raise PermanentDeliveryError(f"{variable}: no host")
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = set(query) - {"starttls", "helo", "timeout"}
-        if unknown:
-            raise PermanentDeliveryError(f"{variable}: unknown option(s) {', '.join(sorted(unknown))}")
-        starttls = query.get("starttls", "auto")
-        if starttls not in ("auto", "require", "never"):
-            raise PermanentDeliveryError(f"{variable}: starttls must be auto, require or never")
-        if scheme == "smtps" and "starttls" in query:
-            raise PermanentDeliveryError(f"{variable}: smtps:// is TLS from the start; starttls does not apply")
-        try:
-            timeout = float(query.get("timeout", DEFAULT_TIMEOUT))
-        except ValueError:
-            raise PermanentDeliveryError(f"{variable}: timeout must be a number of seconds") from None
-        if timeout <= 0:
-            raise PermanentDeliveryError(f"{variable}: timeout must be positive")
-        username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password is not None else None
-        if password and not username:
-            raise PermanentDeliveryError(f"{variable}: a password without a user")
-        return cls(
-            host=parts.hostname,
-            port=port or DEFAULT_PORTS[scheme],
-            implicit_tls=scheme == "smtps",
-            starttls=starttls,  # type: ignore[arg-type]  # checked above
-            username=username,
-            password=password or None,
-            helo=query.get("helo") or None,
-            timeout=timeout,
-        )
 
 
 class SmtpEmail:
@@ -120,12 +57,20 @@ class SmtpEmail:
     # One SMTP relay per adapter: a small gap so a burst does not trip the relay's per-client limits.
     min_interval: ClassVar[float] = 0.2
 
-    def __init__(self, settings: SmtpSettings, sender: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        sender: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        links: LinkMaker | None = None,
+    ) -> None:
         if not sender or "@" not in sender:
             raise PermanentDeliveryError("TOCSIN_EMAIL_FROM: not an email address")
         self.settings = settings
         self.sender = sender
         self._ssl = ssl_context or ssl.create_default_context()
+        self.links = links
 
     def __repr__(self) -> str:
         return f"SmtpEmail({self.settings!r}, from={self.sender})"
@@ -139,7 +84,7 @@ class SmtpEmail:
         sender = setting(env, "TOCSIN_EMAIL_FROM")
         if not sender:
             raise PermanentDeliveryError("TOCSIN_SMTP_URL is set but TOCSIN_EMAIL_FROM is not")
-        return cls(SmtpSettings.from_url(url), sender)
+        return cls(SmtpSettings.from_url(url), sender, links=link_maker(env))
 
     async def send(self, message: Message) -> Receipt:
         recipients = [addr for _, addr in getaddresses([message.target]) if addr]
@@ -176,16 +121,27 @@ class SmtpEmail:
             ("Status", message.status),
         ]
         facts = [(k, v) for k, v in facts if v]
+        links = self._links(message, recipients)
         text = plain_text(message.text) + "\n\n" + "\n".join(f"{k}: {plain_text(v)}" for k, v in facts) + "\n"
+        text += "".join(f"\n{link.label}: {link.url}" for link in links) + ("\n" if links else "")
         mail.set_content(text)
         rows = "".join(f"<tr><th align='left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
         body = "<br>".join(html.escape(line) for line in message.text.splitlines())
         heading = f"<h2>{html.escape(message.title)}</h2>" if message.title else ""
+        anchors = " | ".join(f"<a href='{html.escape(a.url)}'>{html.escape(a.label)}</a>" for a in links)
+        actions = f"<p>{anchors}</p>" if links else ""
         mail.add_alternative(
-            f"<!DOCTYPE html><html><body>{heading}<p>{body}</p><table>{rows}</table></body></html>\n",
+            f"<!DOCTYPE html><html><body>{heading}<p>{body}</p><table>{rows}</table>{actions}</body></html>\n",
             subtype="html",
         )
         return mail
+
+    def _links(self, message: Message, recipients: list[str]) -> list[ActionLink]:
+        """Links for a page to one person. A mail to several addresses carries none: each of them could click
+        a link signed for the other, and act in their name."""
+        if self.links is None or len(recipients) != 1 or not is_page(message.incident, message.idempotency_key):
+            return []
+        return self.links.links(message.incident, recipients[0], message.at)
 
     # --- the blocking part, run in a thread ---
 
@@ -238,6 +194,20 @@ class SmtpEmail:
                 _close(smtp)
         except (smtplib.SMTPException, OSError) as err:
             raise _delivery_error(err, self.settings) from None
+
+
+def link_maker(env: Mapping[str, str]) -> LinkMaker | None:
+    """The action links' settings, with the roster of the worker's own policy; None without the secret."""
+    secret = setting(env, "TOCSIN_ACTION_LINK_SECRET")
+    if not secret:
+        return None
+    try:
+        roster = load_policy(Path(env.get("TOCSIN_POLICY") or DEFAULT_POLICY)).roster
+        return LinkMaker.configured(secret, env.get("TOCSIN_PUBLIC_URL"), env.get("TOCSIN_ACTION_LINK_TTL"), roster)
+    except PolicyError as err:
+        raise PermanentDeliveryError(f"{VENDOR}: action links need the roster: TOCSIN_POLICY: {err}") from None
+    except ValueError as err:
+        raise PermanentDeliveryError(f"{VENDOR}: {err}") from None
 
 
 def _delivery_error(err: smtplib.SMTPException | OSError, settings: SmtpSettings) -> DeliveryError:

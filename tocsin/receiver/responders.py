@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from tocsin.addresses import is_http_url
 from tocsin.policy.roster_schema import Roster
+from tocsin.receiver.link_routes import add_link_routes
 from tocsin.receiver.pagerduty_routes import add_pagerduty_routes
 from tocsin.receiver.slack_routes import add_slack_routes
 from tocsin.responders.dispatch import Act
@@ -90,5 +91,6 @@ def not_configured(vendor: str, variable: str) -> JSONResponse:
 
 def add_responder_routes(app: FastAPI, responders: Responders) -> None:
     """Every vendor's routes; each answers 404 while its own secret is unset."""
+    add_link_routes(app, responders)
     add_pagerduty_routes(app, responders)
     add_slack_routes(app, responders)
