@@ -33,7 +33,7 @@ from tocsin.channels.base import Channel, DeliveryError, Message, PermanentDeliv
 from tocsin.channels.github import GitHubIssues, marker
 from tocsin.channels.smtp import SmtpEmail, SmtpSettings
 from tocsin.channels.statuspage import COMPONENT_STATUS, Statuspage, delivery_mark, incident_ref
-from tocsin.channels.twilio import TwilioSms, TwilioVoice, twiml
+from tocsin.channels.twilio import TwilioSms, TwilioVoice, gather, twiml
 from tocsin.policy.status_page import SEVERITY_IMPACT, StatusPagePolicy
 
 
@@ -111,6 +111,25 @@ async def test_twilio_call_says_the_escaped_text(server: VendorServer) -> None:
     assert len(twiml("&" * 5000)) <= 4000
 
 
+async def test_twilio_call_gathers_a_digit_when_the_receiver_is_public(server: VendorServer) -> None:
+    """With TOCSIN_PUBLIC_URL, the call asks for 1 or 2 and posts the digit to the receiver's voice route,
+    the incident's key (URL-encoded) in the action's query; the text is escaped as before."""
+    server.on("POST", CALLS_PATH, Reply(201, json={"sid": "CA0457", "status": "queued"}))
+    public = "https://tocsin.example.com/ops/"
+    phone = TwilioVoice(TWILIO_SID, TWILIO_TOKEN, "+15005550006", server.url, public_url=public)
+    await phone.send(message(channel="phone", target="+15551234567", text="db & cache <down>", incident="a b&c"))
+
+    [request] = server.requests
+    assert request.form_value("Twiml") == (
+        '<Response><Gather numDigits="1" action="https://tocsin.example.com/ops/api/v1/twilio/voice?key=a%20b%26c"'
+        ' method="POST"><Say>db &amp; cache &lt;down&gt;</Say><Say>Press 1 to acknowledge, 2 to escalate.</Say>'
+        "</Gather><Say>Nothing was pressed. The incident stays as it was. Goodbye.</Say></Response>"
+    )
+    long = gather("<Dial>+1555</Dial> & " * 400, "https://tocsin.example.com/api/v1/twilio/voice?key=k")
+    assert len(long) <= 4000 and long.count("<") == 10 and "…</Say><Say>Press 1" in long
+    assert 'action="https://tocsin.example.com/api/v1/twilio/voice?key=k"' in long
+
+
 @pytest.mark.parametrize(
     ("reply", "error", "reason", "retry_after"),
     [
@@ -181,6 +200,11 @@ def test_twilio_configuration(tmp_path: Path) -> None:
     sms, phone = TwilioSms.from_env(env), TwilioVoice.from_env(env)
     assert isinstance(sms, TwilioSms) and isinstance(phone, TwilioVoice)
     assert sms.api_url == "http://twilio.test"
+    assert phone.public_url is None  # calls only speak
+    public = TwilioVoice.from_env({**env, "TOCSIN_PUBLIC_URL": " https://tocsin.example.com/ "})
+    assert public is not None and public.public_url == "https://tocsin.example.com"
+    with pytest.raises(PermanentDeliveryError, match="TOCSIN_PUBLIC_URL: not an absolute http"):
+        TwilioVoice.from_env({**env, "TOCSIN_PUBLIC_URL": "tocsin.example.com"})
     with pytest.raises(PermanentDeliveryError, match="TOCSIN_TWILIO_AUTH_TOKEN, TOCSIN_TWILIO_FROM not set"):
         TwilioSms.from_env({"TOCSIN_TWILIO_ACCOUNT_SID": TWILIO_SID})
     with pytest.raises(PermanentDeliveryError, match="TOCSIN_TWILIO_API_URL: not an absolute http"):

@@ -6,7 +6,10 @@ Configuration (each may instead be read from the file `NAME_FILE` names): `TOCSI
 
 - SMS: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded `To`, `From`, `Body`.
 - Voice: `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`, form-encoded `To`, `From`, `Twiml`
-  (`<Response><Say>…</Say></Response>`, the text XML-escaped by tocsin.channels.escaping.xml_text).
+  (`<Response><Say>…</Say></Response>`, the text XML-escaped by tocsin.channels.escaping.xml_text). With
+  `TOCSIN_PUBLIC_URL` set (the receiver's address as Twilio sees it), the call gathers one digit instead:
+  `<Gather numDigits="1" action="{TOCSIN_PUBLIC_URL}/api/v1/twilio/voice?key=<incident key>">`, press 1 to
+  acknowledge, 2 to escalate (tocsin/receiver/twilio_routes.py takes the digit).
 - Both authenticate with HTTP basic auth (Account SID : Auth Token); the receipt is the resource's `sid`.
 
 Idempotency: Twilio's REST API documents no idempotency key for creating messages or calls. Every request
@@ -29,6 +32,7 @@ from tocsin.channels import _http
 from tocsin.channels.base import Message, PermanentDeliveryError, Receipt
 from tocsin.channels.escaping import fit, plain_text, xml_text
 from tocsin.channels.vendor_settings import http_url, setting
+from tocsin.responders.twilio import gather_twiml, voice_action
 
 VENDOR = "twilio"
 DEFAULT_API_URL = "https://api.twilio.com"
@@ -36,6 +40,7 @@ API_VERSION = "2010-04-01"
 SMS_MAX_CHARS = 1600  # Twilio's limit on Body
 TWIML_MAX_CHARS = 4000  # Twilio's limit on Twiml
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+PUBLIC_URL = "TOCSIN_PUBLIC_URL"
 
 
 class _Twilio:
@@ -54,6 +59,7 @@ class _Twilio:
         sender: str,
         api_url: str = DEFAULT_API_URL,
         *,
+        public_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not account_sid or not auth_token or not sender:
@@ -62,6 +68,8 @@ class _Twilio:
         self._auth = httpx.BasicAuth(account_sid, auth_token)
         self.sender = sender
         self.api_url = api_url.rstrip("/")
+        # The receiver as Twilio reaches it: where a call's digit is posted. None: calls only speak.
+        self.public_url = public_url.rstrip("/") if public_url else None
         self._transport = transport
 
     def __repr__(self) -> str:
@@ -78,9 +86,9 @@ class _Twilio:
         if missing:
             raise PermanentDeliveryError(f"{VENDOR}: {', '.join(missing)} not set (the other Twilio settings are)")
         sid, token, sender = (values[name] or "" for name in names)
-        return cls(
-            sid, token, sender, http_url(env.get("TOCSIN_TWILIO_API_URL") or DEFAULT_API_URL, "TOCSIN_TWILIO_API_URL")
-        )
+        api_url = http_url(env.get("TOCSIN_TWILIO_API_URL") or DEFAULT_API_URL, "TOCSIN_TWILIO_API_URL")
+        public = (env.get(PUBLIC_URL) or "").strip()
+        return cls(sid, token, sender, api_url, public_url=http_url(public, PUBLIC_URL) if public else None)
 
     def form(self, message: Message) -> dict[str, str]:
         raise NotImplementedError
@@ -140,7 +148,10 @@ class TwilioVoice(_Twilio):
     resource = "Calls.json"
 
     def form(self, message: Message) -> dict[str, str]:
-        return {"Twiml": twiml(message.text.strip() or message.title)}
+        text = message.text.strip() or message.title
+        if self.public_url is None:
+            return {"Twiml": twiml(text)}
+        return {"Twiml": gather(text, voice_action(self.public_url, message.incident))}
 
 
 def twiml(text: str) -> str:
@@ -148,6 +159,12 @@ def twiml(text: str) -> str:
     Twilio's 4000 characters. Nothing in the text can open an element (a `<Play>`, a `<Dial>`)."""
     budget = TWIML_MAX_CHARS - len("<Response><Say></Say></Response>")
     return f"<Response><Say>{fit(text, budget, xml_text)}</Say></Response>"
+
+
+def gather(text: str, action: str) -> str:
+    """TwiML that says `text` and the keypad prompt while gathering one digit for `action`, cut to Twilio's 4000
+    characters as a whole (the cut falls in the text, never in the markup or the action URL)."""
+    return fit(plain_text(text), TWIML_MAX_CHARS, lambda said: gather_twiml(said, action))
 
 
 def _raise_for_twilio(response: httpx.Response) -> None:

@@ -22,6 +22,7 @@ from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.link_routes import add_link_routes
 from tocsin.receiver.pagerduty_routes import add_pagerduty_routes
 from tocsin.receiver.slack_routes import add_slack_routes
+from tocsin.receiver.twilio_routes import add_twilio_routes
 from tocsin.responders.dispatch import Act
 from tocsin.secret_settings import SecretSettingError, read_setting
 
@@ -94,3 +95,4 @@ def add_responder_routes(app: FastAPI, responders: Responders) -> None:
     add_link_routes(app, responders)
     add_pagerduty_routes(app, responders)
     add_slack_routes(app, responders)
+    add_twilio_routes(app, responders)
