@@ -22,7 +22,7 @@ from tocsin.intake.contracts import IngestResult, NormalizedAlert
 from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.app import create_app
 from tocsin.receiver.config import ReceiverConfig
-from tocsin.receiver.responders import Responders, ResponderSecrets
+from tocsin.receiver.responder_settings import Responders, ResponderSecrets
 from tocsin.responders.dispatch import Act
 from tocsin.responders.slack import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 

@@ -10,7 +10,7 @@ import httpx
 
 from tocsin.intake.contracts import IngestResult, NormalizedAlert
 from tocsin.receiver.app import create_app
-from tocsin.receiver.responders import Responders
+from tocsin.receiver.responder_settings import Responders
 from tocsin.responders.twilio import SIGNATURE_HEADER, SMS_PATH, VOICE_PATH, signature
 
 TOKEN = "twilio-responder-token-6c1f"

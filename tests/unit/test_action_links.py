@@ -29,7 +29,7 @@ from tocsin.channels.base import PermanentDeliveryError
 from tocsin.channels.smtp import SmtpEmail, SmtpSettings
 from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.link_routes import add_link_routes
-from tocsin.receiver.responders import LINK_SECRET, Responders, ResponderSecrets, not_configured
+from tocsin.receiver.responder_settings import LINK_SECRET, Responders, ResponderSecrets, not_configured
 from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
 from tocsin.responders.links import (
     DEFAULT_TTL,

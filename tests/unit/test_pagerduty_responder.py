@@ -21,10 +21,9 @@ from tocsin.channels.pagerduty import PagerDutyChannel
 from tocsin.intake.contracts import IngestResult, NormalizedAlert, TemporalUnavailable
 from tocsin.policy.roster_schema import Roster
 from tocsin.policy.schema import Policy
-from tocsin.receiver import pagerduty_routes
 from tocsin.receiver.app import create_app
 from tocsin.receiver.pagerduty_routes import MAX_BODY, PATH
-from tocsin.receiver.responders import PAGERDUTY_SECRET, Responders, ResponderSecrets, not_configured
+from tocsin.receiver.responder_settings import PAGERDUTY_SECRET, Responders, ResponderSecrets, not_configured
 from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
 from tocsin.responders.pagerduty import Ignored, MalformedWebhook, WebhookEvent, action_for, parse, verify
 
@@ -386,7 +385,5 @@ async def test_without_a_secret_the_route_answers_404_naming_the_variable(roster
     assert r.status_code == 404
     expected = not_configured("PagerDuty", PAGERDUTY_SECRET)
     assert r.content == expected.body and r.json()["detail"].startswith("PagerDuty callbacks are off: set ")
-    # The route names the variable itself (it cannot import the loader's module back): the same name.
-    assert pagerduty_routes.PAGERDUTY_SECRET == PAGERDUTY_SECRET
     assert off.act.actions == []
     await off.http.aclose()

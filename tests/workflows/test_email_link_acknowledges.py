@@ -18,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.support.harness import start_incident
 from tests.workflows.test_incident_lifecycle import finish, state_of
 from tocsin.policy.schema import Policy
-from tocsin.receiver.responders import Responders, ResponderSecrets, add_responder_routes
+from tocsin.receiver.app import add_responder_routes
+from tocsin.receiver.responder_settings import Responders, ResponderSecrets
 from tocsin.responders.dispatch import temporal_act
 from tocsin.responders.links import LinkMaker, sign
 from tocsin.settings import Settings

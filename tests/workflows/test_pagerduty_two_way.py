@@ -26,7 +26,7 @@ from tocsin.intake.contracts import IngestResult, NormalizedAlert
 from tocsin.policy.schema import Policy
 from tocsin.receiver.app import create_app
 from tocsin.receiver.pagerduty_routes import PATH
-from tocsin.receiver.responders import Responders, ResponderSecrets
+from tocsin.receiver.responder_settings import Responders, ResponderSecrets
 from tocsin.responders.dispatch import temporal_act
 from tocsin.settings import Settings
 

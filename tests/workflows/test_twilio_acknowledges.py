@@ -24,7 +24,7 @@ from tests.support.twilio_callbacks import PUBLIC, TOKEN, TwilioWebhooks, receiv
 from tests.workflows.test_incident_lifecycle import finish, state_of
 from tocsin.incident.client import IncidentRow, get_incident
 from tocsin.policy.schema import Policy
-from tocsin.receiver.responders import Responders, ResponderSecrets
+from tocsin.receiver.responder_settings import Responders, ResponderSecrets
 from tocsin.responders import dispatch
 from tocsin.responders.codes import short_code
 from tocsin.responders.dispatch import temporal_act

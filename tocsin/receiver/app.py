@@ -40,10 +40,14 @@ from tocsin.receiver.config import ReceiverConfig, SignedSource
 from tocsin.receiver.enqueue import add_enqueue_route
 from tocsin.receiver.gate import Gate, Ingest, Problem, Reject, parse_json, request_body, validate
 from tocsin.receiver.host_check import LoopbackHostOnly
+from tocsin.receiver.link_routes import add_link_routes
 from tocsin.receiver.metrics import LatencyMiddleware, ReceiverMetrics
+from tocsin.receiver.pagerduty_routes import add_pagerduty_routes
 from tocsin.receiver.public_status import StatusPage
 from tocsin.receiver.public_status_routes import add_status_routes
-from tocsin.receiver.responders import Responders, add_responder_routes
+from tocsin.receiver.responder_settings import Responders
+from tocsin.receiver.slack_routes import add_slack_routes
+from tocsin.receiver.twilio_routes import add_twilio_routes
 
 log = logging.getLogger("tocsin.receiver")
 
@@ -87,6 +91,15 @@ class Health(BaseModel):
     temporal: Literal["reachable", "unreachable"]
 
 
+def add_responder_routes(app: FastAPI, responders: Responders) -> None:
+    """Where Slack, Twilio, PagerDuty and email links come back to act (tocsin/receiver/*_routes.py, with what
+    they share in responder_settings): each vendor answers 404 while its own secret is unset."""
+    add_link_routes(app, responders)
+    add_pagerduty_routes(app, responders)
+    add_slack_routes(app, responders)
+    add_twilio_routes(app, responders)
+
+
 def create_app(
     *,
     ingest: Ingest,
@@ -99,7 +112,7 @@ def create_app(
     """The receiver. `ingest` gets every alert of a valid payload at once and raises TemporalUnavailable when
     Temporal does not accept them; `healthcheck` says whether Temporal answers; `status_page`, when given,
     serves GET /status and /status.json; `responders`, when given, takes the vendors' callbacks (Slack, Twilio,
-    PagerDuty, email links: tocsin/receiver/responders.py)."""
+    PagerDuty, email links: add_responder_routes)."""
     config = config or ReceiverConfig()
     metrics = ReceiverMetrics()
     app = FastAPI(

@@ -4,7 +4,7 @@ GET only shows what the link would do (which incident, which action, as whom) an
 nothing, so a mail scanner or a client that prefetches links cannot acknowledge anything. POST verifies the
 link again and acts, as the signed person, via email. In order, for both:
 
-- TOCSIN_ACTION_LINK_SECRET unset → 404 naming it (the answer of tocsin.receiver.responders.not_configured);
+- TOCSIN_ACTION_LINK_SECRET unset → 404 naming it (tocsin.receiver.responder_settings.not_configured);
 - a link that is not one of ours → 400, altered or signed with another secret → 403, expired → 403;
 - its person no longer in the roster → 403;
 - POST only: the incident refuses (already resolved and closed) → 409, no such incident → 404; Temporal
@@ -19,28 +19,21 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import SecretStr
+from fastapi.responses import HTMLResponse, Response
 
 from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.intake.ingest import classify
-from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS
+from tocsin.receiver.responder_settings import LINK_SECRET, Responders, not_configured
 from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
-from tocsin.responders.dispatch import Act
 from tocsin.responders.links import ACTIONS_PATH, LinkClaims, LinkRefused, event_id, verify
 
 log = logging.getLogger("tocsin.receiver.links")
 
 PATH = ACTIONS_PATH + "{token}"
-# tocsin.receiver.responders calls add_link_routes, so this module cannot import it back (no import cycles):
-# it names what it reads of a `Responders` as a protocol, and the variable as the loader spells it.
-LINK_SECRET = "TOCSIN_ACTION_LINK_SECRET"  # noqa: S105 - the variable's name
 HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -63,24 +56,6 @@ _STYLE = (
 )
 
 
-class _Secrets(Protocol):
-    @property
-    def action_link_secret(self) -> SecretStr | None: ...
-
-
-class LinkResponders(Protocol):
-    """What the routes read of tocsin.receiver.responders.Responders."""
-
-    @property
-    def act(self) -> Act: ...
-    @property
-    def roster(self) -> Roster: ...
-    @property
-    def secrets(self) -> _Secrets: ...
-    @property
-    def clock(self) -> Callable[[], float]: ...
-
-
 def page(status: int, title: str, *paragraphs: str, form: str = "") -> HTMLResponse:
     """A whole page; `title` and `paragraphs` are escaped here, `form` is markup built from escaped parts."""
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
@@ -93,17 +68,11 @@ def page(status: int, title: str, *paragraphs: str, form: str = "") -> HTMLRespo
     return HTMLResponse(document, status_code=status, headers=HEADERS)
 
 
-def _not_configured() -> JSONResponse:
-    # The same answer as tocsin.receiver.responders.not_configured (a unit test holds them equal).
-    detail = f"Email links callbacks are off: set {LINK_SECRET} (or {LINK_SECRET}_FILE)"
-    return JSONResponse({"error": "not_configured", "detail": detail}, status_code=404, headers=HEADERS)
-
-
 def _until(expires: int) -> str:
     return datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def add_link_routes(app: FastAPI, responders: LinkResponders) -> None:
+def add_link_routes(app: FastAPI, responders: Responders) -> None:
     secret = responders.secrets.action_link_secret
     # Links this receiver has acted on, so a second use can say it was already done. Only a courtesy: another
     # replica, or this one after a restart, sends the same update again and the incident acts on it once.
@@ -112,7 +81,7 @@ def add_link_routes(app: FastAPI, responders: LinkResponders) -> None:
     def checked(token: str, method: str) -> LinkClaims | Response:
         """The link's claims, or the page that refuses it; the log says why, never with the token."""
         if secret is None:
-            return _not_configured()
+            return not_configured("Email links", LINK_SECRET, headers=HEADERS)
         try:
             claims = verify(secret.get_secret_value(), token, responders.clock())
         except LinkRefused as refused:

@@ -11,19 +11,16 @@ resolved). PagerDuty drops a delivery on a 4xx and retries a 5xx, so only Tempor
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 from starlette.requests import ClientDisconnect
 
 from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.intake.ingest import classify
-from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS
+from tocsin.receiver.responder_settings import PAGERDUTY_SECRET, Responders, not_configured
 from tocsin.responders.contracts import NotActed
-from tocsin.responders.dispatch import Act
 from tocsin.responders.pagerduty import SIGNATURE_HEADER, Ignored, MalformedWebhook, action_for, parse, verify
 
 log = logging.getLogger("tocsin.receiver.pagerduty")
@@ -31,27 +28,6 @@ log = logging.getLogger("tocsin.receiver.pagerduty")
 PATH = "/api/v1/pagerduty/webhooks"
 # PagerDuty guarantees webhooks up to 55 KB and delivers up to 256 KB on a best-effort basis; it drops larger.
 MAX_BODY = 256 * 1024
-
-
-# tocsin.receiver.responders calls add_pagerduty_routes, so this module cannot import it back (no import
-# cycles): it names what it reads of a `Responders` as a protocol, and the variable as the loader spells it.
-PAGERDUTY_SECRET = "TOCSIN_PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
-
-
-class _Secrets(Protocol):
-    @property
-    def pagerduty_webhook_secrets(self) -> tuple[SecretStr, ...]: ...
-
-
-class PagerDutyResponders(Protocol):
-    """What the route reads of tocsin.receiver.responders.Responders."""
-
-    @property
-    def act(self) -> Act: ...
-    @property
-    def roster(self) -> Roster: ...
-    @property
-    def secrets(self) -> _Secrets: ...
 
 
 class _TooLarge(Exception):
@@ -81,19 +57,13 @@ def _not_acted(reason: str, message: str) -> JSONResponse:
     return JSONResponse({"acted": False, "reason": reason, "message": message})
 
 
-def _not_configured() -> JSONResponse:
-    # The same answer as tocsin.receiver.responders.not_configured (a unit test holds them equal).
-    detail = f"PagerDuty callbacks are off: set {PAGERDUTY_SECRET} (or {PAGERDUTY_SECRET}_FILE)"
-    return JSONResponse({"error": "not_configured", "detail": detail}, status_code=404)
-
-
-def add_pagerduty_routes(app: FastAPI, responders: PagerDutyResponders) -> None:
+def add_pagerduty_routes(app: FastAPI, responders: Responders) -> None:
     secrets = responders.secrets.pagerduty_webhook_secrets
 
     @app.post(PATH, summary="PagerDuty webhooks v3: acknowledged, resolved, escalated, reassigned", status_code=200)
     async def pagerduty_webhook(request: Request) -> Response:
         if not secrets:
-            return _not_configured()
+            return not_configured("PagerDuty", PAGERDUTY_SECRET)
         client = request.client.host if request.client else "?"
         try:
             body = await _read(request)

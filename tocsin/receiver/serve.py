@@ -31,7 +31,7 @@ from tocsin.receiver.config import ReceiverConfig, ReceiverError
 from tocsin.receiver.gate import Ingest
 from tocsin.receiver.public_status import IncidentSummary, StatusPage, fetch_incidents
 from tocsin.receiver.public_status_setup import load_status_config
-from tocsin.receiver.responders import Responders, load_responder_secrets
+from tocsin.receiver.responder_settings import Responders, load_responder_secrets
 from tocsin.receiver.tls import server_context
 from tocsin.responders.dispatch import temporal_act
 from tocsin.settings import Settings, load_settings

@@ -21,21 +21,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from tocsin.channels.escaping import slack_text
 from tocsin.channels.slack_format import acted_content
 from tocsin.intake.ingest import classify
-from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.config import DEFAULT_MAX_BYTES
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS, Problem
+from tocsin.receiver.responder_settings import SLACK_SECRET, Responders, not_configured
 from tocsin.responders.contracts import ActOutcome, NotActed
-from tocsin.responders.dispatch import Act
 from tocsin.responders.identity import person_for
 from tocsin.responders.slack import (
     SIGNATURE_HEADER,
@@ -60,28 +59,6 @@ NOT_IN_ROSTER = (
     "add your Slack member id (`slack:` in the roster)."
 )
 FORM = "application/x-www-form-urlencoded"
-
-# tocsin.receiver.responders calls add_slack_routes, so this module cannot import it back (no import cycles):
-# it names what it reads of a `Responders` as a protocol, and the variable as the loader spells it.
-SLACK_SECRET = "TOCSIN_SLACK_SIGNING_SECRET"  # noqa: S105 - the variable's name
-
-
-class _Secrets(Protocol):
-    @property
-    def slack_signing_secret(self) -> SecretStr | None: ...
-
-
-class SlackResponders(Protocol):
-    """What the routes read of tocsin.receiver.responders.Responders."""
-
-    @property
-    def act(self) -> Act: ...
-    @property
-    def roster(self) -> Roster: ...
-    @property
-    def secrets(self) -> _Secrets: ...
-    @property
-    def clock(self) -> Callable[[], float]: ...
 
 
 class _Refused(Exception):
@@ -124,20 +101,14 @@ def _said(action: SlackAction, person: str, outcome: ActOutcome) -> str:
     )
 
 
-def not_configured() -> JSONResponse:
-    """404, in the shape of tocsin.receiver.responders.not_configured: Slack's callbacks are off."""
-    detail = f"Slack callbacks are off: set {SLACK_SECRET} (or {SLACK_SECRET}_FILE)"
-    return JSONResponse({"error": "not_configured", "detail": detail}, status_code=404)
-
-
-def add_slack_routes(app: FastAPI, responders: SlackResponders) -> None:
+def add_slack_routes(app: FastAPI, responders: Responders) -> None:
     config = getattr(app.state, "config", None)
     limit = config.max_bytes if config is not None else DEFAULT_MAX_BYTES
 
     async def handle(request: Request, parse: Callable[[bytes], SlackAction]) -> Response:
         secret = responders.secrets.slack_signing_secret
         if secret is None:
-            return not_configured()
+            return not_configured("Slack", SLACK_SECRET)
         try:
             body = await _read(request, limit)
             headers = request.headers

@@ -18,18 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
 from urllib.parse import parse_qs, parse_qsl
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from tocsin.intake.ingest import classify
-from tocsin.policy.roster_schema import Roster
+from tocsin.receiver.responder_settings import PUBLIC_URL, TWILIO_TOKEN, Responders, not_configured
 from tocsin.responders.contracts import InboundAction, NotActed, Verb
-from tocsin.responders.dispatch import Act
 from tocsin.responders.identity import person_for
 from tocsin.responders.twilio import (
     DIGIT_VERBS,
@@ -58,29 +55,6 @@ FORM = "application/x-www-form-urlencoded"
 UNREACHABLE = "Tocsin cannot reach its incidents right now; nothing was done. Try again shortly."
 TIMED_OUT = "Tocsin got no answer from the incident in time. It may still apply: check before trying again."
 
-# tocsin.receiver.responders calls add_twilio_routes, so this module cannot import it back (no import cycles):
-# it names what it reads of a `Responders` as a protocol, and the variables as the loader spells them.
-TWILIO_TOKEN = "TOCSIN_TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
-PUBLIC_URL = "TOCSIN_PUBLIC_URL"
-
-
-class _Secrets(Protocol):
-    @property
-    def twilio_auth_token(self) -> SecretStr | None: ...
-    @property
-    def public_url(self) -> str | None: ...
-
-
-class TwilioResponders(Protocol):
-    """What the routes read of tocsin.receiver.responders.Responders."""
-
-    @property
-    def act(self) -> Act: ...
-    @property
-    def roster(self) -> Roster: ...
-    @property
-    def secrets(self) -> _Secrets: ...
-
 
 class Refused(Exception):
     """An answer that ends the request early (refused, or the incident could not be reached): a status and its
@@ -97,15 +71,7 @@ def xml(twiml: str, status: int = 200, headers: dict[str, str] | None = None) ->
     return Response(twiml, status_code=status, media_type="text/xml", headers=headers)
 
 
-def not_configured(variable: str, from_file: bool = True) -> JSONResponse:
-    """404, as tocsin.receiver.responders.not_configured answers (a unit test holds them equal); the public URL
-    is not a secret and is read from its variable only, so its answer names no `_FILE`."""
-    also = f" (or {variable}_FILE)" if from_file else ""
-    detail = f"Twilio callbacks are off: set {variable}{also}"
-    return JSONResponse({"error": "not_configured", "detail": detail}, status_code=404)
-
-
-def add_twilio_routes(app: FastAPI, responders: TwilioResponders) -> None:
+def add_twilio_routes(app: FastAPI, responders: Responders) -> None:
     secrets = responders.secrets
 
     async def verified(request: Request, path: str) -> tuple[dict[str, str], str]:
@@ -129,9 +95,9 @@ def add_twilio_routes(app: FastAPI, responders: TwilioResponders) -> None:
 
     def unconfigured() -> Response | None:
         if secrets.twilio_auth_token is None:
-            return not_configured(TWILIO_TOKEN)
+            return not_configured("Twilio", TWILIO_TOKEN)
         if secrets.public_url is None:
-            return not_configured(PUBLIC_URL, from_file=False)
+            return not_configured("Twilio", PUBLIC_URL, from_file=False)
         return None
 
     def person(number: str, path: str) -> str:

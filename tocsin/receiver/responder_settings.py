@@ -1,10 +1,13 @@
-"""The receiver's responder endpoints: where Slack, Twilio, PagerDuty and email links come back to act.
+"""What every responder route reads: the `Responders` it is given, the settings that switch each vendor on, and
+the one 404 a vendor answers while its setting is unset.
 
-Each vendor's routes live in their own module (slack_routes, twilio_routes, pagerduty_routes, link_routes)
-and get a `Responders`: the secrets that verify the vendor's signature, the roster that maps the vendor's user
-to a person, and `act`, the way into the incidents (tocsin.responders.dispatch; tests pass a fake). A vendor
-whose secret is not configured answers 404 naming the variable to set: nothing is ever acted on unverified.
-These endpoints take no bearer token: the vendor's signature is the credential.
+The routes of each vendor (slack_routes, twilio_routes, pagerduty_routes, link_routes) import this module, and
+tocsin.receiver.app imports them: so this module imports no route module, or the import graph would loop.
+
+A `Responders` is the secrets that verify the vendor's signature, the roster that maps the vendor's user to a
+person, and `act`, the way into the incidents (tocsin.responders.dispatch; tests pass a fake). A vendor whose
+secret is not configured answers 404 naming the variable to set: nothing is ever acted on unverified. These
+endpoints take no bearer token: the vendor's signature is the credential.
 """
 
 from __future__ import annotations
@@ -13,16 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from tocsin.addresses import is_http_url
 from tocsin.policy.roster_schema import Roster
-from tocsin.receiver.link_routes import add_link_routes
-from tocsin.receiver.pagerduty_routes import add_pagerduty_routes
-from tocsin.receiver.slack_routes import add_slack_routes
-from tocsin.receiver.twilio_routes import add_twilio_routes
 from tocsin.responders.dispatch import Act
 from tocsin.secret_settings import SecretSettingError, read_setting
 
@@ -82,17 +80,15 @@ def load_responder_secrets(env: Mapping[str, str]) -> ResponderSecrets:
     )
 
 
-def not_configured(vendor: str, variable: str) -> JSONResponse:
-    """404: this receiver takes no callbacks from `vendor` until `variable` is set."""
+def not_configured(
+    vendor: str, variable: str, *, from_file: bool = True, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """404: this receiver takes no callbacks from `vendor` until `variable` is set. A setting that is not a
+    secret (the public URL) is read from its variable only, so its answer names no `_FILE`; `headers` are the
+    route's own (the email links' no-store and no-referrer)."""
+    also = f" (or {variable}_FILE)" if from_file else ""
     return JSONResponse(
-        {"error": "not_configured", "detail": f"{vendor} callbacks are off: set {variable} (or {variable}_FILE)"},
+        {"error": "not_configured", "detail": f"{vendor} callbacks are off: set {variable}{also}"},
         status_code=404,
+        headers=dict(headers) if headers else None,
     )
-
-
-def add_responder_routes(app: FastAPI, responders: Responders) -> None:
-    """Every vendor's routes; each answers 404 while its own secret is unset."""
-    add_link_routes(app, responders)
-    add_pagerduty_routes(app, responders)
-    add_slack_routes(app, responders)
-    add_twilio_routes(app, responders)
