@@ -1,6 +1,7 @@
 """Slack's callbacks as Slack sends them, signed: a button click (an interactivity `block_actions` payload,
-shaped like the example in Slack's block_actions reference) and a slash command, and a receiver app whose
-responders act through whatever `act` a test gives it.
+shaped like the example in Slack's block_actions reference) and a slash command, a receiver app whose
+responders act through whatever `act` a test gives it, and a local Slack taking what is posted to a click's
+`response_url` (the receiver calls it because TOCSIN_SLACK_API_URL names the same origin).
 
 Slack's documented signing example is the fixed vector: its secret, its timestamp and its slash-command body
 (https://api.slack.com/authentication/verifying-requests-from-slack).
@@ -16,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from tests.support.vendor_server import Reply, VendorServer
 from tocsin.channels.base import Message
 from tocsin.channels.slack_format import post_content
 from tocsin.intake.contracts import IngestResult, NormalizedAlert
@@ -41,6 +43,27 @@ NOW = 1_790_000_000
 ALICE = "U0ALICE01"  # alice's `slack:` in policies/default.yaml
 STRANGER = "U0NOBODY9"
 FORM = "application/x-www-form-urlencoded"
+# The path of a response URL, as Slack's look: /actions/<app>/<id>/<token>. The token makes it a credential.
+RESPONSE_PATH = "/actions/AABA1ABCD/1232321423432/D09sSasdasdAS9091209"
+RESPONSE_TOKEN = RESPONSE_PATH.rsplit("/", 1)[1]
+SLACK_RESPONSE_URL = "https://hooks.slack.com" + RESPONSE_PATH
+
+
+def fake_slack() -> VendorServer:
+    """Slack's side of response URLs, on a loopback port: "ok" to every POST (start it with `with`)."""
+    server = VendorServer()
+    server.on("POST", "/actions/{app}/{id}/{token}", Reply(200, body="ok"))
+    return server
+
+
+def response_url(slack: VendorServer) -> str:
+    """A click's response URL on the local Slack."""
+    return slack.url + RESPONSE_PATH
+
+
+def answers(slack: VendorServer) -> list[dict[str, Any]]:
+    """What the receiver posted to the response URL, in order."""
+    return [r.json for r in slack.received("POST", RESPONSE_PATH)]
 
 
 def signed(body: bytes, *, at: int = NOW, secret: str = SECRET) -> dict[str, str]:
@@ -70,6 +93,7 @@ def click(
     action: str = "tocsin_acknowledge",
     action_ts: str = "1548426417.840180",
     message: dict[str, Any] | None = None,
+    response_url: str = SLACK_RESPONSE_URL,
 ) -> bytes:
     """The form Slack posts when `user` clicks the button `action` of the incident `key`."""
     payload = {
@@ -82,7 +106,7 @@ def click(
         "trigger_id": "12466734323.1395872398.eb6b6fa1c6fd8a7dc7d8e8d0b8cbc0a1",
         "channel": {"id": "C0INC0001", "name": "sre-alerts"},
         "message": message if message is not None else posted(key),
-        "response_url": "https://hooks.slack.com/actions/AABA1ABCD/1232321423432/D09sSasdasdAS9091209",
+        "response_url": response_url,
         "actions": [
             {
                 "action_id": action,
@@ -124,10 +148,18 @@ async def _healthy() -> bool:
 
 
 def slack_app(
-    act: Act, roster: Roster, *, secret: str | None = SECRET, clock: float = NOW, max_bytes: int | None = None
+    act: Act,
+    roster: Roster,
+    *,
+    secret: str | None = SECRET,
+    clock: float = NOW,
+    max_bytes: int | None = None,
+    slack: VendorServer | None = None,
 ) -> FastAPI:
-    """The receiver (open: addressed as 127.0.0.1) with Slack's secret set, or not."""
-    secrets = ResponderSecrets(slack_signing_secret=SecretStr(secret) if secret else None)
+    """The receiver (open: addressed as 127.0.0.1) with Slack's secret set, or not; with `slack`, its
+    TOCSIN_SLACK_API_URL is that local Slack's, so response URLs on it are called."""
+    api_url = f"{slack.url}/api" if slack is not None else None
+    secrets = ResponderSecrets(slack_signing_secret=SecretStr(secret) if secret else None, slack_api_url=api_url)
     responders = Responders(act=act, roster=roster, secrets=secrets, clock=lambda: clock)
     config = ReceiverConfig(max_bytes=max_bytes) if max_bytes else None
     return create_app(ingest=_no_ingest, healthcheck=_healthy, config=config, responders=responders)

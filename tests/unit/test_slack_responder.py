@@ -1,11 +1,13 @@
 """Slack as a responder, without Temporal: the v0 signature against Slack's own documented example, what a click
 and a `/tocsin` command parse into, the buttons Tocsin's posts carry, and the routes of the receiver against a
-fake `act` that records every action (nothing may reach it from an unverified or unknown sender)."""
+fake `act` that records every action (nothing may reach it from an unverified or unknown sender). What a click
+is answered with is posted to its response URL, on a local Slack (tests/support/slack_callbacks.py): only
+Slack's hosts, or TOCSIN_SLACK_API_URL's, are ever called."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,15 +22,25 @@ from tests.support.slack_callbacks import (
     DOC_SIGNATURE,
     DOC_TIMESTAMP,
     NOW,
+    RESPONSE_PATH,
+    RESPONSE_TOKEN,
+    SLACK_RESPONSE_URL,
     STRANGER,
+    answers,
     click,
     command,
+    fake_slack,
+    response_url,
     signed,
     slack_app,
 )
+from tests.support.vendor_server import Reply, VendorServer
 from tocsin.channels.base import Message
 from tocsin.channels.slack_format import post_content, summary_content
 from tocsin.policy.schema import Policy
+from tocsin.receiver import slack_response_url
+from tocsin.receiver.responder_settings import ResponderConfigError, load_responder_secrets
+from tocsin.receiver.slack_response_url import ResponseUrls
 from tocsin.receiver.slack_routes import ACTIONS_PATH, COMMANDS_PATH
 from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
 from tocsin.responders.slack import (
@@ -104,6 +116,7 @@ def test_a_click_is_the_slack_user_the_verb_the_incident_and_slacks_action_ts() 
         "1548426417.840180",
     )
     assert action.button and action.original is not None and action.snooze_for is None
+    assert action.response_url == SLACK_RESPONSE_URL
     assert action.inbound("alice") == InboundAction(
         vendor="slack", verb="acknowledge", person="alice", event_id="1548426417.840180", key=KEY
     )
@@ -125,6 +138,7 @@ def test_a_click_is_the_slack_user_the_verb_the_incident_and_slacks_action_ts() 
         (click("<!channel>"), "value: missing or malformed"),
         (click(KEY, user="U0ALICE01&x"), "user.id"),
         (click(KEY, action_ts=""), "action_ts"),
+        (click(KEY, response_url=""), "response_url: missing"),
     ],
 )
 def test_what_slack_would_not_send_is_a_bad_request(body: bytes, why: str) -> None:
@@ -216,22 +230,31 @@ def act() -> FakeAct:
 
 
 @pytest.fixture
-async def http(act: FakeAct, default_policy: Policy) -> AsyncIterator[httpx.AsyncClient]:
-    app = slack_app(act, default_policy.roster)
+def slack() -> Iterator[VendorServer]:
+    with fake_slack() as running:
+        yield running
+
+
+@pytest.fixture
+async def http(act: FakeAct, default_policy: Policy, slack: VendorServer) -> AsyncIterator[httpx.AsyncClient]:
+    app = slack_app(act, default_policy.roster, slack=slack)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         yield client
 
 
-async def test_alices_click_acknowledges_as_alice_and_replaces_the_message(
-    http: httpx.AsyncClient, act: FakeAct
+async def test_alices_click_acknowledges_as_alice_and_replaces_the_message_through_its_response_url(
+    http: httpx.AsyncClient, act: FakeAct, slack: VendorServer
 ) -> None:
-    body = click(KEY, action_ts="1548426417.840180")
+    body = click(KEY, action_ts="1548426417.840180", response_url=response_url(slack))
     answer = await http.post(ACTIONS_PATH, content=body, headers=signed(body))
-    assert answer.status_code == 200, answer.text
+    # Slack reads nothing of the answer to a click: an empty 200, and the message goes to the response URL.
+    assert (answer.status_code, answer.content) == (200, b""), answer.text
     assert act.seen == [
         InboundAction(vendor="slack", verb="acknowledge", person="alice", event_id="1548426417.840180", key=KEY)
     ]
-    reply = answer.json()
+    [posted] = slack.received("POST", RESPONSE_PATH)
+    assert posted.headers["content-type"] == "application/json"
+    reply = posted.json
     assert reply["replace_original"] is True
     blocks = reply["blocks"]
     assert blocks[0]["type"] == "header" and blocks[0]["text"]["text"] == "Checkout errors"  # the message is kept
@@ -241,11 +264,14 @@ async def test_alices_click_acknowledges_as_alice_and_replaces_the_message(
     assert f"alice (<@{ALICE}>) via Slack" in line
     assert [e["action_id"] for e in blocks[-1]["elements"]] == ["tocsin_escalate", "tocsin_resolve"]
     # A second click on the replaced message keeps one outcome line: the latest.
-    again = click(KEY, action="tocsin_resolve", action_ts="1548426499.000001", message=reply)
-    reply = (await http.post(ACTIONS_PATH, content=again, headers=signed(again))).json()
+    url = response_url(slack)
+    again = click(KEY, action="tocsin_resolve", action_ts="1548426499.000001", message=reply, response_url=url)
+    assert (await http.post(ACTIONS_PATH, content=again, headers=signed(again))).content == b""
+    reply = answers(slack)[-1]
     outcomes = [b for b in reply["blocks"] if b.get("block_id", "").startswith("tocsin_outcome")]
     assert len(outcomes) == 1 and "status *resolved*" in outcomes[0]["elements"][0]["text"]
     assert not any(b["type"] == "actions" for b in reply["blocks"])
+    assert len(answers(slack)) == 2 and slack.unmatched == []
 
 
 @pytest.mark.parametrize(
@@ -268,15 +294,19 @@ async def test_a_bad_or_stale_signature_gets_401_and_nothing_is_acted(
 
 
 async def test_an_unknown_slack_user_is_refused_ephemerally_and_logged(
-    http: httpx.AsyncClient, act: FakeAct, caplog: pytest.LogCaptureFixture
+    http: httpx.AsyncClient, act: FakeAct, slack: VendorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tocsin.receiver.slack")
-    for path, body in ((ACTIONS_PATH, click(KEY, user=STRANGER)), (COMMANDS_PATH, command("ack", user=STRANGER))):
-        answer = await http.post(path, content=body, headers=signed(body))
-        assert answer.status_code == 200
-        assert answer.json()["response_type"] == "ephemeral" and answer.json()["replace_original"] is False
-        assert "not in Tocsin's roster" in answer.json()["text"]
-    assert act.seen == []
+    clicked = click(KEY, user=STRANGER, response_url=response_url(slack))
+    assert (await http.post(ACTIONS_PATH, content=clicked, headers=signed(clicked))).content == b""
+    typed = command("ack", user=STRANGER)
+    answer = await http.post(COMMANDS_PATH, content=typed, headers=signed(typed))
+    assert answer.status_code == 200
+    # The click's refusal went to its response URL, the command's is its answer: the same ephemeral message.
+    for said in (*answers(slack), answer.json()):
+        assert said["response_type"] == "ephemeral" and said["replace_original"] is False
+        assert "not in Tocsin's roster" in said["text"]
+    assert len(answers(slack)) == 1 and act.seen == []
     assert sum(f"{STRANGER} is not in the roster" in r.getMessage() for r in caplog.records) == 2
 
 
@@ -300,18 +330,22 @@ async def test_a_command_acts_in_the_channel_and_a_mistyped_one_answers_alone(
     assert "<!channel>" not in answer.text and len(act.seen) == 1
 
 
-async def test_what_the_incident_refuses_is_said_to_the_person_escaped(default_policy: Policy) -> None:
+async def test_what_the_incident_refuses_is_said_to_the_person_escaped(
+    default_policy: Policy, slack: VendorServer
+) -> None:
     act = FakeAct(NotActed("incident <!channel> is resolved; it can no longer be acknowledged", "refused"))
-    app = slack_app(act, default_policy.roster)
+    app = slack_app(act, default_policy.roster, slack=slack)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-        body = click(KEY)
+        body = click(KEY, response_url=response_url(slack))
         answer = await client.post(ACTIONS_PATH, content=body, headers=signed(body))
-    assert answer.status_code == 200
-    assert answer.json() == {
-        "response_type": "ephemeral",
-        "replace_original": False,
-        "text": "Nothing done: incident &lt;!channel&gt; is resolved; it can no longer be acknowledged",
-    }
+    assert (answer.status_code, answer.content) == (200, b"")
+    assert answers(slack) == [
+        {
+            "response_type": "ephemeral",
+            "replace_original": False,
+            "text": "Nothing done: incident &lt;!channel&gt; is resolved; it can no longer be acknowledged",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -322,13 +356,16 @@ async def test_what_the_incident_refuses_is_said_to_the_person_escaped(default_p
         TimeoutError(),
     ],
 )
-async def test_temporal_out_of_reach_is_a_503(default_policy: Policy, error: BaseException) -> None:
-    app = slack_app(FakeAct(error), default_policy.roster)
+async def test_temporal_out_of_reach_is_a_503(
+    default_policy: Policy, slack: VendorServer, error: BaseException
+) -> None:
+    app = slack_app(FakeAct(error), default_policy.roster, slack=slack)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-        body = click(KEY)
+        body = click(KEY, response_url=response_url(slack))
         answer = await client.post(ACTIONS_PATH, content=body, headers=signed(body))
+    # An HTTP error, not a message: Slack shows the person the click failed, and they can click again.
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
-    assert answer.json()["reason"] == "temporal_unavailable"
+    assert answer.json()["reason"] == "temporal_unavailable" and slack.requests == []
 
 
 async def test_temporal_refusing_for_good_is_said_to_the_person_not_retried(default_policy: Policy) -> None:
@@ -383,3 +420,106 @@ async def test_the_route_verifies_slacks_documented_request_at_its_time(act: Fak
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as stale:
             assert (await stale.post(COMMANDS_PATH, content=DOC_BODY, headers=headers)).status_code == 401
     assert act.seen == []
+
+
+# -- where a click's answer may go -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "api_url", "called"),
+    [
+        (SLACK_RESPONSE_URL, None, True),
+        ("https://HOOKS.slack.com:443" + RESPONSE_PATH, None, True),
+        ("http://hooks.slack.com" + RESPONSE_PATH, None, False),  # https only
+        ("https://hooks.slack.com:8443" + RESPONSE_PATH, None, False),
+        ("https://hooks.slack.com.evil.example" + RESPONSE_PATH, None, False),
+        ("https://evil.example/?next=https://hooks.slack.com" + RESPONSE_PATH, None, False),
+        ("https://hooks.slack.com%2f@evil.example" + RESPONSE_PATH, None, False),
+        ("https://evil.example\\@hooks.slack.com" + RESPONSE_PATH, None, False),  # a user, however it parses
+        ("https://slack.com/api/chat.postMessage", None, False),
+        ("http://127.0.0.1:9" + RESPONSE_PATH, None, False),  # a local Slack only when TOCSIN_SLACK_API_URL says
+        ("http://127.0.0.1:9" + RESPONSE_PATH, "http://127.0.0.1:9/api", True),
+        (SLACK_RESPONSE_URL, "http://127.0.0.1:9/api", True),
+        ("http://127.0.0.1:10" + RESPONSE_PATH, "http://127.0.0.1:9/api", False),
+        ("http://localhost:9" + RESPONSE_PATH, "http://127.0.0.1:9/api", False),
+        ("https://127.0.0.1:9" + RESPONSE_PATH, "http://127.0.0.1:9/api", False),
+        ("https://[::1", None, False),
+        ("", None, False),
+    ],
+)
+def test_only_slacks_hooks_or_the_configured_slacks_origin_may_be_called(
+    url: str, api_url: str | None, called: bool
+) -> None:
+    allowed = ResponseUrls(api_url).allowed(url)
+    assert (allowed is not None) == called
+    if allowed is not None:
+        assert allowed == httpx.URL(url)  # the very URL checked is the one called
+
+
+async def test_a_response_url_elsewhere_is_refused_never_called_and_nothing_is_acted(
+    http: httpx.AsyncClient, act: FakeAct, slack: VendorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tocsin.receiver.slack")
+    with fake_slack() as elsewhere:
+        for url in (
+            response_url(elsewhere),  # another port: another origin
+            f"http://localhost:{slack.port}{RESPONSE_PATH}",  # the same server by another name
+            f"http://someone@127.0.0.1:{slack.port}{RESPONSE_PATH}",
+        ):
+            body = click(KEY, response_url=url)
+            answer = await http.post(ACTIONS_PATH, content=body, headers=signed(body))
+            assert answer.status_code == 400 and "response_url" in answer.json()["message"]
+        assert elsewhere.requests == []
+    assert slack.requests == [] and act.seen == []
+    refusals = [r.getMessage() for r in caplog.records if "response_url" in r.getMessage()]
+    assert len(refusals) == 3 and f"on http://127.0.0.1:{elsewhere.port}, not Slack's" in refusals[0]
+    assert not any(RESPONSE_TOKEN in r.getMessage() for r in caplog.records)  # the URL's token is a credential
+
+
+async def test_without_a_local_slack_configured_its_response_url_is_refused(
+    act: FakeAct, default_policy: Policy, slack: VendorServer
+) -> None:
+    app = slack_app(act, default_policy.roster)  # no TOCSIN_SLACK_API_URL: only hooks.slack.com
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        body = click(KEY, response_url=response_url(slack))
+        assert (await client.post(ACTIONS_PATH, content=body, headers=signed(body))).status_code == 400
+    assert slack.requests == [] and act.seen == []
+
+
+async def test_an_answer_slack_does_not_take_is_tried_once_more_then_logged_never_raised(
+    http: httpx.AsyncClient,
+    act: FakeAct,
+    slack: VendorServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="tocsin.receiver.slack")
+    monkeypatch.setattr(slack_response_url, "PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(slack_response_url, "TIMEOUT", httpx.Timeout(0.2))
+    cases = [
+        ([Reply(500), Reply(503)], 2, "HTTP 503"),  # Slack's side failed twice: one more attempt, no third
+        ([Reply(404, body="expired_url")], 1, "HTTP 404"),  # expired or used up: asking again changes nothing
+        ([Reply(delay=2.0)], 2, "ReadTimeout"),
+        ([Reply(502), Reply(200, body="ok")], 2, None),
+    ]
+    for n, (replies, attempts, failure) in enumerate(cases):
+        slack.reset()
+        caplog.clear()
+        slack.on("POST", RESPONSE_PATH, *replies)
+        body = click(KEY, action_ts=f"1548426417.00000{n}", response_url=response_url(slack))
+        answer = await http.post(ACTIONS_PATH, content=body, headers=signed(body))
+        assert (answer.status_code, answer.content) == (200, b"")  # the incident acted; Slack was told 200
+        assert len(answers(slack)) == attempts
+        said = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
+        expected = f"slack: the answer to a click was not delivered to {slack.url} ({failure})"
+        assert said == ([expected] if failure else [])
+    assert len(act.seen) == len(cases)
+    assert not any(RESPONSE_TOKEN in r.getMessage() for r in caplog.records)
+
+
+def test_the_receiver_reads_the_slack_api_url_the_slack_channel_uses() -> None:
+    assert load_responder_secrets({}).slack_api_url is None
+    local = load_responder_secrets({"TOCSIN_SLACK_API_URL": " http://127.0.0.1:9/api "})
+    assert local.slack_api_url == "http://127.0.0.1:9/api"
+    with pytest.raises(ResponderConfigError, match="TOCSIN_SLACK_API_URL must be an http"):
+        load_responder_secrets({"TOCSIN_SLACK_API_URL": "slack.example.com/api"})

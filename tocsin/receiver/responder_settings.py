@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import httpx
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
@@ -29,6 +30,8 @@ TWILIO_TOKEN = "TOCSIN_TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
 PAGERDUTY_SECRET = "TOCSIN_PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
 LINK_SECRET = "TOCSIN_ACTION_LINK_SECRET"  # noqa: S105 - the variable's name
 PUBLIC_URL = "TOCSIN_PUBLIC_URL"
+# Not a secret: where the Slack channel calls Slack, read here for the response URLs a click may name.
+SLACK_API_URL = "TOCSIN_SLACK_API_URL"
 
 
 class ResponderConfigError(ValueError):
@@ -44,6 +47,8 @@ class ResponderSecrets:
     action_link_secret: SecretStr | None = None
     # The base URL the vendors see (Twilio signs it; email links point at it), without a trailing slash.
     public_url: str | None = None
+    # Set when Slack is not https://slack.com/api (a local fake in tests): its origin may be a response URL too.
+    slack_api_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,23 @@ def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:
     return SecretStr(value) if value else None
 
 
+def _parses(url: str) -> bool:
+    """An http(s) URL by the product's check, and by httpx's, which parses the response URLs compared to it."""
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return is_http_url(url)
+
+
 def load_responder_secrets(env: Mapping[str, str]) -> ResponderSecrets:
     """The responder settings from the environment (`NAME` or `NAME_FILE`); ResponderConfigError names a bad one."""
     public = (env.get(PUBLIC_URL) or "").strip().rstrip("/") or None
     if public is not None and not is_http_url(public):
         raise ResponderConfigError(f"{PUBLIC_URL} must be an http(s) URL, the receiver's address as vendors see it")
+    slack_api = (env.get(SLACK_API_URL) or "").strip() or None
+    if slack_api is not None and not _parses(slack_api):
+        raise ResponderConfigError(f"{SLACK_API_URL} must be an http(s) URL, where Slack's Web API answers")
     pagerduty = _secret(env, PAGERDUTY_SECRET)
     rotated = (
         tuple(SecretStr(s.strip()) for s in pagerduty.get_secret_value().split(",") if s.strip()) if pagerduty else ()
@@ -77,6 +94,7 @@ def load_responder_secrets(env: Mapping[str, str]) -> ResponderSecrets:
         pagerduty_webhook_secrets=rotated,
         action_link_secret=_secret(env, LINK_SECRET),
         public_url=public,
+        slack_api_url=slack_api,
     )
 
 

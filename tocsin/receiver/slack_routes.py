@@ -6,14 +6,18 @@ Each request goes through, in order:
 2. the body, bounded by the receiver's own limit (`TOCSIN_INGEST_MAX_BYTES`) → 413;
 3. Slack's v0 signature, within five minutes → 401 (tocsin.responders.slack);
 4. the form and its payload → 415 or 400 for what Slack would not send; a command the person mistyped is
-   answered to them alone, with the usage;
+   answered to them alone, with the usage; a click whose `response_url` is not Slack's → 400, logged
+   (tocsin.receiver.slack_response_url);
 5. the Slack user, through the roster's `slack:` ids: someone not in the roster is told so, and logged;
 6. `act`, as that person, via Slack: the answer says what the incident did. Temporal unreachable (or not
    answering before Slack gives up, at three seconds) → 503; the incident refusing → said to the person.
 
-A click is answered with the message it came from, its buttons replaced by who did what and the buttons the
-new status allows (`replace_original`); a command with a message in the channel, so everyone there sees who
-acted. Refusals are ephemeral: only the person sees them.
+A click replaces the message it came from: the same message, its buttons replaced by who did what and the
+buttons the new status allows (`replace_original`); a command is answered with a message in the channel, so everyone
+there sees who acted. Refusals are ephemeral: only the person sees them. Slack reads a command's answer from
+the HTTP body, but ignores the body of the answer to a click: a click is answered 200 with an empty body,
+and its message is POSTed to the click's `response_url` once that answer is sent. The errors of steps 1-6
+stay HTTP answers for both (Slack shows the person that the click failed).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from tocsin.channels.escaping import slack_text
@@ -34,6 +39,7 @@ from tocsin.intake.ingest import classify
 from tocsin.receiver.config import DEFAULT_MAX_BYTES
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS, Problem
 from tocsin.receiver.responder_settings import SLACK_SECRET, Responders, not_configured
+from tocsin.receiver.slack_response_url import ResponseUrls
 from tocsin.responders.contracts import ActOutcome, NotActed
 from tocsin.responders.identity import person_for
 from tocsin.responders.slack import (
@@ -71,9 +77,12 @@ def _problem(status: int, reason: str, message: str, headers: dict[str, str] | N
     return JSONResponse(Problem(reason=reason, message=message).model_dump(exclude_none=True), status, headers)
 
 
-def ephemeral(text: str) -> JSONResponse:
+SlackMessage = dict[str, Any]
+
+
+def ephemeral(text: str) -> SlackMessage:
     """Only the person who clicked or typed sees it; the message clicked in stays as it was."""
-    return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text})
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}
 
 
 async def _read(request: Request, limit: int) -> bytes:
@@ -105,7 +114,10 @@ def add_slack_routes(app: FastAPI, responders: Responders) -> None:
     config = getattr(app.state, "config", None)
     limit = config.max_bytes if config is not None else DEFAULT_MAX_BYTES
 
-    async def handle(request: Request, parse: Callable[[bytes], SlackAction]) -> Response:
+    answers = ResponseUrls(responders.secrets.slack_api_url)
+
+    async def verified(request: Request, parse: Callable[[bytes], SlackAction]) -> SlackAction | Response:
+        """The request's action, once it is provably Slack's; or the answer that refuses it."""
         secret = responders.secrets.slack_signing_secret
         if secret is None:
             return not_configured("Slack", SLACK_SECRET)
@@ -130,14 +142,15 @@ def add_slack_routes(app: FastAPI, responders: Responders) -> None:
             except SlackRequestError as err:
                 raise _Refused(400, "invalid_payload", str(err)) from None
         except CommandUsageError as err:
-            return ephemeral(slack_text(str(err)))
+            return JSONResponse(ephemeral(slack_text(str(err))))
         except _Refused as refused:
             client = request.client.host if request.client else "?"
             log.info("slack: refused a post from %s (%d %s): %s", client, refused.status, refused.reason, refused)
             return _problem(refused.status, refused.reason, refused.message)
-        return await act_for(action)
+        return action
 
-    async def act_for(action: SlackAction) -> Response:
+    async def act_for(action: SlackAction) -> SlackMessage | Response:
+        """What to tell the person (a Slack message), or the HTTP error that ends the request."""
         person = person_for(responders.roster, "slack", action.user_id)
         if person is None:
             log.warning("slack: %s is not in the roster; their %s was not acted on", action.user_id, action.verb)
@@ -164,15 +177,29 @@ def add_slack_routes(app: FastAPI, responders: Responders) -> None:
         log.info("slack: %s of %s by %s (%s): %s", action.verb, outcome.key, person, action.user_id, outcome.message)
         said = _said(action, person, outcome)
         if action.button:
-            answer: dict[str, Any] = acted_content(action.original, outcome.key, outcome.status, said, action.event_id)
-            return JSONResponse(answer)
-        return JSONResponse({"response_type": "in_channel", "text": said})
+            return acted_content(action.original, outcome.key, outcome.status, said, action.event_id)
+        return {"response_type": "in_channel", "text": said}
 
     async def actions(request: Request) -> Response:
-        return await handle(request, parse_action)
+        action = await verified(request, parse_action)
+        if isinstance(action, Response):
+            return action
+        # Checked before acting: a click that could only be answered on another host is not acted on at all.
+        target = answers.allowed(action.response_url)
+        if target is None:
+            return _problem(400, "invalid_payload", "payload.response_url: not an address of Slack's")
+        answer = await act_for(action)
+        if isinstance(answer, Response):
+            return answer
+        # Starlette runs the task once the empty 200 is sent: Slack's three seconds are not spent on the POST.
+        return Response(status_code=200, background=BackgroundTask(answers.post, target, answer))
 
     async def commands(request: Request) -> Response:
-        return await handle(request, parse_command)
+        action = await verified(request, parse_command)
+        if isinstance(action, Response):
+            return action
+        answer = await act_for(action)
+        return answer if isinstance(answer, Response) else JSONResponse(answer)
 
     signed = "Verified by X-Slack-Signature (TOCSIN_SLACK_SIGNING_SECRET); 404 while that is unset."
     app.add_api_route(

@@ -6,10 +6,12 @@ The signature is Slack's v0 scheme: `X-Slack-Signature: v0=<hex HMAC-SHA256>` ov
 minutes of now, so a captured request cannot be replayed later; a replay inside the window is the same update
 id (the vendor's event id) and lands once.
 
-A button's `action_id` names the verb (`tocsin_acknowledge`...), its `value` the incident key, and its
-`action_ts` is the event id. A command reads `/tocsin VERB [KEY or 4-digit code] [duration]`; its
-`trigger_id` is the event id. What the person typed wrong is a `CommandUsageError`, answered to them alone;
-what Slack itself could not have sent is a `SlackRequestError` (400).
+A button's `action_id` names the verb (`tocsin_acknowledge`...), its `value` the incident key, its
+`action_ts` is the event id, and its `response_url` is where the answer goes (Slack reads nothing of the HTTP
+answer to a click; which URLs the receiver calls is tocsin/receiver/slack_response_url.py's). A command reads
+`/tocsin VERB [KEY or 4-digit code] [duration]`; its `trigger_id` is the event id. What the person typed
+wrong is a `CommandUsageError`, answered to them alone; what Slack itself could not have sent is a
+`SlackRequestError` (400).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ _EVENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,150}$")
 _KEY = re.compile(KEY_PATTERN)
 _CODE = re.compile(r"^\d{4}$")
 _MAX_FIELDS = 64  # Slack's forms have about 15; more is not Slack
+_MAX_URL = 2048  # Slack's response URLs are about 100 characters
 
 
 class SlackSignatureError(Exception):
@@ -94,7 +97,8 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
 @dataclass(frozen=True)
 class SlackAction:
     """What a signed Slack request asks: who (Slack's user id), which verb, which incident, and Slack's id
-    for the event. `original` is the message a button was clicked in, when Slack sent it back."""
+    for the event. `original` is the message a button was clicked in, when Slack sent it back; `response_url`
+    where a click's answer is posted (a command is answered in the HTTP body)."""
 
     user_id: str
     verb: Verb
@@ -104,6 +108,7 @@ class SlackAction:
     snooze_for: timedelta | None = None
     button: bool = False
     original: Mapping[str, Any] | None = None
+    response_url: str | None = None
 
     def inbound(self, person: str) -> InboundAction:
         return InboundAction(
@@ -155,6 +160,10 @@ def parse_action(body: bytes) -> SlackAction:
     if verb is None:
         raise SlackRequestError("payload.actions[0].action_id: not a Tocsin button")
     original = payload.get("message")
+    response_url = payload.get("response_url")
+    # Every click on a message carries one, and without it the person could not be told what happened.
+    if not isinstance(response_url, str) or not 0 < len(response_url) <= _MAX_URL:
+        raise SlackRequestError("payload.response_url: missing or malformed")
     return SlackAction(
         user_id=user_id,
         verb=verb,
@@ -163,6 +172,7 @@ def parse_action(body: bytes) -> SlackAction:
         snooze_for=BUTTON_SNOOZE if verb == "snooze" else None,
         button=True,
         original=original if isinstance(original, dict) else None,
+        response_url=response_url,
     )
 
 
