@@ -9,7 +9,7 @@ Prometheus could not evaluate keeps its state, and a transition intake did not a
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
     from tocsin.detection.evaluate import details_markdown, detection_triggers, plan_run, settle, to_alert
+    from tocsin.intake.contracts import NormalizedAlert
 
 
 def _quick_retries(permanent: str) -> RetryPolicy:
@@ -96,7 +97,7 @@ class DetectionWorkflow:
             try:
                 handed = await workflow.execute_activity_method(
                     IntakeActivities.ingest,
-                    IngestRequest(policy=policy, alerts=[to_alert(t, now) for t in chunk]),
+                    IngestRequest(policy=policy, alerts=[_detected(t, now) for t in chunk]),
                     start_to_close_timeout=INTAKE_TIMEOUT,
                     retry_policy=INTAKE_RETRY,
                     summary=_handoff_summary(chunk),
@@ -126,6 +127,12 @@ class DetectionWorkflow:
         )
         workflow.set_current_details(details_markdown(result))
         return result
+
+
+def _detected(t: Transition, now: datetime) -> NormalizedAlert:
+    """The alert as intake takes it, stamped with this run's time: an incident it opens starts its clock when
+    the detector saw the series fire, not when the hand-off activity (perhaps retried) ran."""
+    return to_alert(t, now).model_copy(update={"received_at": now})
 
 
 def _handoff_summary(chunk: list[Transition]) -> str:

@@ -68,6 +68,7 @@ def report_request(**changes: Any) -> ReportRequest:
         status="resolved",
         labels={"alertname": "ServiceAvailabilityLow", "environment": "prod"},
         opened_at=T0,
+        first_paged_at=at(0.1),
         acknowledged_by="alice",
         acknowledged_at=at(7),
         mitigated_at=at(12),

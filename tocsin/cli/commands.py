@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Annotated, Literal
 
 import typer
 
 from tocsin.cli.common import Connect, JsonFlag, on_temporal
 from tocsin.cli.output import cell, emit_json, print_table, render, table
+from tocsin.durations import format_elapsed
 from tocsin.incident.client import get_incident, list_incidents
 from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.settings import Settings
@@ -92,7 +94,7 @@ def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
         ("status", state.status),
         ("escalation level", state.escalation_level),
         ("next escalation", state.next_escalation_at),
-        ("opened", state.opened_at),
+        *_clock(state),
         (
             "acknowledged",
             f"{state.acknowledged_at:%Y-%m-%d %H:%M:%SZ} by {state.acknowledged_by}" if state.acknowledged_at else None,
@@ -109,6 +111,20 @@ def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
     entries, note = _timeline_page(state, page, size) if size else (state.timeline, "")
     timeline = render(table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in entries]))
     return f"{head}\n\n{timeline}" + (f"\n({note})" if note else "")
+
+
+def _clock(state: IncidentState) -> list[tuple[str, object]]:
+    """The opening, and the first alert and first page around it when they say something the opening does not:
+    response times are measured from the first alert, which a busy worker can open the incident long after."""
+    lines: list[tuple[str, object]] = []
+    waited = state.opened_at - state.clock_start
+    if waited >= timedelta(seconds=1):
+        lines.append(("first alert", f"{cell(state.clock_start)} ({format_elapsed(waited)} before it opened)"))
+    lines.append(("opened", state.opened_at))
+    if state.first_paged_at is not None:
+        paged = format_elapsed(state.first_paged_at - state.clock_start)
+        lines.append(("first page", f"{cell(state.first_paged_at)} ({paged} after the first alert)"))
+    return lines
 
 
 def _alerts(state: IncidentState) -> str:

@@ -121,6 +121,12 @@ class IncidentState(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     response_workflow: str | None = None
     opened_at: datetime
+    # When the first alert reached Tocsin (the receiver, the detector, the CLI): the response clock starts
+    # there, not at the workflow's first task, which a busy worker can run long after. Never after opened_at;
+    # None only in histories older than the field, where opened_at stands in (`clock_start`).
+    first_alert_at: datetime | None = None
+    # When the first page was delivered (the provider took it): time to page is measured to here.
+    first_paged_at: datetime | None = None
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     # Who owns the incident now: the first to acknowledge, or whoever took it over (update `take`).
@@ -171,6 +177,11 @@ class IncidentState(_Model):
     storm: StormRecord | None = None
 
     @property
+    def clock_start(self) -> datetime:
+        """Where response times are measured from: the first alert, or the opening for an older incident."""
+        return self.first_alert_at or self.opened_at
+
+    @property
     def alert_count(self) -> int:
         """Alerts this incident has seen: one per tracked fingerprint, plus each untracked notification."""
         return len(self.alerts) + self.alerts_untracked
@@ -187,6 +198,9 @@ class IncidentInput(_Model):
     response_workflow: str | None = None
     actions: list[PlannedAction] = Field(default_factory=list)
     source: str = "cli"
+    # When the first alert arrived (the receiver took the payload, the detector saw it fire, the CLI was
+    # asked), set where the incident is planned; the workflow's own opening can come much later.
+    first_alert_at: datetime | None = None
     policy: SharedPolicy
     # The execute_runbook actions' plans, rendered at triage (Jinja cannot run in a workflow), in order.
     runbooks: list[RunbookPlan] = Field(default_factory=list)

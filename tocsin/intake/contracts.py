@@ -30,6 +30,9 @@ class NormalizedAlert(BaseModel):
     # An explicit resolution (PagerDuty's resolve event): the incident resolves at once, acknowledged or not,
     # instead of waiting out the flap window as a quiet alert does.
     resolve_now: bool = False
+    # When Tocsin had the alert, if the caller knows better than intake's own clock: the detector's run that
+    # saw it fire. None: when intake planned it (the receiver plans a payload as soon as it has validated it).
+    received_at: datetime | None = None
 
 
 class IngestResult(BaseModel):

@@ -104,7 +104,7 @@ def _plan_key(
             break
         index, first = firing[0]
         try:
-            start = plan_for_alert(policy, first, key, now)
+            start = plan_for_alert(policy, first, key, first.received_at or now)
         except ValueError as err:  # ValidationError, TriageError, TemplateError: a decision, not a bug
             refused.append(Refusal(index, key, _why(err)))
             usable = [(i, a) for i, a in usable if i != index]

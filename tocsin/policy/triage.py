@@ -152,6 +152,8 @@ def plan_incident(policy: Policy, request: TriggerRequest, now: datetime) -> Inc
         response_workflow=flow_name,
         actions=actions,
         source=request.source,
+        # `now` is when the alert arrived or the CLI was asked: the incident's clock starts there.
+        first_alert_at=now,
         policy=policy,
         runbooks=_plan_runbooks(policy, actions, request.service, severity, labels),
     )

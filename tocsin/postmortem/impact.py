@@ -1,6 +1,7 @@
 """The incident's impact, from its own record and the metric series gathered: pure and deterministic.
 
-Durations come from the incident's state (opened → acknowledged / mitigated / resolved). The worst values
+Durations come from the incident's state, measured from the first alert (first page / acknowledged /
+mitigated / resolved), not from the workflow's opening, which a busy worker can start late. The worst values
 come from the series the metrics source summarised, by SLI name: `error_rate` (a ratio, highest), the
 lowest `availability` (a ratio), the highest `latency_p95` (seconds). An SLO breach is any series of a
 policy SLI whose worst value is past its objective, said in words. Users and cost are the incident's
@@ -48,7 +49,13 @@ def _plain(value: float) -> str:
 def _since(incident: IncidentState, at: datetime | None) -> timedelta | None:
     if at is None:
         return None
-    return max(as_utc(at) - as_utc(incident.opened_at), timedelta(0))
+    return max(as_utc(at) - as_utc(incident.clock_start), timedelta(0))
+
+
+def time_to_first_page(incident: IncidentState) -> timedelta | None:
+    """From the first alert to the first page a provider took; None if nobody was paged (or paging was held
+    for a storm, whose own incident paged instead)."""
+    return _since(incident, incident.first_paged_at)
 
 
 def _worst(series: list[SeriesSummary], name: str, higher_is_worse: bool) -> float | None:
@@ -78,7 +85,7 @@ def compute_impact(incident: IncidentState, series: list[SeriesSummary], setting
     resolved = incident.resolved_at
     if resolved is None:  # not resolved (a post-mortem is only started on resolution): the last thing recorded
         resolved = max((entry.at for entry in incident.timeline), key=as_utc, default=incident.opened_at)
-    duration = max(as_utc(resolved) - as_utc(incident.opened_at), timedelta(0))
+    duration = max(as_utc(resolved) - as_utc(incident.clock_start), timedelta(0))
 
     services = [incident.service]
     for summary in series:

@@ -21,18 +21,27 @@ class IncidentCore:
     def __init__(self, inp: IncidentInput) -> None:
         self.input = inp
         self.policy = inp.policy
-        self.state = inp.carried or IncidentState(
+        self.state = inp.carried or self._opened(inp)
+        # Set by a handler, cleared by the main loop before it sleeps: "something changed, look again".
+        self.woken = False
+        self._published: dict[str, object] = {}
+
+    @staticmethod
+    def _opened(inp: IncidentInput) -> IncidentState:
+        now = workflow.now()
+        # Capped at the opening: the first alert's time comes from the receiver's clock, the opening from the
+        # server's, and a receiver running ahead must not make the incident open before its alert arrived.
+        first_alert = min(inp.first_alert_at, now) if inp.first_alert_at else now
+        return IncidentState(
             key=inp.key,
             title=inp.title,
             service=inp.service,
             severity=inp.severity,
             labels=inp.labels,
             response_workflow=inp.response_workflow,
-            opened_at=workflow.now(),
+            opened_at=now,
+            first_alert_at=first_alert,
         )
-        # Set by a handler, cleared by the main loop before it sleeps: "something changed, look again".
-        self.woken = False
-        self._published: dict[str, object] = {}
 
     def wake(self) -> None:
         self.woken = True

@@ -110,7 +110,11 @@ class Escalation:
             core.publish()
             return
         core.record("page", f"level {page.step + 1}: paging {step.target} via {step.type} ({how}){who}")
-        await self._deliveries.deliver(f"page/{page.step}/{page.attempt}", route, resolved)
+        delivered = await self._deliveries.deliver(f"page/{page.step}/{page.attempt}", route, resolved)
+        if delivered and state.first_paged_at is None:
+            # Once the provider has the page, not when it is scheduled: a page that failed reached nobody, and
+            # time to page is what the responder lived through.
+            state.first_paged_at = workflow.now()
         core.publish()
 
     async def _ack_timeout(self, item: plan.AckTimeout) -> None:

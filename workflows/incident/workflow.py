@@ -14,6 +14,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from tocsin.durations import format_elapsed
     from tocsin.incident import bounds
     from tocsin.incident.contracts import AlertBatch, IncidentInput, IncidentState
     from tocsin.incident.updates import (
@@ -46,6 +47,13 @@ HISTORY_BYTES = 4 * 1024 * 1024
 CARRIED_BYTES = 768 * 1024
 
 
+def _waited(state: IncidentState) -> str:
+    """'; opened 42s after the first alert' when the workflow's first task came a second or more after the alert
+    arrived (a busy worker, a queue): that wait is part of the response, and the timeline says so."""
+    waited = state.opened_at - state.clock_start
+    return f"; opened {format_elapsed(waited)} after the first alert" if waited >= timedelta(seconds=1) else ""
+
+
 @workflow.defn(name="IncidentWorkflow")
 class IncidentWorkflow:
     @workflow.init
@@ -61,7 +69,7 @@ class IncidentWorkflow:
             # Here, not in run: a signal or update in the first workflow task runs its handler before the run
             # method starts, and the timeline must still begin with the opening.
             flow = f", response workflow {inp.response_workflow}" if inp.response_workflow else ""
-            core.record("opened", f"{inp.title} (from {inp.source})")
+            core.record("opened", f"{inp.title} (from {inp.source}{_waited(core.state)})")
             core.record("triaged", f"severity {inp.severity}{flow}")
 
     @workflow.run

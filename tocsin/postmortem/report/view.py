@@ -9,7 +9,9 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
+from tocsin.durations import format_elapsed
 from tocsin.postmortem.contracts import (
     ActionItem,
     Claim,
@@ -18,6 +20,7 @@ from tocsin.postmortem.contracts import (
     ReportRequest,
     SourceName,
 )
+from tocsin.postmortem.impact import time_to_first_page
 from tocsin.postmortem.report.sections import Fact, impact_facts, plural, summary, went_well_and_poorly, when
 
 SOURCES: tuple[SourceName, ...] = ("incident", "metrics", "logs", "changes", "pagerduty")
@@ -146,7 +149,7 @@ def build_view(request: ReportRequest, published: Sequence[PublishedItem] = ()) 
         analyzer=analysis.analyzer,
         confidence=f"{round(analysis.confidence * 100)}%",
         summary=summary(request),
-        impact=impact_facts(request),
+        impact=_with_clock(request, impact_facts(request)),
         timeline=tuple(
             TimelineRow(at=when(t.at, seconds=True, suffix=False), source=t.source, text=t.text, evidence=t.id)
             for t in sorted(request.timeline, key=lambda t: t.at)
@@ -164,6 +167,18 @@ def build_view(request: ReportRequest, published: Sequence[PublishedItem] = ()) 
         analysis_notes=tuple(analysis.notes),
         review_notes=tuple(request.review_notes),
     )
+
+
+def _with_clock(request: ReportRequest, facts: tuple[Fact, ...]) -> tuple[Fact, ...]:
+    """The response times start at the first alert: say when that was (if the workflow opened later) and how
+    long the first page took, right after the duration, before the times to acknowledge, mitigate, resolve."""
+    incident = request.incident
+    first_page = time_to_first_page(incident)
+    clock = [Fact("Time to first page", format_elapsed(first_page) if first_page is not None else "nobody paged")]
+    if incident.opened_at - incident.clock_start >= timedelta(seconds=1):
+        clock.insert(0, Fact("First alert", when(incident.clock_start, seconds=True)))
+    at = next((i + 1 for i, fact in enumerate(facts) if fact.label == "Duration"), 0)
+    return (*facts[:at], *clock, *facts[at:])
 
 
 def _cited(claim: Claim) -> Cited:
