@@ -388,7 +388,7 @@ def test_action_items_no_rule_fires_without_a_deploy_or_monitoring_cause() -> No
         update={"primary_cause": Claim(text="PR #311 changed the timeout", evidence=["changes-4"])}
     )
     assert [i.title for i in action_items(cited, POLICY, TODAY)] == [
-        "Add deployment validation",
+        "Add deployment validation of the timeout",  # the setting the words say changed
         "Roll out with canary deployments",
     ]
     # A monitoring cause without the service named.

@@ -51,6 +51,7 @@ SECTIONS = [
     "## Lessons learned",
     "## Evidence sources",
     "## Review notes",
+    "## Full timeline",
 ]
 
 
@@ -135,7 +136,22 @@ def report_request(**changes: Any) -> ReportRequest:
     ]
     timeline = [
         TimelineEvent(id="changes-1", at=at(-20), source="changes", text="deploy checkout 1.42"),
-        TimelineEvent(id="incident-1", at=T0, source="incident", text="opened from alertmanager"),
+        TimelineEvent(id="incident-1", at=T0, source="incident", text="opened from alertmanager", kind="opened"),
+        # A burst of chatter: one line in the story, every row in the full timeline.
+        TimelineEvent(
+            id="incident-3",
+            at=at(0.1),
+            source="incident",
+            text="delivered: pagerduty → primary_oncall: PD123",
+            kind="delivered",
+        ),
+        TimelineEvent(
+            id="incident-4",
+            at=at(0.2),
+            source="incident",
+            text="sync: statuspage page-1: investigating → identified",
+            kind="sync",
+        ),
         TimelineEvent(id="metrics-1", at=at(1), source="metrics", text="error_rate above 1%"),
         TimelineEvent(id="incident-2", at=at(7), source="incident", text="acknowledged by alice"),
     ]
@@ -232,7 +248,13 @@ def test_sections_in_order_with_their_content(renderer: ReportRenderer) -> None:
     # The timeline is in time order, each row citing its evidence.
     rows = [line for line in section("## Timeline").splitlines() if line.startswith("| 2026")]
     assert rows[0] == "| 2026-03-01 09:40:00 | changes | deploy checkout 1.42 | changes-1 |"
-    assert len(rows) == 4
+    assert rows[2] == (
+        "| 2026-03-01 10:00:06 | incident | 1 notification delivered: PagerDuty; 1 sync: Statuspage "
+        "| incident-3 … incident-4 |"
+    )
+    assert len(rows) == 5
+    full = [line for line in section("## Full timeline").splitlines() if line.startswith("| 2026")]
+    assert len(full) == 6 and "| delivered: pagerduty → primary_oncall: PD123 | incident-3 |" in full[2]
     assert "Deploy 1.42 of checkout raised the error rate within minutes [changes-1] [metrics-2]" in section(
         "## Root cause"
     )
@@ -261,7 +283,8 @@ def test_went_well_and_poorly_come_from_the_record() -> None:
         }
     )
     view = build_view(report_request(incident=on_time))
-    assert view.went_well[0] == "Acknowledged by alice 7m 0s after opening; no response target was missed."
+    assert view.went_well[0] == "The first page reached someone 6s after the incident opened."
+    assert view.went_well[1] == "Acknowledged by alice 7m 0s after opening; no response target was missed."
     assert view.went_well[-1] == "All 2 notifications delivered."
     assert not [line for line in view.went_poorly if "target" in line or "Notification" in line]
 
@@ -380,7 +403,10 @@ def test_untrusted_text_cannot_break_the_tables_or_the_html(renderer: ReportRend
         widths = {len(_cells(row)) for row in rows}
         assert len(widths) == 1, rows
     timeline_rows = [line for line in markdown.splitlines() if line.startswith("| 2026-03-01")]
-    assert timeline_rows and all(_cells(row)[2].strip() == md_escape(UNTRUSTED) for row in timeline_rows)
+    # Every row but the folded ones (their text is counts and channel names) carries the untrusted text escaped.
+    unfolded = [row for row in timeline_rows if "…" not in _cells(row)[3]]
+    assert len(unfolded) == len(timeline_rows) - 1
+    assert all(_cells(row)[2].strip() == md_escape(UNTRUSTED) for row in unfolded)
     assert md_escape(UNTRUSTED) == (
         "Checkout \\| down ## Injected heading &lt;script&gt;alert('x')&lt;/script&gt; "
         "\\[click\\](javascript:alert(1)) \\`code\\`"

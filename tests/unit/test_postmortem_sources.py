@@ -156,7 +156,39 @@ def test_timeline_entries_become_numbered_evidence() -> None:
     assert [(e.id, e.at, e.summary) for e in result.evidence] == [
         ("incident-1", minute(0), "opened: checkout down"),
         ("incident-2", minute(4), "acknowledged: acknowledged (by alice)"),
-        ("incident-3", minute(40), "resolved: rolled back 1.42 (by alice)"),
+        ("incident-3", minute(40), "alice, at resolution: rolled back 1.42"),
+    ]
+    assert [(e.kind, e.said, e.by) for e in result.evidence] == [
+        ("opened", None, ""),
+        ("acknowledged", None, ""),
+        ("resolved", "resolution", "alice"),
+    ]
+
+
+def test_what_people_said_is_attributed_evidence() -> None:
+    entries = [
+        TimelineEntry(at=minute(0), kind="opened", text="ledger down (from cli)"),
+        TimelineEntry(at=minute(1), kind="note", text="error rate 40% on ledger-writer", by="alice"),
+        TimelineEntry(at=minute(2), kind="severity_changed", text="sev2 → sev1 by bob: payments fail", by="bob"),
+        TimelineEntry(at=minute(3), kind="escalated", text="escalated by bob via Slack: need a DBA", by="bob"),
+        TimelineEntry(at=minute(4), kind="escalated", text="escalated by bob", by="bob"),  # no words: no statement
+        TimelineEntry(at=minute(5), kind="runbook", text="rollback-ledger succeeded: verified: error rate 0.2%"),
+        TimelineEntry(at=minute(6), kind="mitigated", text="mitigated by alice: rolled back deploy 2041", by="alice"),
+        TimelineEntry(at=minute(7), kind="note", text="could not look for an earlier incident"),  # the system's
+        TimelineEntry(at=minute(9), kind="resolved", text="resolved by alice: root cause: pool exhausted", by="alice"),
+    ]
+    said = [(e.said, e.by, e.summary) for e in incident_evidence(incident_request(entries)).evidence if e.said]
+    assert said == [
+        ("note", "alice", "alice, in a note: error rate 40% on ledger-writer"),
+        ("severity", "bob", "bob, changing severity sev2 → sev1: payments fail"),
+        ("escalation", "bob", "bob, at escalation: need a DBA"),
+        (
+            "runbook",
+            "runbook rollback-ledger",
+            "runbook rollback-ledger, outcome: succeeded: verified: error rate 0.2%",
+        ),
+        ("mitigation", "alice", "alice, at mitigation: rolled back deploy 2041"),
+        ("resolution", "alice", "alice, at resolution: root cause: pool exhausted"),
     ]
 
 
@@ -171,7 +203,7 @@ def test_a_long_timeline_keeps_first_last_and_important_kinds() -> None:
     assert len(result.evidence) == EVIDENCE_LIMIT
     texts = [e.summary for e in result.evidence]
     assert texts[0] == "opened: opened" and texts[-1] == "delivered: last delivery"
-    assert "acknowledged: ack (by bob)" in texts and "note: DBA joined (by bob)" in texts
+    assert "acknowledged: ack (by bob)" in texts and "bob, in a note: DBA joined" in texts
     # Chatter (pages, syncs: one rank) fills what is left, earliest first: the later syncs are dropped.
     assert sum(t.startswith("page:") for t in texts) == EVIDENCE_LIMIT - 4
     assert not any(t.startswith("sync:") for t in texts)

@@ -2,10 +2,14 @@
 
 The seed's rules (incident-response-seed.txt, `_generate_action_items`), in Tocsin's terms:
 
-- a deployment cause (the primary cause cites "changes" evidence, or speaks of a deployment) → "Add
-  deployment validation" (P1) and "Roll out with canary deployments" (P2);
+- a deployment cause (the primary cause cites "changes" evidence, or speaks of a deployment; for a cause the
+  responders stated, their words speak of a deploy, release, rollout or config change, or the change they
+  named was found) → "Add deployment validation" (P1; "... of the pool size" when the words name the setting
+  that changed: "halved the pool size") and "Roll out with canary deployments" (P2);
 - a monitoring or detection cause (the primary cause or a contributing factor speaks of monitoring,
   detection or alerting) → "Improve monitoring coverage for <service>" (P1);
+- each missed target (a contributing factor "Target missed: ... (response target missed)") → that target's
+  item (P1): shorten the time to acknowledge, or to mitigate;
 - each preventive measure → an item of its own (P2), citing what the measure cites.
 
 Then the analysis' own items. Titles that are the same once normalized (case, spacing, punctuation, an
@@ -24,6 +28,30 @@ from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Priority
 
 _DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
 _MONITORING = re.compile(r"\bmonitor|\bdetect|\balert", re.IGNORECASE)
+_STATED_DEPLOYMENT = re.compile(
+    r"\bdeploy|\brollout|\broll(ed)? out|\brelease|\bconfig(uration)? (change|push|update)|\bmigration", re.I
+)
+_CHANGE_VERB = (
+    r"(?:halved|doubled|changed|reduced|lowered|raised|increased|bumped|cut|shrank|dropped|set|misconfigured)"
+)
+_SETTING_NOUN = (
+    r"(?:[\w-]+ ){0,2}?[\w-]*(?:size|limit|timeout|ttl|threshold|replicas|capacity|interval|connections|workers|"
+    r"threads|quota|flag|setting)s?"
+)
+# "... halved the pool size", "the pool size was halved": the setting the change touched.
+_SETTING = re.compile(
+    rf"\b{_CHANGE_VERB} (?:the |its |our )?(?P<a>{_SETTING_NOUN})\b|\b(?:the )?(?P<b>{_SETTING_NOUN}) (?:was|were) "
+    rf"{_CHANGE_VERB}\b",
+    re.IGNORECASE,
+)
+_TARGET = re.compile(r"\((?P<kind>response|mitigation) target missed\)")
+_TARGET_ITEMS = {
+    "response": (
+        "Shorten the time to acknowledge",
+        "Check who is paged first, how they are reached, and the levels' delays.",
+    ),
+    "mitigation": ("Shorten the time to mitigate", "Give responders a tested runbook or rollback for this failure."),
+}
 _PREFIX = re.compile(r"^(implement|todo|action)\s*:\s*", re.IGNORECASE)
 _NOT_WORDS = re.compile(r"[^\w]+")
 _UNOWNED = {"", "tbd", "unassigned", "unknown", "none", "n/a", "nobody"}
@@ -39,7 +67,18 @@ def title_key(title: str) -> str:
 def is_deployment_cause(cause: Claim | None) -> bool:
     if cause is None:
         return False
+    if cause.stated:  # the judgement's prose names changes either way: the words and the match decide
+        matched = any(e.startswith("changes-") for e in cause.evidence) and "Contradicted" not in cause.text
+        return matched or bool(_STATED_DEPLOYMENT.search(cause.stated))
     return any(e.startswith("changes-") for e in cause.evidence) or bool(_DEPLOYMENT.search(cause.text))
+
+
+def changed_setting(words: str) -> str | None:
+    """The setting a change touched, as the words name it ("halved the pool size" → "pool size")."""
+    found = _SETTING.search(words)
+    if found is None:
+        return None
+    return " ".join((found["a"] or found["b"]).lower().split())
 
 
 def is_monitoring_cause(analysis: Analysis) -> bool:
@@ -60,10 +99,16 @@ def _rules(analysis: Analysis, owner: str, service: str | None, today: date) -> 
     items: list[ActionItem] = []
     cause = analysis.primary_cause
     if cause is not None and is_deployment_cause(cause):
+        setting = changed_setting(cause.stated or cause.text)
         items.append(
             ActionItem(
-                title="Add deployment validation",
-                description="Enhance pre-deployment testing and validation, so a change like this one is caught "
+                title=f"Add deployment validation of the {setting}" if setting else "Add deployment validation",
+                description=(
+                    f"Check changes to the {setting} against the load it must carry before they ship; "
+                    if setting
+                    else ""
+                )
+                + "Enhance pre-deployment testing and validation, so a change like this one is caught "
                 "before it reaches production.",
                 owner=owner,
                 priority="P1",
@@ -95,6 +140,20 @@ def _rules(analysis: Analysis, owner: str, service: str | None, today: date) -> 
                 evidence=list(dict.fromkeys(cited)),
             )
         )
+    for claim in analysis.contributing_factors:
+        target = _TARGET.search(claim.text)
+        if target is not None:
+            title, description = _TARGET_ITEMS[target["kind"]]
+            items.append(
+                ActionItem(
+                    title=title,
+                    description=description,
+                    owner=owner,
+                    priority="P1",
+                    due=today,
+                    evidence=list(claim.evidence),
+                )
+            )
     for measure in analysis.preventive_measures:
         items.append(
             ActionItem(

@@ -18,6 +18,9 @@ from tocsin.policy.postmortem import PostmortemPolicy
 SourceName = Literal["incident", "metrics", "logs", "changes", "pagerduty"]
 SourceStatus = Literal["ok", "skipped", "failed"]
 Priority = Literal["P1", "P2", "P3"]
+# When people's words were said: at resolution, at mitigation, in a note, with a severity change or an
+# escalation, or a runbook's outcome (the runbook speaks for the responder who wrote it).
+Statement = Literal["resolution", "mitigation", "note", "severity", "escalation", "runbook"]
 SUMMARY_LIMIT = 300
 EVIDENCE_LIMIT = 200
 
@@ -44,6 +47,13 @@ class Evidence(_Model):
     summary: str = Field(max_length=SUMMARY_LIMIT)
     # Where it comes from, for a reader: a URL, a PromQL query, a commit sha.
     link: str = ""
+    # The incident record's entry kind ('page', 'delivered', 'resolved'...): what the story timeline folds and
+    # orders by, without parsing the summary back.
+    kind: str = ""
+    # People's words (a resolution or mitigation summary, a note, a reason, a runbook's outcome): when it was
+    # said and by whom. The analyzers take a cause from these, so they travel as data, not as prose to re-parse.
+    said: Statement | None = None
+    by: str = ""
 
 
 class SeriesSummary(_Model):
@@ -98,6 +108,7 @@ class TimelineEvent(_Model):
     at: datetime
     source: SourceName
     text: str
+    kind: str = ""  # the incident record's entry kind, when it came from the incident
 
 
 class Impact(_Model):
@@ -117,6 +128,9 @@ class Impact(_Model):
 class Claim(_Model):
     text: str
     evidence: list[str] = Field(default_factory=list)
+    # The responders' own words this claim states ("connection pool exhausted after deploy 2041 ..."), when it
+    # does: the action-item rules read the cause from them rather than from the claim's judgement of them.
+    stated: str = ""
 
 
 class ActionItem(_Model):

@@ -3,7 +3,8 @@ well and poorly. Pure: no clock, no I/O.
 
 "What went well / poorly" is derived from the record only: the acknowledgement and mitigation against the
 breaches the incident recorded, runbook outcomes, automatic actions, notifications that failed, evidence that
-could not be gathered. It names people only as the record names them.
+could not be gathered, and the response's gaps (tocsin.postmortem.report.gaps: time to the first page, levels
+the chain reached, a runbook that verified the fix). It names people only as the record names them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from tocsin.durations import format_elapsed
 from tocsin.postmortem.contracts import ReportRequest
+from tocsin.postmortem.report.gaps import response_gaps
 
 LIST_LIMIT = 5  # bullets of one kind (failed deliveries, breaches) before "and N more"
 _RUNBOOK_END = re.compile(r"^(?P<name>\S+) (?P<outcome>succeeded|failed|refused|rejected): (?P<reason>.*)$", re.S)
@@ -179,6 +181,9 @@ def went_well_and_poorly(request: ReportRequest, missing: Iterable[str]) -> tupl
         if done:
             line = f"Automatic action {done['action']}: {done['outcome']}{done['rest']} ({_clock(at)})."
             (poorly if done["outcome"] == "failed" else well).append((at, line))
+    gains, losses = response_gaps(request)
+    well += gains
+    poorly += losses
     failed = dated("delivery_failed", "Notification not delivered: {text} ({at}).")
     poorly += _capped(failed, "notifications not delivered")
     delivered = by_kind.get("delivered", [])

@@ -22,6 +22,7 @@ from tocsin.postmortem.contracts import (
 )
 from tocsin.postmortem.impact import time_to_first_page
 from tocsin.postmortem.report.sections import Fact, impact_facts, plural, summary, went_well_and_poorly, when
+from tocsin.postmortem.timeline import StoryEvent, as_utc, story
 
 SOURCES: tuple[SourceName, ...] = ("incident", "metrics", "logs", "changes", "pagerduty")
 _SAFE_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%!$&'*+,;=:@/?#-]*)?$")
@@ -88,7 +89,8 @@ class ReportView:
     confidence: str
     summary: str
     impact: tuple[Fact, ...]
-    timeline: tuple[TimelineRow, ...]
+    timeline: tuple[TimelineRow, ...]  # the story: key moments, deliveries and syncs folded per burst
+    full_timeline: tuple[TimelineRow, ...]  # every event, as merged
     primary_cause: Cited | None
     contributing: tuple[Cited, ...]
     went_well: tuple[str, ...]
@@ -134,6 +136,8 @@ def build_view(request: ReportRequest, published: Sequence[PublishedItem] = ()) 
         *analysis.preventive_measures,
         *analysis.lessons_learned,
     ]
+    # Stable by time: merge_timeline's order (the opening first at its instant) survives.
+    events = sorted(request.timeline, key=lambda t: as_utc(t.at))
     cited = list(
         dict.fromkeys([i for c in claims for i in c.evidence] + [i for a in request.action_items for i in a.evidence])
     )
@@ -151,8 +155,12 @@ def build_view(request: ReportRequest, published: Sequence[PublishedItem] = ()) 
         summary=summary(request),
         impact=_with_clock(request, impact_facts(request)),
         timeline=tuple(
+            TimelineRow(at=when(t.at, seconds=True, suffix=False), source=t.source, text=t.text, evidence=_ids(t))
+            for t in story(events)
+        ),
+        full_timeline=tuple(
             TimelineRow(at=when(t.at, seconds=True, suffix=False), source=t.source, text=t.text, evidence=t.id)
-            for t in sorted(request.timeline, key=lambda t: t.at)
+            for t in events
         ),
         primary_cause=_cited(analysis.primary_cause) if analysis.primary_cause else None,
         contributing=tuple(_cited(c) for c in analysis.contributing_factors),
@@ -179,6 +187,12 @@ def _with_clock(request: ReportRequest, facts: tuple[Fact, ...]) -> tuple[Fact, 
         clock.insert(0, Fact("First alert", when(incident.clock_start, seconds=True)))
     at = next((i + 1 for i, fact in enumerate(facts) if fact.label == "Duration"), 0)
     return (*facts[:at], *clock, *facts[at:])
+
+
+def _ids(event: StoryEvent) -> str:
+    """A folded line's evidence: its first and last ids ("incident-4 … incident-9"), the rest in between."""
+    ids = event.evidence
+    return ids[0] if len(ids) == 1 else f"{ids[0]} … {ids[-1]}"
 
 
 def _cited(claim: Claim) -> Cited:

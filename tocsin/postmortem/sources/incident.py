@@ -2,14 +2,20 @@
 
 The timeline is the workflow's record (its history is the truth), so this source is never skipped or failed.
 An incident with more entries than a SourceResult may carry keeps its first and its last, then the entries
-that say most about the response (opened, acknowledged, escalated, mitigated, resolved, SLO breaches...)
+that say most about the response (opened, acknowledged, escalated, mitigated, resolved, what people said...)
 before the chatter (pages sent, deliveries, syncs), earliest first within each rank.
+
+What people said is evidence of its own kind, attributed: a resolution or mitigation summary, a note, a
+severity change's or an escalation's reason, a runbook's outcome ("alice, at resolution: root cause: ...").
+The analyzers take the stated cause from these (`said` and `by`), so each carries who said it and when.
 """
 
 from __future__ import annotations
 
+import re
+
 from tocsin.incident.contracts import TimelineEntry
-from tocsin.postmortem.contracts import EVIDENCE_LIMIT, IncidentEvidenceRequest, SourceResult
+from tocsin.postmortem.contracts import EVIDENCE_LIMIT, Evidence, IncidentEvidenceRequest, SourceResult, Statement
 from tocsin.postmortem.sources.results import Finding, number
 
 # Timeline kinds (workflows/incident/core.py `record`) by how much they say about the response; unknown kinds
@@ -25,6 +31,7 @@ RANKS: dict[str, int] = {
             "severity_changed",
             "breach",
             "chain_exhausted",
+            "note",
         ),
         0,
     ),
@@ -35,7 +42,6 @@ RANKS: dict[str, int] = {
             "remediation",
             "runbook",
             "action",
-            "note",
             "alert_firing",
             "alert_resolved",
             "delivery_failed",
@@ -47,9 +53,47 @@ RANKS: dict[str, int] = {
 }
 UNKNOWN_RANK = 2
 
+# "resolved by alice: <summary>", "mitigated by alice via Slack: <summary>", "escalated by bob: <reason>"
+# (workflows/incident/requests.py); the words are what follows the first ": ".
+_BY_PERSON = re.compile(r"^(resolved|mitigated|escalated) by [^:]+: (?P<words>.+)$", re.S)
+# "sev2 → sev1 by bob: <reason>"
+_SEVERITY = re.compile(r"^(?P<change>\S+ → \S+) by [^:]+: (?P<words>.+)$", re.S)
+# "rollback-ledger succeeded: verified: error rate 0.2%" (a runbook's last word)
+_RUNBOOK_END = re.compile(r"^(?P<name>\S+) (?P<outcome>succeeded|failed|refused|rejected): (?P<words>.+)$", re.S)
+_AT: dict[str, tuple[Statement, str]] = {
+    "resolved": ("resolution", "at resolution"),
+    "mitigated": ("mitigation", "at mitigation"),
+    "escalated": ("escalation", "at escalation"),
+}
+
 
 def summary_of(entry: TimelineEntry) -> str:
     return f"{entry.kind}: {entry.text}" + (f" (by {entry.by})" if entry.by else "")
+
+
+def statement_of(entry: TimelineEntry) -> tuple[Statement, str, str] | None:
+    """(when it was said, who said it, the attributed summary) for an entry that carries people's words."""
+    text = " ".join(entry.text.split())
+    who = entry.by or ""
+    if entry.kind in _AT and who:
+        found = _BY_PERSON.match(text)
+        # A record written elsewhere (an import, an older version) may hold the bare words.
+        words = found["words"] if found else ("" if text.startswith(f"{entry.kind} by ") else text)
+        if words:
+            said, where = _AT[entry.kind]
+            return said, who, f"{who}, {where}: {words}"
+    elif entry.kind == "note" and who and text:
+        return "note", who, f"{who}, in a note: {text}"
+    elif entry.kind == "severity_changed" and who:
+        found = _SEVERITY.match(text)
+        if found:
+            return "severity", who, f"{who}, changing severity {found['change']}: {found['words']}"
+    elif entry.kind == "runbook":
+        found = _RUNBOOK_END.match(text)
+        if found:
+            name = f"runbook {found['name']}"
+            return "runbook", name, f"{name}, outcome: {found['outcome']}: {found['words']}"
+    return None
 
 
 def select(entries: list[TimelineEntry], limit: int = EVIDENCE_LIMIT) -> list[int]:
@@ -64,9 +108,23 @@ def select(entries: list[TimelineEntry], limit: int = EVIDENCE_LIMIT) -> list[in
     return sorted([0, last, *middle[: limit - 2]])
 
 
+def _evidence(entry: TimelineEntry, numbered: Evidence) -> Evidence:
+    statement = statement_of(entry)
+    if statement is None:
+        return numbered.model_copy(update={"kind": entry.kind})
+    said, who, _ = statement
+    return numbered.model_copy(update={"kind": entry.kind, "said": said, "by": who})
+
+
 def incident_evidence(request: IncidentEvidenceRequest, limit: int = EVIDENCE_LIMIT) -> SourceResult:
     timeline = request.incident.timeline
-    kept = select(timeline, limit)
-    findings = [Finding(timeline[i].at, summary_of(timeline[i])) for i in kept]
+    # Numbered in time order (the record's order at equal instants), so the entries and their evidence align.
+    kept = sorted(select(timeline, limit), key=lambda i: (timeline[i].at, i))
+    findings = []
+    for i in kept:
+        statement = statement_of(timeline[i])
+        findings.append(Finding(timeline[i].at, statement[2] if statement else summary_of(timeline[i])))
+    numbered = number("incident", findings, limit)
+    evidence = [_evidence(timeline[i], item) for i, item in zip(kept, numbered, strict=True)]
     reason = f"{len(timeline)} timeline entries, {len(kept)} kept as evidence" if len(kept) < len(timeline) else ""
-    return SourceResult(source="incident", status="ok", reason=reason, evidence=number("incident", findings, limit))
+    return SourceResult(source="incident", status="ok", reason=reason, evidence=evidence)
