@@ -25,7 +25,7 @@ from tocsin.postmortem.action_items import action_items
 from tocsin.postmortem.contracts import Analysis, AnalysisRequest, Evidence, Impact, SeriesSummary
 from tocsin.postmortem.llm.answer import parse_answer
 from tocsin.postmortem.llm.client import analyze
-from tocsin.postmortem.llm.prompt import PROMPT_LIMIT, user_message
+from tocsin.postmortem.llm.prompt import PROMPT_LIMIT, SYSTEM, user_message
 
 API_KEY = "sk-test-7Hq2bV9xLmC4pR8s"
 MODEL = "test-model"
@@ -338,6 +338,42 @@ def test_the_data_cannot_close_its_block_and_is_bounded() -> None:
     assert '"id": "changes-1"' in block
     assert omitted > 300
     assert f"({omitted} more evidence items were left out" in text
+
+
+async def test_what_responders_said_reaches_the_model_attributed(server: VendorServer, env: dict[str, str]) -> None:
+    said = Evidence(
+        id="incident-9",
+        source="incident",
+        at=at("14:50"),
+        summary="alice, at resolution: root cause: connection pool exhausted after v1.42 halved the pool size",
+        kind="resolved",
+        said="resolution",
+        by="alice",
+    )
+    # A long incident's chatter and many log lines must not crowd the statement out of a bounded prompt.
+    chatter = [
+        Evidence(id=f"incident-{n}", source="incident", at=at("14:21"), summary=f"delivered: pagerduty → p: {n}")
+        for n in range(10, 200)
+    ]
+    noise = [Evidence(id=f"logs-{n}", source="logs", at=at("14:09"), summary="E" * 290) for n in range(3, 200)]
+    text, omitted = user_message(make_request([*EVIDENCE, *chatter, *noise, said]))
+    assert omitted > 0
+    [line] = [json.loads(x) for x in evidence_block(text).splitlines()[1:] if '"incident-9"' in x]
+    assert line == {
+        "id": "incident-9",
+        "source": "incident",
+        "at": "2026-11-27T14:50:00+00:00",
+        "text": said.summary,
+        "link": "",
+        "said": "resolution",
+        "by": "alice",
+    }
+    assert 'Evidence with "said" is what a responder said' in SYSTEM  # and the model is told what it is
+    # Through the client: the statement is in the user message the endpoint received.
+    server.on("POST", PATH, completion({**GOOD, "primary_cause": {"text": "The pool", "evidence": ["incident-9"]}}))
+    analysis = await analyze(make_request([*EVIDENCE, said]), env, today=TODAY)
+    assert "alice, at resolution: root cause: connection pool exhausted" in sent(server.requests[0])[1]["content"]
+    assert analysis.primary_cause is not None and analysis.primary_cause.evidence == ["incident-9"]
 
 
 async def test_left_out_evidence_is_noted(server: VendorServer, env: dict[str, str]) -> None:

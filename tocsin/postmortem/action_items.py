@@ -25,24 +25,12 @@ from datetime import date
 
 from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
 from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Priority
+from tocsin.postmortem.stated_cause import changed_setting
 
 _DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
 _MONITORING = re.compile(r"\bmonitor|\bdetect|\balert", re.IGNORECASE)
 _STATED_DEPLOYMENT = re.compile(
     r"\bdeploy|\brollout|\broll(ed)? out|\brelease|\bconfig(uration)? (change|push|update)|\bmigration", re.I
-)
-_CHANGE_VERB = (
-    r"(?:halved|doubled|changed|reduced|lowered|raised|increased|bumped|cut|shrank|dropped|set|misconfigured)"
-)
-_SETTING_NOUN = (
-    r"(?:[\w-]+ ){0,2}?[\w-]*(?:size|limit|timeout|ttl|threshold|replicas|capacity|interval|connections|workers|"
-    r"threads|quota|flag|setting)s?"
-)
-# "... halved the pool size", "the pool size was halved": the setting the change touched.
-_SETTING = re.compile(
-    rf"\b{_CHANGE_VERB} (?:the |its |our )?(?P<a>{_SETTING_NOUN})\b|\b(?:the )?(?P<b>{_SETTING_NOUN}) (?:was|were) "
-    rf"{_CHANGE_VERB}\b",
-    re.IGNORECASE,
 )
 _TARGET = re.compile(r"\((?P<kind>response|mitigation) target missed\)")
 _TARGET_ITEMS = {
@@ -71,14 +59,6 @@ def is_deployment_cause(cause: Claim | None) -> bool:
         matched = any(e.startswith("changes-") for e in cause.evidence) and "Contradicted" not in cause.text
         return matched or bool(_STATED_DEPLOYMENT.search(cause.stated))
     return any(e.startswith("changes-") for e in cause.evidence) or bool(_DEPLOYMENT.search(cause.text))
-
-
-def changed_setting(words: str) -> str | None:
-    """The setting a change touched, as the words name it ("halved the pool size" → "pool size")."""
-    found = _SETTING.search(words)
-    if found is None:
-        return None
-    return " ".join((found["a"] or found["b"]).lower().split())
 
 
 def is_monitoring_cause(analysis: Analysis) -> bool:

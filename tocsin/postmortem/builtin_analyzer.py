@@ -15,8 +15,9 @@ It only states what the evidence shows, and how sure that is:
 
 When the responders stated a cause (tocsin.postmortem.stated_cause: a "root cause: ..." statement, the
 resolution or mitigation summary, a note), it is the primary cause, attributed and cited to their words, with
-what the changes and metrics say about it; what the correlation above found besides becomes a contributing
-factor. Each response target the incident missed is a contributing factor too, citing its breach.
+what the changes and metrics say about it (tocsin.postmortem.stated_claims); what the correlation above found
+besides becomes a contributing factor, and the story's lessons are drawn. Each response target the incident
+missed is a contributing factor too, citing its breach.
 
 Every claim cites evidence ids from the request; a fact without evidence to cite is not claimed.
 """
@@ -29,7 +30,8 @@ from datetime import datetime, timedelta
 
 from tocsin.postmortem.contracts import Analysis, AnalysisRequest, Claim, Evidence, SeriesSummary
 from tocsin.postmortem.impact import service_of
-from tocsin.postmortem.stated_cause import Stated, judge, stated_cause
+from tocsin.postmortem.stated_cause import stated_cause
+from tocsin.postmortem.stated_claims import lessons, missed_targets, stated_primary
 from tocsin.postmortem.timeline import as_utc
 
 ANALYZER = "built-in"
@@ -226,13 +228,16 @@ def builtin_analysis(request: AnalysisRequest) -> Analysis:
                     )
                 )
 
+    learned: list[Claim] = []
     stated = stated_cause(request.evidence)
     if stated is not None:
         # Only a metric's onset is a symptom to compare a change with; the opening is not.
         o = onsets[0] if onsets else None
         onset = (o.at, f"{o.label} {o.verb} at {hhmm(o.at)}", o.evidence) if o else None
-        primary, confidence = _stated(stated, request, onset, primary, contributing)
-    contributing += _missed_targets(request.evidence)
+        primary, confidence, elsewhere, judgement = stated_primary(stated, request, onset, primary)
+        contributing[:0] = elsewhere
+        learned = lessons(stated, judgement, request.evidence)
+    contributing += missed_targets(request.evidence)
 
     if request.review_notes:
         notes.append("built-in analyzer: reviewers' notes are shown in the report, not interpreted")
@@ -245,6 +250,7 @@ def builtin_analysis(request: AnalysisRequest) -> Analysis:
         primary_cause=primary if primary is not None and cited([primary]) else None,
         contributing_factors=cited(contributing),
         preventive_measures=cited(preventive),
+        lessons_learned=cited(learned),
         confidence=round(max(confidence, 0.0), 2),
         notes=notes,
     )
@@ -263,38 +269,3 @@ def _symptom_order(onsets: list[_Onset]) -> Claim | None:
     else:
         verdict = f"{first.label} came first"
     return Claim(text=f"Symptom order: {parts}: {verdict}", evidence=_cites(*(o.evidence for o in cited[:5])))
-
-
-def _stated(
-    stated: Stated,
-    request: AnalysisRequest,
-    onset: tuple[datetime, str, str | None] | None,
-    gathered: Claim | None,
-    contributing: list[Claim],
-) -> tuple[Claim, float]:
-    """The responders' cause as the primary one, judged against the data; the correlation's own suspect, when
-    it is not the change they named, stays visible as a contributing factor (appended to `contributing`)."""
-    judgement = judge(stated, request.evidence, request.series, onset)
-    said = stated.evidence
-    who = said.summary.split(": ", 1)[0] if ": " in said.summary else said.by
-    claim = Claim(
-        text=f"Stated by {who}: {stated.cause}. {judgement.text}",
-        evidence=_cites(said.id, *judgement.evidence),
-        stated=stated.cause,
-    )
-    matched = {c.id for c in judgement.matched}
-    elsewhere = gathered is not None and gathered.evidence and not gathered.text.startswith("Unknown")
-    if gathered is not None and elsewhere and not matched & set(gathered.evidence):
-        contributing.insert(
-            0, Claim(text=f"The gathered data points elsewhere: {gathered.text}", evidence=gathered.evidence)
-        )
-    return claim, judgement.confidence
-
-
-def _missed_targets(evidence: list[Evidence]) -> list[Claim]:
-    """Each response or mitigation target the incident missed, citing its breach ('... (response target missed)')."""
-    return [
-        Claim(text=f"Target missed: {e.summary.removeprefix('breach: ')}", evidence=[e.id])
-        for e in evidence
-        if e.source == "incident" and (e.kind == "breach" or e.summary.startswith("breach: "))
-    ]

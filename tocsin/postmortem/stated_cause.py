@@ -37,6 +37,19 @@ _PULL_REF = re.compile(r"(?:\bPR\s*#?|\bpull request\s*#?|(?<![\w&])#)(?P<n>\d{1
 _SHA_REF = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b")
 _HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
 _DEPLOY_WORD = re.compile(r"deploy|release|roll ?out", re.I)
+_CHANGE_VERB = (
+    r"(?:halved|doubled|changed|reduced|lowered|raised|increased|bumped|cut|shrank|dropped|set|misconfigured)"
+)
+_SETTING_NOUN = (
+    r"(?:[\w-]+ ){0,2}?[\w-]*(?:size|limit|timeout|ttl|threshold|replicas|capacity|interval|connections|workers|"
+    r"threads|quota|flag|setting)s?"
+)
+# "... halved the pool size", "the pool size was halved": the setting the change touched.
+_SETTING = re.compile(
+    rf"\b{_CHANGE_VERB} (?:the |its |our )?(?P<a>{_SETTING_NOUN})\b|\b(?:the )?(?P<b>{_SETTING_NOUN}) (?:was|were) "
+    rf"{_CHANGE_VERB}\b",
+    re.IGNORECASE,
+)
 # What people call a series: the SLI's name, spaced ("error rate"), and its usual synonyms.
 _SERIES_WORDS = {
     "error_rate": ("error rate", "errors", "5xx", "error_rate"),
@@ -139,7 +152,7 @@ def judge(
     spoken = [stated.cause] + [_words(e) for e in evidence if e.said and e.id != stated.evidence.id]
     refs = list(dict.fromkeys(r for text in spoken for r in references(text)))
     found = matching_changes(refs, changes)
-    matched = list(dict.fromkeys(c for hits in found.values() for c in hits))
+    matched = list({c.id: c for hits in found.values() for c in hits}.values())
     sentences: list[str] = []
     cites: list[str] = []
     confidence = CONFIDENCE_STATED
@@ -181,3 +194,11 @@ def judge(
         sources = "no change or metric named in it was gathered" if changes or metrics else "none were gathered"
         sentences.append(f"A responder's statement, not yet corroborated by metrics or changes ({sources}).")
     return Judgement(" ".join(sentences), list(dict.fromkeys(cites)), round(confidence, 2), matched)
+
+
+def changed_setting(words: str) -> str | None:
+    """The setting a change touched, as the words name it ("halved the pool size" → "pool size")."""
+    found = _SETTING.search(words)
+    if found is None:
+        return None
+    return " ".join((found["a"] or found["b"]).lower().split())

@@ -140,7 +140,9 @@ def story(events: list[TimelineEvent]) -> list[StoryEvent]:
             lines.append(_fold(burst))
             burst = []
         text = event.text
-        if event.kind == "alert_firing" and not alerted:
+        if event.kind == "first_alert":
+            alerted = True  # the record's own first alert: the alerts that follow are not the first
+        elif event.kind == "alert_firing" and not alerted:
             alerted, text = True, _first_alert(event)
         lines.append(StoryEvent(event.at, event.source, text, (event.id,)))
     if burst:

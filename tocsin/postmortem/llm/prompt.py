@@ -23,8 +23,9 @@ PROMPT_LIMIT = 24_000  # characters of the user message (the data)
 EVIDENCE_LINES = 150
 SERIES_LINES = 30
 REVIEW_NOTES_LIMIT = 3_000
-# When the evidence does not all fit, what is kept first: changes and the incident's own record are few and
-# telling; logs are many.
+# When the evidence does not all fit, what is kept first: what the responders said (before any source: it is
+# often the cause itself, and a long incident's chatter must not crowd it out), then changes and the incident's
+# own record, few and telling; logs are many.
 EVIDENCE_PRIORITY: tuple[SourceName, ...] = ("changes", "incident", "metrics", "pagerduty", "logs")
 
 
@@ -59,6 +60,10 @@ Rules:
 - priority is P1 (this week), P2 (this month) or P3 (this quarter); due_in_days is a whole number of days;
   owner may be empty.
 - <review_notes> are reviewers' requests for a new draft: address them where the evidence allows.
+- Evidence with "said" is what a responder said ("by": who; "said": at resolution, at mitigation, in a note,
+  with a severity change or an escalation, or a runbook's outcome). Responders often know the cause: when
+  they state one, weigh it first, cite it, and say whether the changes and metrics corroborate or contradict
+  it; confidence stays moderate while nothing gathered corroborates it.
 
 Answer with exactly one JSON object and nothing else (no Markdown, no prose around it), in this schema:
 {SCHEMA}"""
@@ -84,19 +89,21 @@ def _block(tag: str, lines: list[str]) -> str:
 
 
 def _evidence_line(item: Evidence) -> str:
-    return _line(
-        {
-            "id": item.id,
-            "source": item.source,
-            "at": _iso(item.at),
-            "text": item.summary,
-            "link": item.link[:200],
-        }
-    )
+    line: dict[str, Any] = {
+        "id": item.id,
+        "source": item.source,
+        "at": _iso(item.at),
+        "text": item.summary,
+        "link": item.link[:200],
+    }
+    if item.said:  # people's words: who said it, and when in the response
+        line |= {"said": item.said, "by": item.by}
+    return _line(line)
 
 
 def _evidence_order(item: Evidence) -> tuple[int, float, str]:
     rank = EVIDENCE_PRIORITY.index(item.source) if item.source in EVIDENCE_PRIORITY else len(EVIDENCE_PRIORITY)
+    rank = 0 if item.said else rank + 1
     return rank, as_utc(item.at).timestamp() if item.at else float("inf"), item.id
 
 

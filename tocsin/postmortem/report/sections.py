@@ -17,7 +17,7 @@ from typing import Any
 
 from tocsin.durations import format_elapsed
 from tocsin.postmortem.contracts import ReportRequest
-from tocsin.postmortem.report.gaps import response_gaps
+from tocsin.postmortem.report.gaps import Line, response_gaps
 
 LIST_LIMIT = 5  # bullets of one kind (failed deliveries, breaches) before "and N more"
 _RUNBOOK_END = re.compile(r"^(?P<name>\S+) (?P<outcome>succeeded|failed|refused|rejected): (?P<reason>.*)$", re.S)
@@ -124,7 +124,7 @@ def impact_facts(request: ReportRequest) -> tuple[Fact, ...]:
     return tuple(facts)
 
 
-Dated = tuple[datetime, str]
+Dated = tuple[datetime, str | Line]
 
 
 def _capped(lines: list[Dated], what: str) -> list[Dated]:
@@ -133,7 +133,7 @@ def _capped(lines: list[Dated], what: str) -> list[Dated]:
     return [*lines[:LIST_LIMIT], (lines[LIST_LIMIT][0], f"And {len(lines) - LIST_LIMIT} more {what}.")]
 
 
-def went_well_and_poorly(request: ReportRequest, missing: Iterable[str]) -> tuple[list[str], list[str]]:
+def went_well_and_poorly(request: ReportRequest, missing: Iterable[str]) -> tuple[list[Line], list[Line]]:
     """Factual bullets from the incident's record, in time order; nothing is judged, and nobody is named who is
     not named in it."""
     incident = request.incident
@@ -153,7 +153,7 @@ def went_well_and_poorly(request: ReportRequest, missing: Iterable[str]) -> tupl
         took = format_elapsed(incident.mitigated_at - incident.opened_at)
         well.append((incident.mitigated_at, f"Mitigated {took} after opening; no mitigation target was missed."))
 
-    by_kind: dict[str, list[Dated]] = {}
+    by_kind: dict[str, list[tuple[datetime, str]]] = {}
     for entry in incident.timeline:
         by_kind.setdefault(entry.kind, []).append((entry.at, " ".join(entry.text.split())))
 
@@ -187,15 +187,21 @@ def went_well_and_poorly(request: ReportRequest, missing: Iterable[str]) -> tupl
     failed = dated("delivery_failed", "Notification not delivered: {text} ({at}).")
     poorly += _capped(failed, "notifications not delivered")
     delivered = by_kind.get("delivered", [])
-    well_lines = [line for _, line in sorted(well, key=lambda d: d[0])]
-    poorly_lines = [line for _, line in sorted(poorly, key=lambda d: d[0])]
+    well_lines = [_line(line) for _, line in sorted(well, key=lambda d: d[0])]
+    poorly_lines = [_line(line) for _, line in sorted(poorly, key=lambda d: d[0])]
     if delivered:
         well_lines.append(
-            f"All {plural(len(delivered), 'notification')} delivered."
-            if not failed
-            else f"{plural(len(delivered), 'notification')} delivered."
+            Line(
+                f"All {plural(len(delivered), 'notification')} delivered."
+                if not failed
+                else f"{plural(len(delivered), 'notification')} delivered."
+            )
         )
     gaps = list(missing)
     if gaps:
-        poorly_lines.append(f"Evidence could not be gathered from: {'; '.join(gaps)}.")
+        poorly_lines.append(Line(f"Evidence could not be gathered from: {'; '.join(gaps)}."))
     return well_lines, poorly_lines
+
+
+def _line(line: str | Line) -> Line:
+    return line if isinstance(line, Line) else Line(line)

@@ -21,6 +21,7 @@ from tocsin.postmortem.contracts import (
     SourceName,
 )
 from tocsin.postmortem.impact import time_to_first_page
+from tocsin.postmortem.report.gaps import Line
 from tocsin.postmortem.report.sections import Fact, impact_facts, plural, summary, went_well_and_poorly, when
 from tocsin.postmortem.timeline import StoryEvent, as_utc, story
 
@@ -93,8 +94,8 @@ class ReportView:
     full_timeline: tuple[TimelineRow, ...]  # every event, as merged
     primary_cause: Cited | None
     contributing: tuple[Cited, ...]
-    went_well: tuple[str, ...]
-    went_poorly: tuple[str, ...]
+    went_well: tuple[Line, ...]  # each: text and the evidence it cites
+    went_poorly: tuple[Line, ...]
     action_items: tuple[ItemRow, ...]
     lessons: tuple[Cited, ...]
     preventive: tuple[Cited, ...]

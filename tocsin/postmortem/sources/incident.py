@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-from tocsin.incident.contracts import TimelineEntry
+from tocsin.durations import format_elapsed
+from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.postmortem.contracts import EVIDENCE_LIMIT, Evidence, IncidentEvidenceRequest, SourceResult, Statement
 from tocsin.postmortem.sources.results import Finding, number
 
@@ -23,6 +24,7 @@ from tocsin.postmortem.sources.results import Finding, number
 RANKS: dict[str, int] = {
     **dict.fromkeys(
         (
+            "first_alert",
             "opened",
             "acknowledged",
             "escalated",
@@ -68,7 +70,8 @@ _AT: dict[str, tuple[Statement, str]] = {
 
 
 def summary_of(entry: TimelineEntry) -> str:
-    return f"{entry.kind}: {entry.text}" + (f" (by {entry.by})" if entry.by else "")
+    kind = "first alert" if entry.kind == "first_alert" else entry.kind
+    return f"{kind}: {entry.text}" + (f" (by {entry.by})" if entry.by else "")
 
 
 def statement_of(entry: TimelineEntry) -> tuple[Statement, str, str] | None:
@@ -116,15 +119,28 @@ def _evidence(entry: TimelineEntry, numbered: Evidence) -> Evidence:
     return numbered.model_copy(update={"kind": entry.kind, "said": said, "by": who})
 
 
+def first_alert(incident: IncidentState) -> TimelineEntry | None:
+    """The first alert as an entry of its own when it came before the opening (a busy worker opens late): the
+    story starts there, and the wait before the opening shows."""
+    first, opened = incident.first_alert_at, incident.opened_at
+    if first is None or first >= opened:
+        return None
+    waited = format_elapsed(opened - first)
+    return TimelineEntry(at=first, kind="first_alert", text=f"{incident.title} ({waited} before the incident opened)")
+
+
 def incident_evidence(request: IncidentEvidenceRequest, limit: int = EVIDENCE_LIMIT) -> SourceResult:
     timeline = request.incident.timeline
+    alert = first_alert(request.incident)
+    entries = [timeline[i] for i in select(timeline, limit - 1 if alert else limit)]
     # Numbered in time order (the record's order at equal instants), so the entries and their evidence align.
-    kept = sorted(select(timeline, limit), key=lambda i: (timeline[i].at, i))
+    kept = sorted(([alert] if alert else []) + entries, key=lambda e: e.at)
     findings = []
-    for i in kept:
-        statement = statement_of(timeline[i])
-        findings.append(Finding(timeline[i].at, statement[2] if statement else summary_of(timeline[i])))
+    for entry in kept:
+        statement = statement_of(entry)
+        findings.append(Finding(entry.at, statement[2] if statement else summary_of(entry)))
     numbered = number("incident", findings, limit)
-    evidence = [_evidence(timeline[i], item) for i, item in zip(kept, numbered, strict=True)]
-    reason = f"{len(timeline)} timeline entries, {len(kept)} kept as evidence" if len(kept) < len(timeline) else ""
+    evidence = [_evidence(entry, item) for entry, item in zip(kept, numbered, strict=True)]
+    dropped = len(entries) < len(timeline)
+    reason = f"{len(timeline)} timeline entries, {len(entries)} kept as evidence" if dropped else ""
     return SourceResult(source="incident", status="ok", reason=reason, evidence=evidence)
