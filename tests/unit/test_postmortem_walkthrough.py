@@ -25,11 +25,13 @@ from tocsin.postmortem.contracts import (
     ReportRequest,
     SeriesSummary,
     SourceResult,
+    Statement,
 )
 from tocsin.postmortem.impact import compute_impact
 from tocsin.postmortem.report.render import ReportRenderer
 from tocsin.postmortem.sources.incident import incident_evidence
 from tocsin.postmortem.sources.results import skipped
+from tocsin.postmortem.stated_cause import Stated, matching_changes, references, stated_cause
 from tocsin.postmortem.timeline import merge_timeline, story
 
 KEY = "ledger-sev1-7f3a"
@@ -303,3 +305,50 @@ def test_missed_targets_failed_pages_and_levels_reached_are_in_the_report(tmp_pa
     assert "- Notification not delivered: sms → +15550100: twilio answered 400 (08:32 UTC)." in poorly
     assert "- Not acknowledged within 5m (response target missed) (08:32 UTC)." in poorly
     assert "Acknowledged by alice" not in well
+
+
+def statement(n: int, said: Statement, words: str, who: str = "alice") -> Evidence:
+    where = {"resolution": "at resolution", "mitigation": "at mitigation", "note": "in a note"}.get(said, said)
+    return Evidence(
+        id=f"incident-{n}",
+        source="incident",
+        at=t(n * 60),
+        summary=f"{who}, {where}: {words}",
+        said=said,
+        by=who,
+    )
+
+
+def test_which_words_are_the_stated_cause() -> None:
+    note = statement(1, "note", "error rate 40% since deploy 2041")
+    mitigation = statement(2, "mitigation", "rolled back deploy 2041")
+    resolution = statement(3, "resolution", "fixed it")
+    explicit = statement(4, "note", "the root cause was a halved pool size.", who="bob")
+    severity = statement(5, "severity", "customers cannot pay", who="carol")
+    assert stated_cause([note, mitigation, resolution, explicit]) == Stated(explicit, "a halved pool size", True)
+    assert stated_cause([note, mitigation, resolution]) == Stated(resolution, "fixed it", False)
+    assert stated_cause([note, mitigation]) == Stated(mitigation, "rolled back deploy 2041", False)
+    assert stated_cause([note]) == Stated(note, "error rate 40% since deploy 2041", False)
+    assert stated_cause([severity]) is None  # a reason for a severity says how bad, not why
+    assert stated_cause([]) is None
+
+
+def test_references_in_peoples_words() -> None:
+    found = references("deploy 2041 broke it; PR #311 and #12 too; commit 9f8e7d6c; release v1.42; 200 users")
+    assert [(r.kind, r.value) for r in found] == [
+        ("deploy", "2041"),
+        ("deploy", "v1.42"),
+        ("pull", "311"),
+        ("pull", "12"),
+        ("sha", "9f8e7d6c"),
+    ]
+    commit = Evidence(id="changes-2", source="changes", at=t(0), summary="Commit 9f8e7d6 'pool: 50' by bob", link="")
+    pull = Evidence(id="changes-3", source="changes", at=t(0), summary="PR #311 'halve the pool' merged by bob")
+    hits = matching_changes(found, [commit, pull, deployment(2041, t(0))])
+    assert {r.text: [c.id for c in cs] for r, cs in hits.items()} == {
+        "deploy 2041": ["changes-1"],
+        "release v1.42": [],
+        "PR #311": ["changes-3"],
+        "#12": [],
+        "9f8e7d6c": ["changes-2"],  # a longer SHA said, the short one gathered
+    }

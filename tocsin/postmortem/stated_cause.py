@@ -4,7 +4,7 @@ Responders usually know the cause before any tool does ("root cause: connection 
 2041 halved the pool size"). The built-in analyzer states it, cited to the words, and judges it:
 
 - which words: an explicit "root cause: ..." wherever it was said (the resolution's first), else the
-  resolution summary, else the mitigation summary, else the latest note or reason (`STATEMENT_ORDER`);
+  resolution summary, else the mitigation summary, else the latest note (`STATEMENT_ORDER`);
 - references in them (`references`): "deploy 2041", "#123" / "PR 123", a 7 to 40 character hex SHA; each is
   looked for among the gathered changes (`matching_changes`): a match corroborates, a change that went
   live only after the first symptom contradicts, changes gathered without the one named leave it unconfirmed;
@@ -29,8 +29,10 @@ CONFIDENCE_UNFOUND = 0.25  # changes were gathered, and the one named is not amo
 CONFIDENCE_CONTRADICTED = 0.15
 METRICS_AGREE = 0.1
 
-# Most telling first: the resolution is said once everything is known.
+# Most telling first: the resolution is said once everything is known. A severity change's or an escalation's
+# reason says how bad, not why: it is searched for an explicit "root cause:" only (EXPLICIT_ONLY).
 STATEMENT_ORDER: tuple[Statement, ...] = ("resolution", "mitigation", "note", "severity", "escalation")
+EXPLICIT_ONLY: tuple[Statement, ...] = ("severity", "escalation")
 _EXPLICIT = re.compile(r"\b(?:root[ -]?cause|caused by|the cause)\b\s*(?:was|is|:|-)?\s*(?P<cause>\S.*)$", re.I)
 _DEPLOY_REF = re.compile(r"\b(?:deploy(?:ment)?|release|rollout|build)\s*#?\s*(?P<id>v?\d[\w.\-]*\w|\d)", re.I)
 _PULL_REF = re.compile(r"(?:\bPR\s*#?|\bpull request\s*#?|(?<![\w&])#)(?P<n>\d{1,7})\b", re.I)
@@ -53,8 +55,8 @@ _SETTING = re.compile(
 # What people call a series: the SLI's name, spaced ("error rate"), and its usual synonyms.
 _SERIES_WORDS = {
     "error_rate": ("error rate", "errors", "5xx", "error_rate"),
-    "latency_p95": ("latency", "slow", "p95", "timeouts"),
-    "availability": ("availability", "down", "outage", "unavailable"),
+    "latency_p95": ("latency", "p95", "response time"),
+    "availability": ("availability", "outage", "unavailable"),
 }
 
 
@@ -98,7 +100,8 @@ def stated_cause(evidence: list[Evidence]) -> Stated | None:
         found = _EXPLICIT.search(_words(item))
         if found:
             return Stated(item, found["cause"].strip().rstrip("."), explicit=True)
-    return Stated(ordered[0], _words(ordered[0]).strip().rstrip("."), explicit=False) if ordered else None
+    plain = [e for e in ordered if e.said not in EXPLICIT_ONLY]
+    return Stated(plain[0], _words(plain[0]).strip().rstrip("."), explicit=False) if plain else None
 
 
 def references(text: str) -> list[Reference]:
