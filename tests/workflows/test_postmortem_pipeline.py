@@ -619,20 +619,17 @@ async def test_every_source_down_still_drafts_naming_each_gap(
     assert TOKEN not in json.dumps(state.sources) and API_KEY not in json.dumps(state.sources)
 
     markdown = (settings.postmortem_dir / f"{key}.md").read_text()
-    assert row(markdown, "Analysis") == "| Analysis | built-in (confidence 20%) |"
+    # The responder's word is all there is: stated, attributed, and said to be unchecked.
+    assert row(markdown, "Analysis") == "| Analysis | built-in (confidence 35%) |"
     missing = next(line for line in markdown.splitlines() if line.startswith("**Missing evidence:**"))
     for source in ("metrics", "logs", "changes", "pagerduty"):
         gap = state.sources[source]
         assert f"{source} ({gap})" in missing, source
     assert "incident (" not in missing
     assert row(markdown, "Peak error rate") == "| Peak error rate | not measured |"
-    assert (
-        section(markdown, "Root cause")
-        .strip()
-        .startswith(
-            f"Unknown: nothing correlates with the first symptom (the incident opened at {clock.at(0):%H:%M}): "
-            "no change was gathered at all. Manual investigation is needed."
-        )
+    assert section(markdown, "Root cause").strip() == (
+        "Stated by bob, at resolution: rolled back. A responder's statement, not yet corroborated by metrics or "
+        "changes (none were gathered). [incident-5]"
     )
     notes = section(markdown, "Evidence sources")
     assert f"LLM analysis with {MODEL} failed: the endpoint answered HTTP 500" in notes
