@@ -203,6 +203,10 @@ def test_the_responders_cause_is_the_root_cause_cited_to_the_resolution(tmp_path
     assert '<details id="full-timeline">\n<summary>Full timeline (40 events, deliveries and syncs included)' in (
         rendered.html
     )
+    assert (
+        '<li>The first page reached someone 43s after the first alert, more than 30s. <span class="cite">[incident-6]'
+        "</span>" in rendered.html
+    )
     root = markdown[markdown.index("## Root cause") : markdown.index("## Contributing factors")]
     assert f"Stated by alice, at resolution: {CAUSE}." in root and f"[{resolution.id}]" in root
     assert "| Add deployment validation of the pool size |" in markdown
