@@ -20,6 +20,7 @@ from tocsin.postmortem.builtin_analyzer import builtin_analysis
 from tocsin.postmortem.contracts import (
     Analysis,
     AnalysisRequest,
+    Claim,
     Evidence,
     IncidentEvidenceRequest,
     ReportRequest,
@@ -356,3 +357,21 @@ def test_references_in_peoples_words() -> None:
         "#12": [],
         "9f8e7d6c": ["changes-2"],  # a longer SHA said, the short one gathered
     }
+
+
+def test_a_models_analysis_that_misses_the_stated_deploy_still_gets_its_items() -> None:
+    """The seed's deployment rule applies to what the responders said even when the analysis (an LLM's) put
+    the cause elsewhere: the items cite the responder's statement."""
+    resolution = statement(
+        3, "resolution", "root cause: connection pool exhausted after deploy 2041 halved the pool size"
+    )
+    elsewhere = Analysis(
+        analyzer="llm:test",
+        primary_cause=Claim(text="A traffic spike saturated the database.", evidence=["incident-3"]),
+        confidence=0.6,
+    )
+    items = action_items(elsewhere, PostmortemPolicy(), date(2026, 3, 1), service="ledger", evidence=[resolution])
+    titles = {i.title: i.evidence for i in items}
+    assert titles["Add deployment validation of the pool size"] == ["incident-3"]
+    assert titles["Roll out with canary deployments"] == ["incident-3"]
+    assert action_items(elsewhere, PostmortemPolicy(), date(2026, 3, 1)) == []

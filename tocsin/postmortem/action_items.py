@@ -21,11 +21,12 @@ the policy's `action_items.due` for its priority (the date the report is drafted
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 
 from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
-from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Priority
-from tocsin.postmortem.stated_cause import changed_setting
+from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Evidence, Priority
+from tocsin.postmortem.stated_cause import changed_setting, stated_cause
 
 _DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
 _MONITORING = re.compile(r"\bmonitor|\bdetect|\balert", re.IGNORECASE)
@@ -75,11 +76,27 @@ def _title(text: str) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
-def _rules(analysis: Analysis, owner: str, service: str | None, today: date) -> list[ActionItem]:
-    items: list[ActionItem] = []
+def _deployment_basis(analysis: Analysis, evidence: Sequence[Evidence]) -> tuple[str, list[str]] | None:
+    """The words a deployment cause rests on, and what they cite: the analysis' own cause, or, when the analysis
+    (a model's, say) missed it, the cause the responders stated (tocsin.postmortem.stated_cause)."""
     cause = analysis.primary_cause
     if cause is not None and is_deployment_cause(cause):
-        setting = changed_setting(cause.stated or cause.text)
+        return cause.stated or cause.text, list(cause.evidence)
+    stated = stated_cause(list(evidence)) if evidence else None
+    if stated is not None and _STATED_DEPLOYMENT.search(stated.cause):
+        return stated.cause, [stated.evidence.id]
+    return None
+
+
+def _rules(
+    analysis: Analysis, owner: str, service: str | None, today: date, evidence: Sequence[Evidence]
+) -> list[ActionItem]:
+    items: list[ActionItem] = []
+    cause = analysis.primary_cause
+    basis = _deployment_basis(analysis, evidence)
+    if basis is not None:
+        words, cited = basis
+        setting = changed_setting(words)
         items.append(
             ActionItem(
                 title=f"Add deployment validation of the {setting}" if setting else "Add deployment validation",
@@ -93,7 +110,7 @@ def _rules(analysis: Analysis, owner: str, service: str | None, today: date) -> 
                 owner=owner,
                 priority="P1",
                 due=today,
-                evidence=list(cause.evidence),
+                evidence=cited,
             )
         )
         items.append(
@@ -104,7 +121,7 @@ def _rules(analysis: Analysis, owner: str, service: str | None, today: date) -> 
                 owner=owner,
                 priority="P2",
                 due=today,
-                evidence=list(cause.evidence),
+                evidence=list(cited),
             )
         )
     if is_monitoring_cause(analysis):
@@ -154,12 +171,19 @@ def _more_urgent(a: Priority, b: Priority) -> Priority:
 
 
 def action_items(
-    analysis: Analysis, settings: PostmortemPolicy, today: date, *, service: str | None = None
+    analysis: Analysis,
+    settings: PostmortemPolicy,
+    today: date,
+    *,
+    service: str | None = None,
+    evidence: Sequence[Evidence] = (),
 ) -> list[ActionItem]:
-    """The report's action items. `service` names the monitoring item ("... for checkout") when given."""
+    """The report's action items. `service` names the monitoring item ("... for checkout") when given;
+    `evidence`, the gathered evidence, lets the seed's rules apply to what the responders said even when the
+    analysis (a model's) did not take it up."""
     owner = settings.action_items.default_owner
     merged: dict[str, ActionItem] = {}
-    for item in [*_rules(analysis, owner, service, today), *analysis.action_items]:
+    for item in [*_rules(analysis, owner, service, today, evidence), *analysis.action_items]:
         key = title_key(item.title)
         if not key:
             continue

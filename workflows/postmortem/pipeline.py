@@ -64,7 +64,13 @@ async def draft_review_publish(ctx: PostMortemContext) -> bool:
     )
     while True:
         analysis = await _analyse(ctx, request.model_copy(update={"review_notes": ctx.review_notes()}))
-        items = action_items(analysis, data.policy.postmortem, workflow.now().date(), service=data.incident.service)
+        items = action_items(
+            analysis,
+            data.policy.postmortem,
+            workflow.now().date(),
+            service=data.incident.service,
+            evidence=evidence,
+        )
         draft = await _render(ctx, sources, timeline, impact, analysis, items)
         verdict = await await_decision(ctx, draft)
         if verdict == "approved":
