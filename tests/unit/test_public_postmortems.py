@@ -262,7 +262,9 @@ async def test_builtin_draft_against_the_published_postmortem(
     assert server.unmatched == []
     request = analysis_request(scenario, sources)
     analysis = builtin_analysis(request)
-    items = action_items(analysis, scenario.policy, date(2026, 12, 3), service=scenario.incident.service)
+    items = action_items(
+        analysis, scenario.policy, date(2026, 12, 3), service=scenario.incident.service, evidence=request.evidence
+    )
     result = score(scenario.published, analysis, items, request)
 
     assert analysis.analyzer == "built-in" and analysis.primary_cause is not None
@@ -310,7 +312,9 @@ async def test_without_the_responders_words(name: str, server: VendorServer, sto
     request = analysis_request(scenario, sources)
     assert not [e for e in request.evidence if e.said is not None]
     analysis = builtin_analysis(request)
-    items = action_items(analysis, scenario.policy, date(2026, 12, 3), service=incident.service)
+    items = action_items(
+        analysis, scenario.policy, date(2026, 12, 3), service=incident.service, evidence=request.evidence
+    )
     result = score(scenario.published, analysis, items, request)
     assert (result.root_cause, result.trigger) == DATA_ALONE[name], analysis.primary_cause
 
@@ -335,6 +339,16 @@ def test_readme_reports_the_scores() -> None:
 
 
 # -- the LLM path -----------------------------------------------------------------------------------------
+
+
+# Published items the LLM path's action items cover with the fake model above. Missed targets become items
+# only from the analysis' contributing factors, so a model that leaves them out loses the "time to mitigate"
+# item the built-in draft has for S3.
+LLM_COVERED = {
+    "aws-s3-2017-02-28-capacity-removal": [],
+    "cloudflare-2019-07-02-waf-regex": ["Change the SOP to do staged rollouts of rules, as for other software"],
+    "github-2018-10-21-network-partition": [],
+}
 
 
 def completion(content: dict[str, Any]) -> Reply:
@@ -413,3 +427,9 @@ async def test_llm_path_carries_the_responders_words_and_keeps_only_real_citatio
     assert [c.text for c in analysis.contributing_factors] == ["Symptoms began with the first alert"]
     assert [i.title for i in analysis.action_items] == ["Guard the change path"]
     assert any("ids not gathered: changes-99, logs-404" in note for note in analysis.notes), analysis.notes
+
+    # The pipeline's items: the model's, and the seed's rules applied to the gathered evidence too, so the
+    # responders' stated deploy still brings its items when the model does not take it up.
+    items = action_items(analysis, scenario.policy, date(2026, 12, 3), evidence=request.evidence)
+    covered = score(scenario.published, analysis, items, request).covered
+    assert covered == LLM_COVERED[name], [i.title for i in items]
