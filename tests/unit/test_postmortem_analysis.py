@@ -368,12 +368,21 @@ def test_action_items_merge_the_analysis_own_items_without_duplicates() -> None:
     assert [(i.title, i.priority, i.owner) for i in items] == [
         ("Add deployment validation", "P1", "payments-team"),
         ("Roll out with canary deployments", "P2", "platform-sre"),
+        # An exhausted pool is also a resource run out (tocsin.postmortem.cause_classes).
+        ("Protect connection pool with a limit and an alert before it is exhausted", "P1", "platform-sre"),
+        ("Add performance profiling of changes to the test suite", "P2", "platform-sre"),
         ("Cap the pool's queue length", "P2", "platform-sre"),
     ]
     assert items[0].evidence == ["logs-1", "logs-3"]
     assert items[1].evidence == ["logs-1", "metrics-1"]
     # Due dates come from the policy, by the merged priority, counted from today.
-    assert [i.due for i in items] == [date(2026, 12, 3), date(2026, 12, 21), date(2026, 12, 21)]
+    assert [i.due for i in items] == [
+        date(2026, 12, 3),
+        date(2026, 12, 21),
+        date(2026, 12, 3),
+        date(2026, 12, 21),
+        date(2026, 12, 21),
+    ]
 
 
 def test_action_items_no_rule_fires_without_a_deploy_or_monitoring_cause() -> None:

@@ -64,9 +64,9 @@ LLM_PATH = "/v1/chat/completions"
 # What today's built-in analyzer earns on each scenario: (root cause named, trigger named, items covered).
 # Asserted exactly, so a regression fails and an improvement is recorded here and in README's table.
 SCORES: dict[str, tuple[bool, bool, Fraction]] = {
-    "aws-s3-2017-02-28-capacity-removal": (True, True, Fraction(1, 4)),
-    "cloudflare-2019-07-02-waf-regex": (True, True, Fraction(1, 7)),
-    "github-2018-10-21-network-partition": (True, True, Fraction(0, 4)),
+    "aws-s3-2017-02-28-capacity-removal": (True, True, Fraction(3, 4)),
+    "cloudflare-2019-07-02-waf-regex": (True, True, Fraction(3, 7)),
+    "github-2018-10-21-network-partition": (True, True, Fraction(1, 4)),
 }
 
 
@@ -345,9 +345,18 @@ def test_readme_reports_the_scores() -> None:
 # only from the analysis' contributing factors, so a model that leaves them out loses the "time to mitigate"
 # item the built-in draft has for S3.
 LLM_COVERED = {
-    "aws-s3-2017-02-28-capacity-removal": [],
-    "cloudflare-2019-07-02-waf-regex": ["Change the SOP to do staged rollouts of rules, as for other software"],
-    "github-2018-10-21-network-partition": [],
+    "aws-s3-2017-02-28-capacity-removal": [
+        "Remove capacity more slowly, with safeguards against taking any subsystem below its minimum required capacity",
+        "Audit other operational tools for similar safety checks",
+    ],
+    "cloudflare-2019-07-02-waf-regex": [
+        "Re-introduce the excessive CPU usage protection that got removed",
+        "Introduce performance profiling for all rules to the test suite",
+        "Change the SOP to do staged rollouts of rules, as for other software",
+    ],
+    "github-2018-10-21-network-partition": [
+        "Test failure assumptions proactively (fault injection and chaos engineering)"
+    ],
 }
 
 

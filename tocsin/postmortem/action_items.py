@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
+from tocsin.postmortem.cause_classes import remedies
 from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Evidence, Priority
 from tocsin.postmortem.stated_cause import changed_setting, stated_cause
 
@@ -88,6 +89,20 @@ def _deployment_basis(analysis: Analysis, evidence: Sequence[Evidence]) -> tuple
     return None
 
 
+def _cause_words(analysis: Analysis, evidence: Sequence[Evidence]) -> list[tuple[str, list[str]]]:
+    """The words a cause is stated in, each with what it cites: the responders' statement and the analysis' own
+    cause (the same item from both merges into one, tocsin.postmortem.cause_classes)."""
+    out: list[tuple[str, list[str]]] = []
+    stated = stated_cause(list(evidence)) if evidence else None
+    if stated is not None:
+        out.append((stated.cause, [stated.evidence.id]))
+    cause = analysis.primary_cause
+    # "Unknown: nothing correlates…" names no cause: its words (which suggest manual investigation) are no class.
+    if cause is not None and not cause.text.startswith("Unknown"):
+        out.append((cause.stated or cause.text, list(cause.evidence)))
+    return out
+
+
 def _rules(
     analysis: Analysis, owner: str, service: str | None, today: date, evidence: Sequence[Evidence]
 ) -> list[ActionItem]:
@@ -124,6 +139,18 @@ def _rules(
                 evidence=list(cited),
             )
         )
+    for words, cited_by in _cause_words(analysis, evidence):
+        for remedy in remedies(words):
+            items.append(
+                ActionItem(
+                    title=remedy.title,
+                    description=remedy.description,
+                    owner=owner,
+                    priority=remedy.priority,
+                    due=today,
+                    evidence=cited_by,
+                )
+            )
     if is_monitoring_cause(analysis):
         claims = ([cause] if cause else []) + analysis.contributing_factors
         cited = [e for c in claims if _MONITORING.search(c.text) for e in c.evidence]
