@@ -26,7 +26,8 @@ from tests.support.channels import (
 from tests.support.tls import self_signed
 from tests.support.vendor_fakes import MailRecorder, closed_port, smtp_server
 from tocsin.channels.base import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from tocsin.channels.smtp import SmtpEmail, SmtpSettings, message_id
+from tocsin.channels.smtp import SmtpEmail, message_id
+from tocsin.channels.smtp_settings import SmtpSettings
 from tocsin.policy.roster_schema import Roster
 from tocsin.responders.links import LinkMaker, verify
 

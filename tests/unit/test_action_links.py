@@ -26,7 +26,8 @@ from tests.support.channels import message
 from tests.support.roster import BASE
 from tests.support.roster import ROSTER as ROSTER_POLICY
 from tocsin.channels.base import PermanentDeliveryError
-from tocsin.channels.smtp import SmtpEmail, SmtpSettings
+from tocsin.channels.smtp import SmtpEmail
+from tocsin.channels.smtp_settings import SmtpSettings
 from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.link_routes import add_link_routes
 from tocsin.receiver.responder_settings import LINK_SECRET, Responders, ResponderSecrets, not_configured

@@ -31,7 +31,8 @@ from tocsin.channels import _http
 from tocsin.channels import github as github_module
 from tocsin.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, RetryableDeliveryError
 from tocsin.channels.github import GitHubIssues, marker
-from tocsin.channels.smtp import SmtpEmail, SmtpSettings
+from tocsin.channels.smtp import SmtpEmail
+from tocsin.channels.smtp_settings import SmtpSettings
 from tocsin.channels.statuspage import COMPONENT_STATUS, Statuspage, delivery_mark, incident_ref
 from tocsin.channels.twilio import TwilioSms, TwilioVoice, gather, twiml
 from tocsin.policy.status_page import SEVERITY_IMPACT, StatusPagePolicy

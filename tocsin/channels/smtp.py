@@ -35,7 +35,7 @@ from typing import ClassVar
 from tocsin.bundled import DEFAULT_POLICY
 from tocsin.channels.base import DeliveryError, Message, PermanentDeliveryError, Receipt, RetryableDeliveryError
 from tocsin.channels.escaping import email_subject, plain_text
-from tocsin.channels.smtp_settings import SmtpSettings as SmtpSettings  # re-exported: callers build it here
+from tocsin.channels.smtp_settings import SmtpSettings
 from tocsin.channels.vendor_settings import redact, setting
 from tocsin.policy.loader import PolicyError, load_policy
 from tocsin.responders.links import ActionLink, LinkMaker, is_page
