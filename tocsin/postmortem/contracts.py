@@ -113,6 +113,8 @@ class TimelineEvent(_Model):
 
 class Impact(_Model):
     duration: timedelta
+    # From the first alert, as every time here (tocsin.postmortem.impact); None when nobody was paged.
+    time_to_first_page: timedelta | None = None
     time_to_acknowledge: timedelta | None = None
     time_to_mitigate: timedelta | None = None
     time_to_resolve: timedelta | None = None

@@ -100,6 +100,7 @@ def compute_impact(incident: IncidentState, series: list[SeriesSummary], setting
 
     return Impact(
         duration=duration,
+        time_to_first_page=time_to_first_page(incident),
         time_to_acknowledge=_since(incident, incident.acknowledged_at),
         time_to_mitigate=_since(incident, incident.mitigated_at),
         time_to_resolve=_since(incident, incident.resolved_at),

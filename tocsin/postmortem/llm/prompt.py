@@ -131,6 +131,7 @@ def user_message(request: AnalysisRequest) -> tuple[str, int]:
                 _line(
                     {
                         "duration_minutes": round(impact.duration.total_seconds() / 60, 1),
+                        "minutes_to_first_page": _minutes(impact.time_to_first_page),
                         "minutes_to_acknowledge": _minutes(impact.time_to_acknowledge),
                         "minutes_to_mitigate": _minutes(impact.time_to_mitigate),
                         "peak_error_rate": impact.peak_error_rate,
