@@ -107,6 +107,15 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
         {**HUMAN, "--for": ("required", "how long, e.g. 30m or '1 hour'")},
     ),
     "take": ("make yourself the incident's owner (acknowledging it if nobody has)", HUMAN),
+    # Added with issue #16: who was paged and why, or why not.
+    "why": (
+        "why each notification went out, and with --person, why that person was not paged",
+        {
+            "<1 key>": ("required", "the incident key"),
+            "--person": ("default None", "also when and why this person was not paged"),
+            "--json": JSON,
+        },
+    ),
     "policies": ("policy files", {}),
     "policies check": (
         "validate a policy file; non-zero exit on error",

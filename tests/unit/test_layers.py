@@ -38,6 +38,8 @@ PLACES: dict[str, str] = {
     "tocsin.incident": "contracts",
     "tocsin.incident.contracts": "contracts",
     "tocsin.incident.updates": "contracts",
+    # Pure: reads an incident's timeline against the roster (`tocsin why`).
+    "tocsin.incident.why": "domain",
     "tocsin.responders": "domain",
     "tocsin.responders.contracts": "contracts",
     "tocsin.storm.contracts": "contracts",
