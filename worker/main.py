@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
 from activities.detection import DetectionActivities
+from activities.heartbeat import HeartbeatActivities
 from activities.incident import IncidentActivities
 from activities.intake import IntakeActivities
 from activities.outbox import Outbox
@@ -36,6 +37,7 @@ from tocsin.settings import Settings, load_settings
 from tocsin.state_dir import prepare_home
 from worker import sandbox_code
 from workflows.detection import DetectionWorkflow
+from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostMortemWorkflow
 from workflows.runbook import RunbookWorkflow
@@ -91,6 +93,8 @@ def build_workers(
     guard = GuardActivities(client, runbook_policy)
     # Storm thresholds and the storm incident's plan come from this worker's own policy, never from a caller.
     storms = StormActivities(client, load_policy(settings.policy))
+    # A missed heartbeat's incident is triaged under this worker's policy, like `tocsin trigger`.
+    heartbeats = HeartbeatActivities(client, load_policy(settings.policy))
     return [
         Worker(
             client,
@@ -99,7 +103,14 @@ def build_workers(
             # them: short, so a killed worker delays paging by seconds (the SDK's default is 10 s).
             sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             max_cached_workflows=settings.workflow_cache,
-            workflows=[IncidentWorkflow, DetectionWorkflow, RunbookWorkflow, RunbookGuardWorkflow, StormGuardWorkflow],
+            workflows=[
+                IncidentWorkflow,
+                DetectionWorkflow,
+                RunbookWorkflow,
+                RunbookGuardWorkflow,
+                StormGuardWorkflow,
+                HeartbeatWorkflow,
+            ],
             activities=[
                 lookup.find_previous_incident,
                 prometheus.evaluate,
@@ -114,6 +125,8 @@ def build_workers(
                 guard.acquire,
                 storms.admit,
                 storms.join,
+                heartbeats.missed,
+                heartbeats.recovered,
             ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),

@@ -22,6 +22,7 @@ from tocsin.policy.conditions import parse_condition
 from tocsin.policy.fields import LOADING as LOADING  # the loader validates with it
 from tocsin.policy.fields import ReplicaExpression, Template
 from tocsin.policy.fields import Strict as _Strict
+from tocsin.policy.heartbeats import Heartbeats, heartbeat_problems
 from tocsin.policy.intake import Detection, Intake
 from tocsin.policy.limits import Limits
 from tocsin.policy.postmortem import PostmortemPolicy
@@ -204,6 +205,7 @@ class Policy(_Strict):
     # Tocsin's addition: evidence, objectives, review and follow-through of post-mortems (tocsin.postmortem).
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     status_page: StatusPagePolicy = Field(default_factory=StatusPagePolicy)  # public page (status_page.py)
+    heartbeats: Heartbeats = Field(default_factory=dict)  # dead man's switches (tocsin.policy.heartbeats)
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Policy:
@@ -240,6 +242,8 @@ class Policy(_Strict):
                 condition = parse_condition(text)
                 if condition.field == "severity":
                     need(str(condition.value), f"escalation_policies.management_escalation.{i}.conditions.{j}")
+        for problem in heartbeat_problems(self.heartbeats, known):
+            raise ValueError(problem)
         self._roster_references()
         self._runbook_references()
         return self

@@ -39,6 +39,7 @@ from tocsin.receiver.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tocsin.receiver.config import ReceiverConfig, SignedSource
 from tocsin.receiver.enqueue import add_enqueue_route
 from tocsin.receiver.gate import Gate, Ingest, Problem, Reject, parse_json, request_body, validate
+from tocsin.receiver.heartbeat_routes import HeartbeatReceiver, add_heartbeat_routes
 from tocsin.receiver.host_check import LoopbackHostOnly
 from tocsin.receiver.link_routes import add_link_routes
 from tocsin.receiver.metrics import LatencyMiddleware, ReceiverMetrics
@@ -108,6 +109,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     status_page: StatusPage | None = None,
     responders: Responders | None = None,
+    heartbeats: HeartbeatReceiver | None = None,
 ) -> FastAPI:
     """The receiver. `ingest` gets every alert of a valid payload at once and raises TemporalUnavailable when
     Temporal does not accept them; `healthcheck` says whether Temporal answers; `status_page`, when given,
@@ -192,6 +194,8 @@ def create_app(
         add_status_routes(app, status_page)
     if responders is not None:
         add_responder_routes(app, responders)
+    if heartbeats is not None:
+        add_heartbeat_routes(app, gate, heartbeats)  # POST /api/v1/heartbeats/<name> (heartbeat_routes.py)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

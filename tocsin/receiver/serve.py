@@ -29,6 +29,7 @@ from tocsin.policy.schema import Policy
 from tocsin.receiver.app import ENDPOINTS, HealthCheck, create_app
 from tocsin.receiver.config import ReceiverConfig, ReceiverError
 from tocsin.receiver.gate import Ingest
+from tocsin.receiver.heartbeat_routes import HeartbeatReceiver, temporal_ping
 from tocsin.receiver.public_status import IncidentSummary, StatusPage, fetch_incidents
 from tocsin.receiver.public_status_setup import load_status_config
 from tocsin.receiver.responder_settings import Responders, load_responder_secrets
@@ -161,6 +162,7 @@ def temporal_app(
         config=config,
         status_page=temporal_status_page(client, policy, env),
         responders=responders,
+        heartbeats=HeartbeatReceiver(declared=policy.heartbeats, ping=temporal_ping(client)),
     )
 
 
