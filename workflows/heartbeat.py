@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.heartbeat import (
+    from tocsin.heartbeat.contracts import (
         HeartbeatInput,
         HeartbeatStatus,
         MissedRequest,

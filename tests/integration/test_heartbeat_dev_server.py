@@ -12,8 +12,8 @@ from pathlib import Path
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities.heartbeat import HeartbeatStatus, heartbeat_incident_key, heartbeat_workflow_id
 from tests.support.harness import run_workers
+from tocsin.heartbeat.contracts import HeartbeatStatus, heartbeat_incident_key, heartbeat_workflow_id
 from tocsin.incident.client import get_incident
 from tocsin.incident.contracts import incident_workflow_id
 from tocsin.policy.heartbeats import Heartbeat

@@ -38,6 +38,7 @@ PLACES: dict[str, str] = {
     "tocsin.incident": "contracts",
     "tocsin.incident.contracts": "contracts",
     "tocsin.incident.updates": "contracts",
+    "tocsin.heartbeat": "contracts",
     # Pure: reads an incident's timeline against the roster (`tocsin why`).
     "tocsin.incident.why": "domain",
     "tocsin.responders": "domain",

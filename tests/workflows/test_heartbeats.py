@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities.heartbeat import HeartbeatStatus, heartbeat_workflow_id
+from tocsin.heartbeat.contracts import HeartbeatStatus, heartbeat_workflow_id
 from tocsin.incident.client import get_incident
 from tocsin.incident.contracts import IncidentState, incident_workflow_id
 from tocsin.policy.heartbeats import Heartbeat

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from activities.heartbeat import HEARTBEAT_WORKFLOW, HeartbeatInput, Ping, heartbeat_workflow_id
+from tocsin.heartbeat.contracts import HEARTBEAT_WORKFLOW, HeartbeatInput, Ping, heartbeat_workflow_id
 from tocsin.incident.contracts import INCIDENT_TASK_QUEUE
 from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.intake.ingest import classify
