@@ -46,13 +46,14 @@ def pod_alert(post: int, pod: int) -> dict[str, Any]:
     }
 
 
-async def runs_of(client: Client, workflow_id: str) -> list[list[EventType.ValueType]]:
-    """Every run's event types, newest first, following continue-as-new back to the first run."""
+async def runs_of(client: Client, workflow_id: str) -> list[list[tuple[EventType.ValueType, str]]]:
+    """Every run's event types (with a failed workflow task's cause), newest first, following continue-as-new
+    back to the first run."""
     out = []
     run_id: str | None = None
     while True:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        out.append([e.event_type for e in history.events])
+        out.append([(e.event_type, e.workflow_task_failed_event_attributes.failure.message) for e in history.events])
         previous = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
         if not previous:
             return out
@@ -93,7 +94,7 @@ async def test_ten_thousand_alerts_into_one_key_stay_bounded_and_keep_paging(
 
     runs = await runs_of(env.client, incident_workflow_id(key))
     assert len(runs) >= 2, "the byte-measured continue-as-new rolled the history over"
-    failed = [t for run in runs for t in run if t == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+    failed = [why for run in runs for t, why in run if t == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
     assert failed == [], "no workflow task ever failed"
 
 
