@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tocsin.detection.prometheus_rules import alertmanager_config, prometheus_duration, prometheus_rules
+from tocsin.policy.heartbeats import Heartbeat
 from tocsin.policy.schema import Policy
 
 
@@ -43,3 +44,22 @@ def test_the_route_groups_as_tocsin_groups_incidents(default_policy: Policy) -> 
     (webhook,) = config["receivers"][0]["webhook_configs"]
     assert webhook["send_resolved"] is True
     assert webhook["http_config"]["authorization"]["credentials_file"] == "/run/token"
+
+
+def test_the_watchdog_alert_feeds_the_watchdog_heartbeat(default_policy: Policy) -> None:
+    beat = Heartbeat(interval=timedelta(minutes=1), service="monitoring")
+    other = Heartbeat(interval=timedelta(minutes=5), service="billing")
+    policy = default_policy.model_copy(update={"heartbeats": {"nightly-backup": other, "prometheus-watchdog": beat}})
+    config = alertmanager_config(policy, "https://tocsin.example.com:8443/api/v1/alerts/alertmanager", "/run/token")
+    (route,) = config["route"]["routes"]
+    assert route["matchers"] == ['alertname="Watchdog"']
+    assert route["receiver"] == "tocsin-heartbeat-prometheus-watchdog"
+    assert route["repeat_interval"] == "30s"  # half the interval: a lost repeat is no missed heartbeat
+    receiver = next(r for r in config["receivers"] if r["name"] == route["receiver"])
+    (webhook,) = receiver["webhook_configs"]
+    assert webhook["url"] == "https://tocsin.example.com:8443/api/v1/heartbeats/prometheus-watchdog"
+    assert webhook["http_config"]["authorization"]["credentials_file"] == "/run/token"
+    # Two heartbeats, neither named for the Watchdog: no guess, no route.
+    unnamed = default_policy.model_copy(update={"heartbeats": {"a": beat, "b": other}})
+    assert "routes" not in alertmanager_config(unnamed, "http://tocsin:8080/api/v1/alerts/alertmanager")["route"]
+    assert "routes" not in alertmanager_config(default_policy, "http://tocsin:8080/x")["route"]

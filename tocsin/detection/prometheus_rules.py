@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from tocsin.policy.schema import Policy
 
@@ -59,9 +60,10 @@ def alertmanager_config(policy: Policy, receiver_url: str, token_file: str | Non
     # The receiver takes at most 1000 alerts a payload; Alertmanager drops a 4xx, so it must cut groups first
     # (and it then reports how many it left out, in truncatedAlerts).
     webhook: dict[str, Any] = {"url": receiver_url, "send_resolved": True, "max_alerts": 1000}
-    if token_file:
-        webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": token_file}}
-    return {
+    auth = {"authorization": {"type": "Bearer", "credentials_file": token_file}} if token_file else None
+    if auth:
+        webhook["http_config"] = auth
+    config: dict[str, Any] = {
         "route": {
             "receiver": "tocsin",
             "group_by": list(policy.intake.group_by),
@@ -71,3 +73,38 @@ def alertmanager_config(policy: Policy, receiver_url: str, token_file: str | Non
         },
         "receivers": [{"name": "tocsin", "webhook_configs": [webhook]}],
     }
+    watchdog = _watchdog_heartbeat(policy)
+    if watchdog is not None:
+        name, interval = watchdog
+        # The always-firing Watchdog, repeated well inside the heartbeat's interval: when Prometheus or
+        # Alertmanager dies, the pings stop and Tocsin's heartbeat opens an incident (tocsin.policy.heartbeats).
+        beat: dict[str, Any] = {"url": f"{_origin(receiver_url)}/api/v1/heartbeats/{name}", "send_resolved": False}
+        if auth:
+            beat["http_config"] = auth
+        config["route"]["routes"] = [
+            {
+                "receiver": f"tocsin-heartbeat-{name}",
+                "matchers": ['alertname="Watchdog"'],
+                "group_wait": "0s",
+                "group_interval": "10s",
+                "repeat_interval": prometheus_duration(max(interval / 2, timedelta(seconds=10))),
+            }
+        ]
+        config["receivers"].append({"name": f"tocsin-heartbeat-{name}", "webhook_configs": [beat]})
+    return config
+
+
+def _watchdog_heartbeat(policy: Policy) -> tuple[str, timedelta] | None:
+    """The heartbeat the standard Watchdog alert feeds: the first declared one whose name ends in 'watchdog'
+    (e.g. prometheus-watchdog), else the only one declared; None when that choice would be a guess."""
+    named = [(n, b.interval) for n, b in policy.heartbeats.items() if n.endswith("watchdog")]
+    if named:
+        return named[0]
+    only = list(policy.heartbeats.items())
+    return (only[0][0], only[0][1].interval) if len(only) == 1 else None
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of the receiver's alert URL: the heartbeat endpoint is on the same receiver."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
