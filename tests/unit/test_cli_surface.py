@@ -108,6 +108,10 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
     ),
     "take": ("make yourself the incident's owner (acknowledging it if nobody has)", HUMAN),
     # Added with issue #16: who was paged and why, or why not.
+    "heartbeats": (
+        "each heartbeat in the policy: its last ping and whether it is ok or missed",
+        {"--json": JSON},
+    ),
     "why": (
         "why each notification went out, and with --person, why that person was not paged",
         {

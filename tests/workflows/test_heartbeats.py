@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from tocsin.cli.heartbeats import statuses
 from tocsin.heartbeat.contracts import HeartbeatStatus, heartbeat_workflow_id
 from tocsin.incident.client import get_incident
 from tocsin.incident.contracts import IncidentState, incident_workflow_id
@@ -79,6 +80,12 @@ async def test_silent_heartbeat_opens_after_interval_plus_grace_and_a_ping_resol
     assert second.due <= incident.first_alert_at < second.due + timedelta(seconds=1)
     await until(lambda: _state(handle, "missed"), "heartbeat reports missed")
     assert (await status(handle)).open_incident == KEY
+    # `tocsin heartbeats` asks the same: the missed one with its incident, one never pinged waiting.
+    listed = await statuses(env.client, [NAME, "never-pinged"])
+    assert [(r.name, r.state, r.open_incident) for r in listed] == [
+        (NAME, "missed", KEY),
+        ("never-pinged", "waiting", None),
+    ]
 
     await ping(NAME, BEAT)
     await until(lambda: _resolved(env), "incident resolved by the next ping")
