@@ -120,6 +120,15 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
             "--json": JSON,
         },
     ),
+    "report": (
+        "MTTA/MTTR, pages per person, incidents per day; --out writes HTML, CSV and JSON",
+        {
+            "--since": ("default '30d'", "how far back, e.g. 30d, 12h (default 30d)"),
+            "--out": ("default None", "write report.html, report.csv, report.json here"),
+            "--limit": ("default 1000", "read at most this many incidents, newest first"),
+            "--json": JSON,
+        },
+    ),
     "policies": ("policy files", {}),
     "policies check": (
         "validate a policy file; non-zero exit on error",

@@ -66,6 +66,9 @@ PLACES: dict[str, str] = {
     "tocsin.intake": "domain",
     "tocsin.runbook": "domain",
     "tocsin.postmortem": "domain",
+    # `tocsin report`: pure figures from incidents' records; only `gather` talks to Temporal.
+    "tocsin.reporting": "domain",
+    "tocsin.reporting.gather": "adapters",
     # Adapters: everything that talks to the world (Temporal's client included).
     "tocsin.client": "adapters",
     "tocsin.devserver": "adapters",

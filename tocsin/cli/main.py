@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from typer.main import get_command
 
 from tocsin.channels.base import DeliveryError
-from tocsin.cli import actions, commands, configuration, heartbeats, oncall, postmortems, runbooks, up, why
+from tocsin.cli import actions, commands, configuration, heartbeats, oncall, postmortems, report, runbooks, up, why
 from tocsin.cli.common import CliError
 from tocsin.client import ServerUnreachable
 from tocsin.devserver import DevServerError
@@ -44,6 +44,7 @@ app.add_typer(runbooks.app, name="runbook")
 app.add_typer(postmortems.app, name="postmortem")
 app.add_typer(why.app)
 app.add_typer(heartbeats.app)
+app.add_typer(report.app)
 
 
 @app.callback()
