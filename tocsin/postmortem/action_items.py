@@ -6,8 +6,9 @@ The seed's rules (incident-response-seed.txt, `_generate_action_items`), in Tocs
   responders stated, their words speak of a deploy, release, rollout or config change, or the change they
   named was found) → "Add deployment validation" (P1; "... of the pool size" when the words name the setting
   that changed: "halved the pool size") and "Roll out with canary deployments" (P2);
-- a monitoring or detection cause (the primary cause or a contributing factor speaks of monitoring,
-  detection or alerting) → "Improve monitoring coverage for <service>" (P1);
+- slow detection (tocsin.postmortem.slow_detection: the built-in detection lag, or a cause or contributing
+  factor whose own words say detection was missing, late or slow; a change's title that merely mentions
+  detection is not) → "Improve monitoring coverage for <service>" (P1);
 - each missed target (a contributing factor "Target missed: ... (response target missed)") → that target's
   item (P1): shorten the time to acknowledge, or to mitigate;
 - each preventive measure → an item of its own (P2), citing what the measure cites.
@@ -27,10 +28,10 @@ from datetime import date
 from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
 from tocsin.postmortem.cause_classes import remedies
 from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Evidence, Priority
+from tocsin.postmortem.slow_detection import slow_detection_claims
 from tocsin.postmortem.stated_cause import changed_setting, stated_cause
 
 _DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
-_MONITORING = re.compile(r"\bmonitor|\bdetect|\balert", re.IGNORECASE)
 _STATED_DEPLOYMENT = re.compile(
     r"\bdeploy|\brollout|\broll(ed)? out|\brelease|\bconfig(uration)? (change|push|update)|\bmigration", re.I
 )
@@ -61,11 +62,6 @@ def is_deployment_cause(cause: Claim | None) -> bool:
         matched = any(e.startswith("changes-") for e in cause.evidence) and "Contradicted" not in cause.text
         return matched or bool(_STATED_DEPLOYMENT.search(cause.stated))
     return any(e.startswith("changes-") for e in cause.evidence) or bool(_DEPLOYMENT.search(cause.text))
-
-
-def is_monitoring_cause(analysis: Analysis) -> bool:
-    claims = ([analysis.primary_cause] if analysis.primary_cause else []) + analysis.contributing_factors
-    return any(_MONITORING.search(c.text) for c in claims)
 
 
 def _title(text: str) -> str:
@@ -107,7 +103,6 @@ def _rules(
     analysis: Analysis, owner: str, service: str | None, today: date, evidence: Sequence[Evidence]
 ) -> list[ActionItem]:
     items: list[ActionItem] = []
-    cause = analysis.primary_cause
     basis = _deployment_basis(analysis, evidence)
     if basis is not None:
         words, cited = basis
@@ -151,9 +146,9 @@ def _rules(
                     evidence=cited_by,
                 )
             )
-    if is_monitoring_cause(analysis):
-        claims = ([cause] if cause else []) + analysis.contributing_factors
-        cited = [e for c in claims if _MONITORING.search(c.text) for e in c.evidence]
+    slow = slow_detection_claims(analysis, evidence)
+    if slow:
+        cited = [e for c in slow for e in c.evidence]
         items.append(
             ActionItem(
                 title=f"Improve monitoring coverage for {service}" if service else "Improve monitoring coverage",

@@ -4,7 +4,9 @@ It only states what the evidence shows, and how sure that is:
 
 - the first symptom is the earliest onset among the metric series (else the incident's opening);
 - a change (source "changes": a deployment, a merged pull request, a commit) that landed within
-  `CHANGE_WINDOW` before that onset is the suspected primary cause, citing the change and the onset.
+  `CHANGE_WINDOW` before that onset, or at it, is the suspected primary cause, citing the change and the onset.
+  "At it" has a tolerance of one sample (the policy's `postmortem.step`): an onset is the first sample past the
+  objective, so a change recorded up to one sample after it may well be what the sample saw;
   Confidence 0.6 when it landed within `CLOSE_WINDOW`, 0.4 within the hour, 0.1 less when other changes
   landed in the same hour (they are listed as contributing factors);
 - no such change: the primary cause is unknown, confidence 0.2;
@@ -65,6 +67,11 @@ def hhmm(at: datetime) -> str:
 
 def _minutes(delta: timedelta) -> int:
     return round(delta.total_seconds() / 60)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = round(delta.total_seconds())
+    return f"{seconds} s" if seconds < 120 else f"{_minutes(delta)} min"
 
 
 def _when(evidence: Evidence) -> datetime:
@@ -157,7 +164,8 @@ def builtin_analysis(request: AnalysisRequest) -> Analysis:
     else:
         onset_at = as_utc(first.at)
         symptom = f"{first.label} {first.verb} at {hhmm(first.at)}"
-        window = [c for c in changes if onset_at - CHANGE_WINDOW <= _when(c) <= onset_at]
+        tolerance = request.settings.step
+        window = [c for c in changes if onset_at - CHANGE_WINDOW <= _when(c) <= onset_at + tolerance]
         if window:
             cause = window[-1]  # the latest change before the onset
             gap = onset_at - _when(cause)
@@ -172,9 +180,12 @@ def builtin_analysis(request: AnalysisRequest) -> Analysis:
                         evidence=[c.id for c in others],
                     )
                 )
+            if gap >= timedelta(0):
+                lead, relation = "shortly before the onset", f"{_minutes(gap)} min before {symptom}"
+            else:
+                lead, relation = "at the onset", f"within one sample ({_span(tolerance)}) of {symptom}"
             primary = Claim(
-                text=f"{_kind(cause)} shortly before the onset: {cause.summary} at {hhmm(_when(cause))}, "
-                f"{_minutes(gap)} min before {symptom}",
+                text=f"{_kind(cause)} {lead}: {cause.summary} at {hhmm(_when(cause))}, {relation}",
                 evidence=_cites(cause.id, first.evidence),
             )
         else:

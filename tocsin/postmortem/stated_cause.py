@@ -8,8 +8,13 @@ Responders usually know the cause before any tool does ("root cause: connection 
 - references in them (`references`): "deploy 2041", "#123" / "PR 123", a 7 to 40 character hex SHA; each is
   looked for among the gathered changes (`matching_changes`): a match corroborates, a change that went
   live only after the first symptom contradicts, changes gathered without the one named leave it unconfirmed;
-- the metrics the words name ("error rate", "latency", "availability"): a series that crossed its objective
-  agrees; one gathered that never did disagrees.
+  A change counts as "at the first symptom", not after it, up to `tolerance` after the onset: one sample of the
+  metrics (the policy's `postmortem.step`, 60 s by default), since an onset is only known to a sample;
+- the metrics the words name (tocsin.postmortem.series_words: the SLIs, and saturation series such as CPU,
+  memory, pool, queue, disk or capacity when the words name that resource): a series that crossed its
+  objective agrees; one gathered that never did disagrees;
+- the log lines gathered around the first symptom that share the words' component and error terms
+  (tocsin.postmortem.log_corroboration): they corroborate, cited.
 
 A statement nothing corroborates keeps a low confidence: it is a person's account, not yet checked.
 """
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tocsin.postmortem.contracts import Evidence, SeriesSummary, Statement
+from tocsin.postmortem.log_corroboration import corroborating_lines
+from tocsin.postmortem.series_words import series_named
 from tocsin.postmortem.timeline import as_utc
 
 CONFIDENCE_STATED = 0.35  # a person's account, nothing gathered to check it against
@@ -28,6 +35,9 @@ CONFIDENCE_MATCHED = 0.7  # the change they named is in the changes, before the 
 CONFIDENCE_UNFOUND = 0.25  # changes were gathered, and the one named is not among them
 CONFIDENCE_CONTRADICTED = 0.15
 METRICS_AGREE = 0.1
+LOGS_AGREE = 0.1
+# One sample of the metrics: the default of the policy's postmortem.step.
+DEFAULT_TOLERANCE = timedelta(seconds=60)
 
 # Most telling first: the resolution is said once everything is known. A severity change's or an escalation's
 # reason says how bad, not why: it is searched for an explicit "root cause:" only (EXPLICIT_ONLY).
@@ -52,12 +62,6 @@ _SETTING = re.compile(
     rf"{_CHANGE_VERB}\b",
     re.IGNORECASE,
 )
-# What people call a series: the SLI's name, spaced ("error rate"), and its usual synonyms.
-_SERIES_WORDS = {
-    "error_rate": ("error rate", "errors", "5xx", "error_rate"),
-    "latency_p95": ("latency", "p95", "response time"),
-    "availability": ("availability", "outage", "unavailable"),
-}
 
 
 @dataclass(frozen=True)
@@ -130,13 +134,6 @@ def matching_changes(refs: list[Reference], changes: list[Evidence]) -> dict[Ref
     return {r: [c for c in changes if _names(r, c)] for r in refs}
 
 
-def _series_named(words: str, series: list[SeriesSummary]) -> list[SeriesSummary]:
-    lowered = words.lower()
-    named = {n for n, synonyms in _SERIES_WORDS.items() if any(s in lowered for s in synonyms)}
-    named |= {s.name for s in series if s.name.replace("_", " ") in lowered}
-    return [s for s in series if s.name in named]
-
-
 def _hhmm(at: datetime) -> str:
     return as_utc(at).strftime("%H:%M")
 
@@ -146,9 +143,10 @@ def judge(
     evidence: list[Evidence],
     series: list[SeriesSummary],
     onset: tuple[datetime, str, str | None] | None,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
 ) -> Judgement:
-    """What the changes and metrics say about the stated cause. `onset` is the first symptom: (when, 'error_rate
-    rose at 14:07', its evidence id)."""
+    """What the changes, metrics and logs say about the stated cause. `onset` is the first symptom: (when,
+    'error_rate rose at 14:07', its evidence id); `tolerance`, how long after it a change still counts as at it."""
     changes = [e for e in evidence if e.source == "changes"]
     metrics = [e for e in evidence if e.source == "metrics"]
     # The words of every statement may name the change ("rolled back deploy 2041"), the cause's first.
@@ -161,7 +159,7 @@ def judge(
     confidence = CONFIDENCE_STATED
     if matched:
         change = matched[0]
-        late = onset is not None and change.at is not None and as_utc(change.at) > as_utc(onset[0])
+        late = onset is not None and change.at is not None and as_utc(change.at) > as_utc(onset[0]) + tolerance
         if late and onset is not None:
             confidence = CONFIDENCE_CONTRADICTED
             sentences.append(
@@ -172,7 +170,9 @@ def judge(
             confidence = CONFIDENCE_MATCHED
             named = ", ".join(r.text for r, hits in found.items() if hits)
             when = f" at {_hhmm(change.at)}" if change.at else ""
-            before = f", before the first symptom ({onset[1]})" if onset else ""
+            after = onset is not None and change.at is not None and as_utc(change.at) > as_utc(onset[0])
+            relation = "at the first symptom, within one sample of it" if after else "before the first symptom"
+            before = f", {relation} ({onset[1]})" if onset else ""
             sentences.append(f"Corroborated by the changes: {named} is {change.summary}{when}{before}.")
             cites += [change.id, *([onset[2]] if onset and onset[2] else [])]
     elif refs and changes:
@@ -180,7 +180,7 @@ def judge(
         named = ", ".join(r.text for r in refs)
         sentences.append(f"Not corroborated: the {len(changes)} changes gathered do not include {named}.")
         cites.append(changes[-1].id)
-    named_series = _series_named(" ".join(spoken), series)
+    named_series = series_named(" ".join(spoken), series)
     crossed = [s for s in named_series if s.onset is not None]
     if crossed:
         first = min(crossed, key=lambda s: as_utc(s.onset or s.peak_at or datetime.max))
@@ -193,9 +193,20 @@ def judge(
         sentences.append(f"The metrics do not show it: {named_series[0].name} never crossed its objective.")
         cites.append(metrics[0].id)
         confidence = min(confidence, CONFIDENCE_UNFOUND)
+    logs = corroborating_lines(stated.cause, evidence, onset[0] if onset else None)
+    if logs is not None:
+        quoted = "; ".join(f"{line.id}: {line.summary}" for line in logs.lines)
+        sentences.append(f"Corroborated by the logs ({', '.join(logs.terms)}): {quoted}.")
+        cites += [line.id for line in logs.lines]
+        confidence += LOGS_AGREE if confidence >= CONFIDENCE_STATED else 0.0
     if not sentences:
-        sources = "no change or metric named in it was gathered" if changes or metrics else "none were gathered"
-        sentences.append(f"A responder's statement, not yet corroborated by metrics or changes ({sources}).")
+        # The same words as before logs were read: with no log line gathered, nothing changed for the reader.
+        if any(e.source == "logs" for e in evidence):
+            sources = "no change, metric or log line naming it was gathered"
+            sentences.append(f"A responder's statement, not yet corroborated by metrics, changes or logs ({sources}).")
+        else:
+            sources = "no change or metric named in it was gathered" if changes or metrics else "none were gathered"
+            sentences.append(f"A responder's statement, not yet corroborated by metrics or changes ({sources}).")
     return Judgement(" ".join(sentences), list(dict.fromkeys(cites)), round(confidence, 2), matched)
 
 

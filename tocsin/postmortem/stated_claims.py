@@ -32,7 +32,7 @@ def stated_primary(
     gathered: Claim | None,
 ) -> tuple[Claim, float, list[Claim], Judgement]:
     """(primary cause, confidence, contributing factors to add first, the judgement)."""
-    judgement = judge(stated, request.evidence, request.series, onset)
+    judgement = judge(stated, request.evidence, request.series, onset, request.settings.step)
     said = stated.evidence
     claim = Claim(
         text=f"Stated by {_who(said)}: {stated.cause}. {judgement.text}",
