@@ -22,12 +22,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tocsin workflows activities worker tests bench
 
-# The intake tests run the real Prometheus and Alertmanager from Debian's packages.
+# The intake tests run the real Prometheus and Alertmanager from Debian's packages; the report's test views its
+# HTML in Debian's headless Chromium (tests/integration/test_report_browser.py).
 system-deps:
-	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
+	  && command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager; \
-	  else echo "make: install Debian's prometheus and prometheus-alertmanager packages first" >&2; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager chromium; \
+	  else echo "make: install Debian's prometheus, prometheus-alertmanager and chromium packages first" >&2; exit 1; fi; }
 
 # Two processes: most tests wait on a Temporal server, so two halve the wall time on a 2-core machine.
 pytest: $(STAMP) system-deps
