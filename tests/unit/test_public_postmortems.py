@@ -64,9 +64,9 @@ LLM_PATH = "/v1/chat/completions"
 # What today's built-in analyzer earns on each scenario: (root cause named, trigger named, items covered).
 # Asserted exactly, so a regression fails and an improvement is recorded here and in README's table.
 SCORES: dict[str, tuple[bool, bool, Fraction]] = {
-    "aws-s3-2017-02-28-capacity-removal": (True, True, Fraction(3, 4)),
-    "cloudflare-2019-07-02-waf-regex": (True, True, Fraction(3, 7)),
-    "github-2018-10-21-network-partition": (True, True, Fraction(1, 4)),
+    "aws-s3-2017-02-28-capacity-removal": (True, True, Fraction(4, 4)),
+    "cloudflare-2019-07-02-waf-regex": (True, True, Fraction(6, 7)),
+    "github-2018-10-21-network-partition": (True, True, Fraction(3, 4)),
 }
 
 
@@ -343,19 +343,26 @@ def test_readme_reports_the_scores() -> None:
 
 # Published items the LLM path's action items cover with the fake model above. Missed targets become items
 # only from the analysis' contributing factors, so a model that leaves them out loses the "time to mitigate"
-# item the built-in draft has for S3.
+# item the built-in draft has for S3. The items from how the response went (status page, runbook, the
+# dashboard down: tocsin.postmortem.response_items) come from the evidence, so the model's path keeps them.
 LLM_COVERED = {
     "aws-s3-2017-02-28-capacity-removal": [
         "Remove capacity more slowly, with safeguards against taking any subsystem below its minimum required capacity",
         "Audit other operational tools for similar safety checks",
+        "Run the Service Health Dashboard's administration console across multiple regions",
     ],
     "cloudflare-2019-07-02-waf-regex": [
         "Re-introduce the excessive CPU usage protection that got removed",
+        "Manually inspect all 3,868 WAF Managed Rules for other possible excessive backtracking",
         "Introduce performance profiling for all rules to the test suite",
         "Change the SOP to do staged rollouts of rules, as for other software",
+        "An emergency ability to take the Cloudflare Dashboard and API off Cloudflare's edge",
+        "Automate the update of the Cloudflare Status page",
     ],
     "github-2018-10-21-network-partition": [
-        "Test failure assumptions proactively (fault injection and chaos engineering)"
+        "Adjust Orchestrator's configuration to prevent promoting database primaries across regional boundaries",
+        "Accelerate the migration to a new status reporting mechanism",
+        "Test failure assumptions proactively (fault injection and chaos engineering)",
     ],
 }
 

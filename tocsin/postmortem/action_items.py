@@ -11,6 +11,10 @@ The seed's rules (incident-response-seed.txt, `_generate_action_items`), in Tocs
   detection is not) → "Improve monitoring coverage for <service>" (P1);
 - each missed target (a contributing factor "Target missed: ... (response target missed)") → that target's
   item (P1): shorten the time to acknowledge, or to mitigate;
+- how the response went (tocsin.postmortem.response_items, from the incident's own record): a status page
+  updated by hand, late or failing → automate it (and keep it independent of what it reports on, when it
+  failed); a slow mitigation no runbook helped → a tested runbook; the dashboard or console down with the
+  service → keep it reachable independently;
 - each preventive measure → an item of its own (P2), citing what the measure cites.
 
 Then the analysis' own items. Titles that are the same once normalized (case, spacing, punctuation, an
@@ -28,6 +32,7 @@ from datetime import date
 from tocsin.policy.postmortem import DEFAULT_DUE, PostmortemPolicy
 from tocsin.postmortem.cause_classes import remedies
 from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Evidence, Priority
+from tocsin.postmortem.response_items import response_items
 from tocsin.postmortem.slow_detection import slow_detection_claims
 from tocsin.postmortem.stated_cause import changed_setting, stated_cause
 
@@ -173,6 +178,17 @@ def _rules(
                     evidence=list(claim.evidence),
                 )
             )
+    for found in response_items(evidence, service):
+        items.append(
+            ActionItem(
+                title=found.title,
+                description=found.description,
+                owner=owner,
+                priority=found.priority,
+                due=today,
+                evidence=found.evidence,
+            )
+        )
     for measure in analysis.preventive_measures:
         items.append(
             ActionItem(

@@ -3,8 +3,10 @@
 The seed knows one class (a deployment: validate before deploying, roll out by canary; tocsin.postmortem
 .action_items). These are the next most common in public post-mortems, each with the items a review would
 expect whatever the system: an operator's command that did too much (safeguards in the tool, and an audit of
-its siblings), a resource run out (a limit and an alert before exhaustion, and profiling before release), and
-a failover or partition that went wrong (rehearse the failure, and review what may fail over where). Pure:
+its siblings), a resource run out (a limit and an alert before exhaustion, profiling before release, and, when
+the words name the one rule, query or job that took it, an inspection of the others like it), and a failover
+or partition that went wrong (rehearse the failure, and review what may fail over where, naming the system
+that failed over when the words do). Pure:
 words in, (title, description, priority) out; the caller cites the words they came from.
 """
 
@@ -35,6 +37,24 @@ _EXHAUSTED = re.compile(
     # Lookarounds, not \b: "100%" ends in a non-word character.
     r"(?<!\w)(exhaust\w*|saturat\w*|100%|spike\w*|backtrack\w*|overload\w*|below\b.*\bminimum|ran out|too few)(?!\w)",
     re.IGNORECASE,
+)
+# What one item of many that took the resource is called ("an XSS rule whose regular expression backtracked"):
+# its siblings may do the same.
+_UNITS = (
+    ("rule", "rules"),
+    ("regular expression", "regular expressions"),
+    ("regex", "regexes"),
+    ("query", "queries"),
+    ("job", "jobs"),
+    ("script", "scripts"),
+    ("migration", "migrations"),
+)
+_UNIT = re.compile(r"\b(" + "|".join(one for one, _ in _UNITS) + r")\b", re.IGNORECASE)
+# The system that failed over, when the words name it with a capital ("made Orchestrator promote", "Patroni
+# failed over"): a lower-case subject ("the primary failed over") is no name.
+_FAILOVER_ACTOR = re.compile(
+    r"\b(?:made|let|had|caused)\s+(?P<a>[A-Z][\w-]+)\s+(?:to\s+)?(?:promote|fail)|"
+    r"(?<![.!?]\s)(?<!^)\b(?P<b>[A-Z][\w-]+)\s+(?:automatically\s+)?(?:promoted|failed over)\b"
 )
 _FAILOVER = re.compile(
     r"\b(fail(ed)?[ -]?over|partition\w*|split[- ]brain|promot\w+|replica(tion)?|primar(y|ies)\b.*\bregion)",
@@ -79,10 +99,23 @@ def remedies(words: str) -> list[Remedy]:
                 "P2",
             )
         )
+        unit = _UNIT.search(words)
+        if unit is not None:
+            many = dict(_UNITS)[unit[1].lower()]
+            found.append(
+                Remedy(
+                    f"Inspect the other {many} for the same {resource} cost",
+                    f"One of them took the {resource}; check the rest like it (against worst-case inputs) before "
+                    "another one does.",
+                    "P2",
+                )
+            )
     if _FAILOVER.search(words):
+        actor = _FAILOVER_ACTOR.search(words)
+        who = f"{actor['a'] or actor['b']}'s automatic failover" if actor else "automatic failover"
         found.append(
             Remedy(
-                "Review automatic failover: what may be promoted across regions, and when",
+                f"Review {who}: what may be promoted across regions, and when",
                 "A brief partition must not move primaries somewhere the writes cannot follow.",
                 "P1",
             )
