@@ -17,6 +17,7 @@ from activities.detection import DetectionActivities
 from activities.heartbeat import HeartbeatActivities
 from activities.incident import IncidentActivities
 from activities.intake import IntakeActivities
+from activities.maintenance import MaintenanceActivities
 from activities.outbox import Outbox
 from activities.postmortem import PostMortemActivities
 from activities.postmortem_analysis import AnalysisActivities
@@ -39,6 +40,7 @@ from worker import sandbox_code
 from workflows.detection import DetectionWorkflow
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.maintenance import MaintenanceWorkflow
 from workflows.postmortem import PostMortemWorkflow
 from workflows.runbook import RunbookWorkflow
 from workflows.runbook_guard import RunbookGuardWorkflow
@@ -95,6 +97,7 @@ def build_workers(
     storms = StormActivities(client, load_policy(settings.policy))
     # A missed heartbeat's incident is triaged under this worker's policy, like `tocsin trigger`.
     heartbeats = HeartbeatActivities(client, load_policy(settings.policy))
+    maintenance = MaintenanceActivities(client)
     return [
         Worker(
             client,
@@ -110,6 +113,7 @@ def build_workers(
                 RunbookGuardWorkflow,
                 StormGuardWorkflow,
                 HeartbeatWorkflow,
+                MaintenanceWorkflow,
             ],
             activities=[
                 lookup.find_previous_incident,
@@ -127,6 +131,8 @@ def build_workers(
                 storms.join,
                 heartbeats.missed,
                 heartbeats.recovered,
+                maintenance.lookup,
+                maintenance.notify,
             ],
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),

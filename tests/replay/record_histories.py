@@ -41,6 +41,8 @@ from tocsin.incident.updates import (
     SnoozeRequest,
     TakeRequest,
 )
+from tocsin.maintenance.client import current_windows, end_window, start_window
+from tocsin.maintenance.contracts import MAINTENANCE_WORKFLOW_ID, EndWindow, StartWindow, WindowNotice
 from tocsin.policy.loader import load_policy
 from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
@@ -153,6 +155,26 @@ async def held_by_a_storm(env: WorkflowEnvironment, key: str) -> None:
     await send_update(env.client, key, "resolve", ResolveRequest(by="bob"))
 
 
+async def held_by_a_window(env: WorkflowEnvironment, key: str) -> None:
+    """Opened from an alert while a one-off maintenance window holds checkout (started before it opened):
+    nobody is paged; the window is ended early and the registry's notice reaches the incident, which pages
+    once (catch-up); acknowledged and resolved. The registry's own history is recorded too."""
+    await env.sleep(timedelta(minutes=2))
+    windows = await current_windows(env.client)
+    ended = await end_window(env.client, EndWindow(id=windows.windows[0].id, by="alice"))
+    # The registry tells the incident through visibility, which the test server lacks: sent as it would send it.
+    handle = env.client.get_workflow_handle(f"incident-{key}")
+    await handle.signal("maintenance", WindowNotice(window=ended, ended=True))
+    await env.sleep(timedelta(minutes=1))
+    await send_update(env.client, key, "acknowledge", AcknowledgeRequest(by="alice"))
+    await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="deploy finished"))
+    registry = env.client.get_workflow_handle(MAINTENANCE_WORKFLOW_ID)
+    # It runs for ever: its history so far is what is replayed.
+    history = await registry.fetch_history()
+    (HISTORIES / "maintenance-golden-registry.json").write_text(history.to_json() + "\n", encoding="utf-8")
+    print(f"recorded {MAINTENANCE_WORKFLOW_ID}: {len(history.events)} events")
+
+
 SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
     "sev1-unacknowledged": (
         "sev1",
@@ -185,7 +207,11 @@ SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
         {"alertname": "ServiceAvailabilityLow", "environment": "prod"},
         runbook_by_name,
     ),
+    # Maintenance windows (#16): held by a one-off window, then one catch-up page when it is ended early.
+    "sev1-maintenance-held": ("sev1", {"alertname": "ServiceAvailabilityLow"}, held_by_a_window),
 }
+# Scenarios opened while a one-off maintenance window holds their service.
+WINDOW_SCENARIOS = {"sev1-maintenance-held"}
 # Scenarios opened from an alert source after this many other new incidents (a storm's threshold).
 STORM_SCENARIOS = {"sev1-storm-member": 20}
 # The error rate Prometheus answers in each runbook scenario: below the playbook's 5% verifies, above fails.
@@ -240,6 +266,10 @@ async def main() -> None:
                         other = TriggerRequest(service=f"svc{n}", severity=severity, key=f"other-{n}", source=source)
                         assert await open_incident(env.client, plan_incident(policy, other, datetime.now(UTC)))
                     await env.sleep(timedelta(seconds=5))
+                if name in WINDOW_SCENARIOS:
+                    source = "alertmanager"
+                    deploy = StartWindow(service="checkout", duration=timedelta(hours=1), reason="deploy", by="alice")
+                    await start_window(env.client, deploy)
                 request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key, source=source)
                 assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
                 await scenario(env, key)

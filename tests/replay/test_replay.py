@@ -13,6 +13,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.replay.changed_workflow import ReorderedIncidentWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.maintenance import MaintenanceWorkflow
 from workflows.postmortem import PostMortemWorkflow
 from workflows.runbook import RunbookWorkflow
 
@@ -26,14 +27,15 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_there_are_golden_histories_of_every_workflow() -> None:
     names = {p.stem.split("-golden-")[0] for p in HISTORIES}
-    assert names == {"incident", "postmortem", "runbook"}
+    assert names == {"incident", "maintenance", "postmortem", "runbook"}
     assert len(HISTORIES) >= 5
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_golden_history_replays(path: Path) -> None:
     replayer = Replayer(
-        workflows=[IncidentWorkflow, PostMortemWorkflow, RunbookWorkflow], data_converter=pydantic_data_converter
+        workflows=[IncidentWorkflow, MaintenanceWorkflow, PostMortemWorkflow, RunbookWorkflow],
+        data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(load(path))
     assert result.replay_failure is None
@@ -59,4 +61,6 @@ def test_the_golden_histories_hold_every_update_and_signal_of_the_incident() -> 
             if signalled:
                 seen.add(signalled["signalName"])
     updates = {"acknowledge", "escalate", "mitigate", "resolve", "annotate", "set_severity", "snooze", "take"}
-    assert updates | {"run_runbook", "alerts", "runbook_progress", "storm_decision", "storm_members"} <= seen
+    signals = {"alerts", "runbook_progress", "storm_decision", "storm_members", "maintenance"}
+    # The maintenance registry's updates, too (maintenance-golden-registry).
+    assert updates | {"run_runbook", "start_window", "end_window"} | signals <= seen

@@ -119,6 +119,26 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
         "each heartbeat in the policy: its last ping and whether it is ok or missed",
         {"--json": JSON},
     ),
+    "maintenance": ("maintenance windows: hold the pages of matching incidents, then page once when one ends", {}),
+    "maintenance start": (
+        "start a window now; prints its id",
+        {
+            "--service": ("required", "the service whose incidents it holds"),
+            "--for": ("required", "how long, e.g. 30m or '2 hours' (at most 7 days)"),
+            "--reason": ("required", "why, shown on every incident it holds"),
+            "--label": ("repeatable", "hold only incidents with this label (repeatable)"),
+            "--by": ("default None", "who starts it (default: your login name)"),
+            "--json": JSON,
+        },
+    ),
+    "maintenance list": ("open one-off windows and the policy's weekly ones (running or next)", {"--json": JSON}),
+    "maintenance end": (
+        "end a window now: incidents it held and that still fire page once",
+        {
+            "<1 window_id>": ("required", "the window id (`tocsin maintenance list`)"),
+            "--by": ("default None", "who ends it (default: your login name)"),
+        },
+    ),
     "why": (
         "why each notification went out, and with --person, why that person was not paged",
         {

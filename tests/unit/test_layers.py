@@ -44,6 +44,10 @@ PLACES: dict[str, str] = {
     "tocsin.responders": "domain",
     "tocsin.responders.contracts": "contracts",
     "tocsin.storm.contracts": "contracts",
+    "tocsin.maintenance.contracts": "contracts",
+    # Pure: which window holds an incident now.
+    "tocsin.maintenance": "domain",
+    "tocsin.maintenance.client": "adapters",
     "tocsin.intake.contracts": "contracts",
     # Pure: the alerts file, the pages read back and their differences, the export's lines.
     "tocsin.simulate": "domain",

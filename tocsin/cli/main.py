@@ -20,6 +20,7 @@ from typer.main import get_command
 
 from tocsin.channels.base import DeliveryError
 from tocsin.cli import actions, commands, configuration, heartbeats, oncall, postmortems, report, runbooks, up, why
+from tocsin.cli import maintenance as maintenance_cli
 from tocsin.cli import simulate as simulate_cli
 from tocsin.cli.common import CliError
 from tocsin.client import ServerUnreachable
@@ -45,6 +46,7 @@ app.add_typer(runbooks.app, name="runbook")
 app.add_typer(postmortems.app, name="postmortem")
 app.add_typer(why.app)
 app.add_typer(heartbeats.app)
+app.add_typer(maintenance_cli.app, name="maintenance")
 app.add_typer(report.app)
 app.add_typer(simulate_cli.app)
 

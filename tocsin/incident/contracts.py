@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tocsin.maintenance.contracts import IncidentMaintenance
 from tocsin.policy.shared import SharedPolicy
 from tocsin.postmortem.state import PostMortemState
 from tocsin.runbook.plan_contracts import PlanRequest, RunbookPlan
@@ -175,6 +176,8 @@ class IncidentState(_Model):
     paging_held: bool = False
     # A storm incident: the incidents it pages for.
     storm: StormRecord | None = None
+    # Maintenance windows it was told of and the one holding its pages (tocsin.maintenance.windows).
+    maintenance: IncidentMaintenance = Field(default_factory=IncidentMaintenance)
 
     @property
     def clock_start(self) -> datetime:

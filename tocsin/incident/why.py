@@ -30,7 +30,7 @@ class Decision:
 
     at: datetime
     level: int
-    kind: str  # page, ack_timeout, management, stakeholders, action, sync, not_paged
+    kind: str  # page, ack_timeout, management, stakeholders, action, sync, held, catch_up, not_paged
     who: str
     channel: str
     outcome: str
@@ -73,6 +73,8 @@ def decisions(state: IncidentState, policy: Policy, person: str | None = None) -
             context = _Context("management", level, found.group(1), found.group(2), reason, frozenset())
         elif entry.kind == "sync":
             context = _Context("sync", level, entry.text.split(" ", 1)[0], "", f"follow-up: {entry.text}", frozenset())
+        elif entry.kind in ("held", "catch_up"):
+            rows.append(_maintenance(entry, level, person))
         elif entry.kind in ("delivered", "delivery_failed"):
             rows.append(_delivery(entry, level, _belongs(entry, context, book, state.timeline[index + 1 :]), book))
         elif person is not None:
@@ -80,6 +82,15 @@ def decisions(state: IncidentState, policy: Policy, person: str | None = None) -
             # `take` acknowledges an unacknowledged incident without an "acknowledged" entry of its own.
             acknowledged = acknowledged or entry.kind in ("acknowledged", "owner")
     return rows
+
+
+def _maintenance(entry: TimelineEntry, level: int, person: str | None) -> Decision:
+    """A maintenance window took hold of the pages (nobody, this person included, is paged while it holds),
+    or ended: the catch-up page follows."""
+    if entry.kind == "catch_up":
+        return Decision(entry.at, level, "catch_up", person or "-", "-", "catch-up page next", entry.text)
+    kind = "not_paged" if person is not None else "held"
+    return Decision(entry.at, level, kind, person or "-", "-", "not paged", f"maintenance window: {entry.text}")
 
 
 def _page(entry: TimelineEntry, policy: Policy) -> tuple[_Context, Decision | None]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from tocsin.incident.contracts import EscalationCursor, IncidentState
+from tocsin.maintenance.windows import hold_ends_at, holding
 from tocsin.policy.conditions import IncidentFacts, all_hold, first_time_all_hold
 from tocsin.policy.schema import Policy
 
@@ -110,7 +111,10 @@ def next_manual(cursor: EscalationCursor, policy: Policy, now: datetime) -> Page
 
 def _targets(state: IncidentState, policy: Policy) -> tuple[datetime, datetime]:
     level = policy.severity(state.severity)
-    return state.opened_at + level.response_time, state.opened_at + level.escalation_time
+    # Held by a maintenance window from its opening: nobody could respond before the catch-up page.
+    released = state.maintenance.released_at
+    since = max(state.opened_at, released) if released else state.opened_at
+    return since + level.response_time, since + level.escalation_time
 
 
 def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
@@ -126,6 +130,9 @@ def due(state: IncidentState, policy: Policy, now: datetime) -> list[Due]:
         return []
     out: list[Due] = []
     cursor = state.escalation
+    if holding(state, policy, now) is not None:
+        # A maintenance window: nobody is paged, no target is missed; a person's explicit escalation still pages.
+        return [next_manual(cursor, policy, now)] if cursor.pending_manual and not cursor.exhausted else []
     if state.status == "acknowledged" and state.ack_deadline is not None and now >= state.ack_deadline:
         out.append(AckTimeout(state.owner or state.acknowledged_by or ""))
     if cursor.pending_manual and not cursor.exhausted:
@@ -163,6 +170,12 @@ def next_wakeup(state: IncidentState, policy: Policy, now: datetime) -> datetime
         return max(quiet_until, now) if quiet_until is not None else None
     if cursor.pending_manual and not cursor.exhausted:
         times.append(now)
+    window = holding(state, policy, now)
+    if window is not None:
+        # Held: look again when the window ends (the registry's signal wakes the incident if it ends early).
+        end = hold_ends_at(window, now)
+        times.extend([end] if end else [])
+        return max(min(times), now) if times else None
     if paging_active(state, policy):
         page_at = cursor.next_at if cursor.step >= 0 and cursor.next_at else now
         times.append(max(page_at, state.snoozed_until) if state.snoozed_until else page_at)

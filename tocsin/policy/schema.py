@@ -25,6 +25,7 @@ from tocsin.policy.fields import Strict as _Strict
 from tocsin.policy.heartbeats import Heartbeats, heartbeat_problems
 from tocsin.policy.intake import Detection, Intake
 from tocsin.policy.limits import Limits
+from tocsin.policy.maintenance import ScheduledWindow, window_problems
 from tocsin.policy.postmortem import PostmortemPolicy
 from tocsin.policy.roster_schema import Roster, RosterOverride, known_hint
 from tocsin.policy.status_page import StatusPagePolicy
@@ -206,6 +207,7 @@ class Policy(_Strict):
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     status_page: StatusPagePolicy = Field(default_factory=StatusPagePolicy)  # public page (status_page.py)
     heartbeats: Heartbeats = Field(default_factory=dict)  # dead man's switches (tocsin.policy.heartbeats)
+    maintenance: list[ScheduledWindow] = Field(default_factory=list, max_length=100)  # tocsin.policy.maintenance
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Policy:
@@ -242,7 +244,7 @@ class Policy(_Strict):
                 condition = parse_condition(text)
                 if condition.field == "severity":
                     need(str(condition.value), f"escalation_policies.management_escalation.{i}.conditions.{j}")
-        for problem in heartbeat_problems(self.heartbeats, known):
+        for problem in [*heartbeat_problems(self.heartbeats, known), *window_problems(self.maintenance)]:
             raise ValueError(problem)
         self._roster_references()
         self._runbook_references()

@@ -86,6 +86,11 @@ class Deliveries:
     async def tell_stakeholders(self, step: str, text: str) -> None:
         core, state = self._core, self._core.state
         stakeholders = core.policy.severity(state.severity).stakeholders
+        held = state.maintenance.held
+        if held is not None:
+            # A maintenance window holds every message, not only pages: nobody hears of what it holds.
+            core.record("notify", f"stakeholders not told (held by maintenance window {held.id}): {text}")
+            return
         message = f"[{state.severity}] {state.title} ({state.service}): {text}"
         # Each stakeholder on their own channel: a team's Slack channel, else each member's email.
         now = workflow.now()

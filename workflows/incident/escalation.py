@@ -76,8 +76,8 @@ class Escalation:
             else:
                 await self._management(item)
         # After paging, so nobody waits on a status page to be woken; set_severity adds new ones later.
-        if core.state.paging_held:
-            return  # the storm incident acts for it
+        if core.state.paging_held or core.state.maintenance.held is not None:
+            return  # the storm incident acts for it; a maintenance window holds them until it ends
         for action in core.policy.severity(core.state.severity).automatic_actions:
             if action not in core.state.automatic_actions_done and not core.resolved():
                 core.state.automatic_actions_done.append(action)

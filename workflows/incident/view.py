@@ -41,6 +41,8 @@ def details_markdown(state: IncidentState, policy: Policy) -> str:
         lines.append(f"- Targets missed: {', '.join(state.escalation.breaches)}")
     if state.paging_held:
         lines.append(f"- Paging held: the storm incident `{state.storm_key}` pages for this one")
+    if state.maintenance.held:
+        lines.append(f"- Paging held by {state.maintenance.held.describe()}")
     if state.storm:
         lines.append(f"- Storm: {state.storm.count} incidents joined")
     if state.alert_count:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         TakeRequest,
         UpdateResult,
     )
+    from tocsin.maintenance.contracts import WindowNotice
     from tocsin.policy import escalation as plan
     from tocsin.runbook.contracts import RunbookProgress, RunRunbookRequest
     from tocsin.storm.contracts import AdmitAnswer, StormMembers
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident.core import IncidentCore
     from workflows.incident.deliveries import Deliveries
     from workflows.incident.escalation import Escalation
+    from workflows.incident.maintenance import Maintenance
     from workflows.incident.requests import Requests
     from workflows.incident.response import Response
     from workflows.incident.runbooks import Runbooks
@@ -65,6 +67,7 @@ class IncidentWorkflow:
         self._storm = StormMembership(core, self._deliveries)
         self._runbooks = Runbooks(core, self._requests)
         self._response = Response(core, self._deliveries, self._runbooks)
+        self._maintenance = Maintenance(core)
         if inp.carried is None:
             # Here, not in run: a signal or update in the first workflow task runs its handler before the run
             # method starts, and the timeline must still begin with the opening.
@@ -76,9 +79,13 @@ class IncidentWorkflow:
     async def run(self, inp: IncidentInput) -> IncidentState:
         core = self._core
         state = core.state
+        if inp.carried is None:
+            # Before anything pages: a maintenance window may hold this incident from its first moment.
+            await self._maintenance.look_up()
         if inp.carried is None and not inp.storm and core.policy.intake.storm.enabled:
             await self._storm.admit()
         while state.status != "resolved":
+            self._maintenance.check()
             await self._escalation.run_due()
             await self._storm.summarize()
             if not core.resolved():
@@ -87,7 +94,7 @@ class IncidentWorkflow:
             if core.resolved():
                 # Resolved by the plan (quiet alerts) or by an update that landed while an activity ran.
                 break
-            if not state.responded and not state.paging_held:
+            if not state.responded and not state.paging_held and state.maintenance.held is None:
                 state.responded = True
                 await self._response.link_previous()
                 await self._response.respond()
@@ -207,6 +214,11 @@ class IncidentWorkflow:
         """Attach every alert of one received payload at once (the receiver's signal-with-start). Repeats fold
         into one record per fingerprint; only changes reach the timeline."""
         self._requests.take_alerts(batch.events)
+
+    @workflow.signal(name="maintenance")
+    def maintenance(self, notice: WindowNotice) -> None:
+        """The maintenance registry: a window of this incident's service started or ended."""
+        self._maintenance.noticed(notice)
 
     @workflow.signal(name="storm_decision")
     def storm_decision(self, answer: AdmitAnswer) -> None:

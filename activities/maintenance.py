@@ -1,0 +1,68 @@
+"""Maintenance windows' side effects: a new incident asks the registry which windows hold it, and the registry
+tells the open incidents of a service when one of its windows starts or ends.
+
+Both are read-mostly and safe to repeat: the lookup only queries, and an incident that hears of the same
+window twice keeps one copy of it (tocsin.maintenance.windows.remember).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from tocsin import search_attributes as sa
+from tocsin.maintenance.client import windows_holding
+from tocsin.maintenance.contracts import LookupAnswer, LookupRequest, NotifyRequest, NotifyResult
+
+# Open incidents of one service told at once; more are left to wake on their own at the window's end.
+MAX_TOLD = 1000
+# Signals in flight at once: a window over a busy service must not flood the frontend.
+CONCURRENCY = 20
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class MaintenanceActivities:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @activity.defn(name="maintenance_lookup")
+    async def lookup(self, request: LookupRequest) -> LookupAnswer:
+        found = await windows_holding(self.client, request.service, request.labels, datetime.now(UTC))
+        return LookupAnswer(windows=found)
+
+    @activity.defn(name="maintenance_notify")
+    async def notify(self, request: NotifyRequest) -> NotifyResult:
+        """Signal `maintenance` to every open incident of the window's service (each checks the labels)."""
+        window = request.notice.window
+        query = (
+            f"WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND {sa.SERVICE.name} = {_quote(window.service)} AND {sa.STATUS.name} != 'resolved'"
+        )
+        try:
+            ids = [wf.id async for wf in self.client.list_workflows(query, limit=MAX_TOLD + 1)]
+        except RPCError as err:
+            if err.status in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.INVALID_ARGUMENT):
+                raise ApplicationError(f"visibility cannot answer: {err.message}", non_retryable=True) from err
+            raise
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def tell(workflow_id: str) -> bool:
+            async with gate:
+                try:
+                    await self.client.get_workflow_handle(workflow_id).signal("maintenance", request.notice)
+                except RPCError as err:
+                    if err.status == RPCStatusCode.NOT_FOUND:
+                        return False  # closed since the list: nothing to hold
+                    raise
+                return True
+
+        told = await asyncio.gather(*(tell(i) for i in ids[:MAX_TOLD]))
+        return NotifyResult(told=sum(told), skipped=max(len(ids) - MAX_TOLD, 0))
