@@ -239,3 +239,14 @@ def test_a_cited_changes_words_are_not_the_claims_own() -> None:
     assert says_detection_was_slow(claim)  # without the evidence, the words alone would have read as slow
     analysis = Analysis(analyzer="built-in", contributing_factors=[claim], confidence=0.2)
     assert action_items(analysis, PostmortemPolicy(), TODAY, evidence=[change]) == []
+
+
+def test_the_series_the_cause_itself_names_is_checked_before_those_other_words_name() -> None:
+    note = ev("incident-3", at("14:10"), "tom, in a note: 502 errors everywhere", said="note", by="tom")
+    both = [series("error_rate"), series("cpu_utilization")]
+    metrics = ev("metrics-1", at("14:07"), "x")
+    cpu = judge(stated("a regex exhausted CPU"), [said("a regex exhausted CPU"), note, metrics], both, None)
+    assert "The metrics agree: cpu_utilization crossed its objective at 14:07." in cpu.text
+    # A cause naming no series: the other statements' words decide.
+    other = judge(stated("a bad rule"), [said("a bad rule"), note, metrics], both, None)
+    assert "The metrics agree: error_rate crossed its objective at 14:07." in other.text

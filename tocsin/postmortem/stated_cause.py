@@ -180,7 +180,8 @@ def judge(
         named = ", ".join(r.text for r in refs)
         sentences.append(f"Not corroborated: the {len(changes)} changes gathered do not include {named}.")
         cites.append(changes[-1].id)
-    named_series = series_named(" ".join(spoken), series)
+    # The cause's own words first: "exhausted CPU" is checked against CPU even if a note spoke of 502s.
+    named_series = series_named(stated.cause, series) or series_named(" ".join(spoken), series)
     crossed = [s for s in named_series if s.onset is not None]
     if crossed:
         first = min(crossed, key=lambda s: as_utc(s.onset or s.peak_at or datetime.max))
