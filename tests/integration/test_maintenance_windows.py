@@ -108,3 +108,39 @@ async def test_ending_a_window_early_sends_one_catch_up_page_and_none_for_what_r
         final = IncidentState.model_validate(result)
         if final.postmortem_workflow_id:
             await settle_postmortem(dev_env.client, final.postmortem_workflow_id)
+
+
+async def test_a_window_started_while_an_incident_pages_holds_its_next_pages_and_its_end_pages_at_once(
+    dev_env: WorkflowEnvironment, workers: Settings, default_policy: Policy, tmp_path: Path
+) -> None:
+    paging = await alert_incident(dev_env, default_policy, "search")
+
+    async def first_page() -> bool:
+        return pages(workers, paging.key) == ["page/0/1"]
+
+    await until("the first page", first_page)
+    home = tmp_path / "cli"
+    window_id = (
+        await tocsin(
+            dev_env, home, "maintenance", "start", "--service", "search", "--for", "1h", "--reason", "failover"
+        )
+    ).strip()
+
+    async def held() -> bool:
+        return bool(texts(await get_incident(dev_env.client, paging.key), "held"))
+
+    await until("the registry's notice to the open incident", held)
+    await tocsin(dev_env, home, "maintenance", "end", window_id)
+
+    async def caught_up() -> bool:
+        return len(pages(workers, paging.key)) == 2
+
+    # The next attempt was due 5 minutes after the first page: the window's end pages it now instead.
+    await until("the catch-up page", caught_up)
+    assert pages(workers, paging.key) == ["page/0/1", "page/0/2"]
+    await send_update(dev_env.client, paging.key, "resolve", ResolveRequest(by="alice"))
+    final = IncidentState.model_validate(
+        await dev_env.client.get_workflow_handle(incident_workflow_id(paging.key)).result()
+    )
+    if final.postmortem_workflow_id:
+        await settle_postmortem(dev_env.client, final.postmortem_workflow_id)

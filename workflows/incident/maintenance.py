@@ -90,6 +90,10 @@ class Maintenance:
         if state.escalation.step < 0:
             record.released_at = now  # nobody was paged before the window: targets count from here
         if plan.paging_active(state, core.policy):
+            cursor = state.escalation
+            if cursor.step >= 0 and cursor.next_at is not None and cursor.next_at > now:
+                # Paged before the window began: the catch-up page goes out now too, not at the next step's time.
+                cursor.next_at = now
             core.record("catch_up", f"maintenance window {held.id} ended with the incident still firing: catch-up page")
         else:
             core.record("held", f"maintenance window {held.id} ended; the incident is {state.status}: no page")
