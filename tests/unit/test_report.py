@@ -96,8 +96,20 @@ def _incident(key: str, start: datetime, **fields: object) -> IncidentState:
 
 def test_mtta_and_mttr_run_from_the_first_alert_and_pages_are_the_deliveries_taken(default_policy: Policy) -> None:
     start = WINTER_MONDAY - timedelta(seconds=5)
+    action_at = WINTER_MONDAY + timedelta(minutes=1)
+    synced_at = WINTER_MONDAY + timedelta(minutes=4)
     timeline = [
         *_page(WINTER_MONDAY, 1, "alice", "pagerduty", "PALICE1"),  # 08:30 in Berlin: out of hours
+        # An automatic action pages bob too (03:31 in New York); its war-room post and email are not pages.
+        TimelineEntry(at=action_at, kind="delivered", text="pagerduty → PBOB002: outbox-action"),
+        TimelineEntry(at=action_at, kind="delivered", text="slack → U0ALICE01: outbox-dm"),
+        TimelineEntry(at=action_at, kind="delivered", text="email → alice@company.com: outbox-mail"),
+        TimelineEntry(at=action_at, kind="action", text="trigger_emergency_response: pagerduty emergency_response"),
+        # A follow-up updates alice's PagerDuty incident: not a new page.
+        TimelineEntry(at=synced_at, kind="sync", text="pagerduty PALICE1: triggered → acknowledged"),
+        TimelineEntry(at=synced_at, kind="sync", text="slack #inc: triggered/sev1 → acknowledged/sev1"),
+        TimelineEntry(at=synced_at, kind="delivered", text="slack → #inc: outbox-sync-1"),
+        TimelineEntry(at=synced_at, kind="delivered", text="pagerduty → PALICE1: outbox-sync-2"),
         *_page(WINTER_MONDAY + timedelta(minutes=5), 2, "bob", "phone", "+12025550102", ok=False),
         *_page(SUMMER_MONDAY, 2, "carol", "pagerduty", "PCAROL3"),  # a week on, 09:30 in Berlin: in hours
     ]
@@ -115,11 +127,18 @@ def test_mtta_and_mttr_run_from_the_first_alert_and_pages_are_the_deliveries_tak
     assert facts.mtta_seconds == 185.0  # acknowledged - first alert, not - opening (which came 3 s later)
     assert facts.mttr_seconds == 900.0
     assert facts.escalation_depth == 2  # the deepest level paged, though the state's level says 1
-    # bob's page failed: it reached nobody and is not a page.
+    # bob's phone call failed: it reached nobody and is not a page.
     assert [(p.person, p.level, p.timezone, p.out_of_hours) for p in facts.pages] == [
         ("alice", 1, "Europe/Berlin", True),
+        ("bob", 1, "America/New_York", True),
         ("carol", 2, "Europe/Berlin", False),
     ]
+
+
+def test_a_page_to_an_address_the_roster_no_longer_knows_counts_in_utc(default_policy: Policy) -> None:
+    state = _incident("gone-1", SUMMER_MONDAY, timeline=_page(SUMMER_MONDAY, 1, "primary_oncall", "sms", "+15550000"))
+    [page] = incident_facts(state, default_policy).pages
+    assert (page.person, page.timezone, page.out_of_hours) == ("+15550000", "UTC", True)  # 07:30 UTC
 
 
 def test_an_incident_without_a_first_alert_is_measured_from_its_opening(default_policy: Policy) -> None:

@@ -13,7 +13,16 @@ import pytest
 from tocsin.bundled import TEMPLATES
 from tocsin.policy.schema import Policy
 from tocsin.reporting import render
-from tocsin.reporting.charts import BOTTOM, HEIGHT, TOP, bar_chart, count_text, duration_text, nice_ceiling
+from tocsin.reporting.charts import (
+    BOTTOM,
+    HEIGHT,
+    TOP,
+    bar_chart,
+    count_text,
+    duration_text,
+    duration_unit,
+    nice_ceiling,
+)
 from tocsin.reporting.model import IncidentFacts, PageFact, Report
 from tocsin.reporting.summary import build_report
 
@@ -64,7 +73,9 @@ def test_bars_are_as_high_as_their_share_of_the_axis() -> None:
     # The axis tops at 5: 4 is 80% of the plot's height, 2 is 40%, 1 is 20%, 0 is nothing.
     assert [b.height for b in chart.bars] == [pytest.approx(plot * f) for f in (0.8, 0.4, 0.2, 0.0)]
     assert all(b.y + b.height == pytest.approx(chart.baseline) for b in chart.bars)
-    assert [t.text for t in chart.y_labels] == ["0", "2.5", "5"]
+    assert [t.text for t in chart.y_labels] == ["0", "5"]  # no "2.5" on a count axis
+    assert [t.text for t in bar_chart("c", "t", ["a"], [("s", [2.0])], count_text).y_labels] == ["0", "1", "2"]
+    assert [t.text for t in bar_chart("c", "t", ["a"], [("s", [7.0])], count_text).y_labels] == ["0", "5", "10"]
     assert [b.tip for b in chart.bars][:2] == ["a, s0: 4", "a, s1: 2"]
 
 
@@ -72,6 +83,13 @@ def test_at_most_twelve_category_labels_under_a_long_axis() -> None:
     days = [f"06-{d:02d}" for d in range(1, 31)]
     chart = bar_chart("d", "t", days, [("n", [1.0] * 30)], count_text)
     assert len(chart.bars) == 30 and len(chart.x_labels) == 10  # every third day
+
+
+@pytest.mark.parametrize(
+    ("longest", "unit"), [(0.0, "s"), (45.0, "s"), (120.0, "min"), (10799.0, "min"), (10800.0, "h")]
+)
+def test_a_duration_axis_counts_in_a_unit_that_suits_its_longest_bar(longest: float, unit: str) -> None:
+    assert duration_unit(longest)[1] == unit
 
 
 @pytest.mark.parametrize(

@@ -109,7 +109,9 @@ def bar_chart(
         for c, category in enumerate(categories)
         if c % every == 0
     ]
-    fractions = (0.0, 0.5, 1.0)
+    # A half-way line only where it reads as a whole number on a count axis (no "2.5 incidents").
+    whole = axis_text is count_text
+    fractions = (0.0, 0.5, 1.0) if not whole or (top / 2).is_integer() else (0.0, 1.0)
     y_labels = [Tick(x=LEFT - 6, y=round(baseline - plot_h * f + 4, 2), text=axis_text(top * f)) for f in fractions]
     legend = [Legend(x=LEFT + 150 * s, y=TOP - 14, series=s, name=name) for s, (name, _) in enumerate(series)]
     return Chart(
@@ -150,9 +152,10 @@ def count_text(value: float) -> str:
     return f"{value:g}"
 
 
-def minutes_text(value: float) -> str:
-    return duration_text(value * 60)
-
-
-def minutes_axis(value: float) -> str:
-    return f"{value:g} min"
+def duration_unit(longest_seconds: float) -> tuple[float, str]:
+    """The unit a duration axis counts in, so its labels read 30 s or 20 min, not 0.5 min or 1200 s."""
+    if longest_seconds < 120:
+        return 1.0, "s"
+    if longest_seconds < 3 * 3600:
+        return 60.0, "min"
+    return 3600.0, "h"

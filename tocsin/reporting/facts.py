@@ -2,21 +2,28 @@
 
 The clock starts at the first alert (`IncidentState.clock_start`), as the post-mortem's impact does
 (tocsin.postmortem.impact): MTTA = acknowledged - clock start, MTTR = resolved - clock start, never negative.
-Pages are the deliveries `tocsin why` attributes to a page or an ack-timeout re-page and that the provider
-took (tocsin.incident.why reads the timeline; a failed delivery reached nobody and is not a page).
+
+A page is a notification that interrupts a person: a delivery on a paging channel (PAGING_CHANNELS) that the
+provider took. Whatever sent it counts (the escalation chain, an ack-timeout re-page, an automatic action such
+as paging the whole emergency team, management escalation by phone): each woke someone. A failed delivery
+reached nobody; a follow-up that updates a page already sent (a PagerDuty incident acknowledged) is not a new
+one. The timeline names the address; the roster says whose it is and their timezone.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from tocsin.incident.contracts import IncidentState
-from tocsin.incident.why import decisions
 from tocsin.policy.schema import Policy
 from tocsin.reporting.hours import out_of_hours
 from tocsin.reporting.model import IncidentFacts, PageFact
 
-PAGE_KINDS = ("page", "ack_timeout")
+PAGING_CHANNELS = ("pagerduty", "phone", "sms")
+# As workflows/incident/deliveries.py and escalation.py record them.
+_DELIVERED = re.compile(r"^(\S+) → (.+?): ")
+_LEVEL = re.compile(r"^level (\d+): ")
 
 
 def utc(at: datetime) -> datetime:
@@ -29,21 +36,41 @@ def seconds_since(start: datetime, at: datetime | None) -> float | None:
     return max((utc(at) - utc(start)).total_seconds(), 0.0)
 
 
+def address_book(policy: Policy) -> dict[str, str]:
+    """Address -> roster id (a PagerDuty user id, a phone number)."""
+    book: dict[str, str] = {}
+    for pid, person in policy.roster.people.items():
+        for address in (person.pagerduty, person.phone, person.email, person.slack):
+            if address:
+                book[address] = pid
+    return book
+
+
 def pages_of(state: IncidentState, policy: Policy) -> list[PageFact]:
+    book = address_book(policy)
     people = policy.roster.people
     pages = []
-    for row in decisions(state, policy):
-        if row.kind not in PAGE_KINDS or not row.outcome.startswith("delivered"):
+    level = 0
+    follow_up = False
+    for entry in state.timeline:
+        if entry.kind != "delivered":
+            if entry.kind == "page" and (found := _LEVEL.match(entry.text)):
+                level = int(found.group(1))
+            # A sync entry comes before the deliveries it causes; anything else ends that run.
+            follow_up = entry.kind == "sync" or (follow_up and entry.kind == "delivery_failed")
             continue
-        person = people.get(row.who)
-        timezone = person.timezone if person is not None else "UTC"
+        delivered = _DELIVERED.match(entry.text)
+        if follow_up or delivered is None or delivered.group(1) not in PAGING_CHANNELS:
+            continue
+        who = book.get(delivered.group(2), delivered.group(2))
+        timezone = people[who].timezone if who in people else "UTC"
         pages.append(
             PageFact(
-                person=row.who,
-                at=utc(row.at),
-                level=row.level,
+                person=who,
+                at=utc(entry.at),
+                level=level,
                 timezone=timezone,
-                out_of_hours=out_of_hours(row.at, timezone),
+                out_of_hours=out_of_hours(entry.at, timezone),
             )
         )
     return pages

@@ -15,11 +15,11 @@ class _Model(BaseModel):
 
 
 class PageFact(_Model):
-    """One page a provider took for a person (a delivered page or ack-timeout re-page, as `tocsin why` lists)."""
+    """One page a provider took for a person: a delivery on a paging channel (tocsin.reporting.facts)."""
 
     person: str = Field(description="the roster id, or the address when the roster does not know it")
     at: datetime
-    level: int
+    level: int = Field(description="the escalation level reached when it went out (0 before the chain's first page)")
     timezone: str = Field(description="the person's roster timezone; UTC when the roster does not know them")
     out_of_hours: bool
 

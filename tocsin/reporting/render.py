@@ -13,7 +13,7 @@ import csv
 import io
 from pathlib import Path
 
-from tocsin.reporting.charts import Chart, bar_chart, count_text, duration_text, minutes_axis, minutes_text
+from tocsin.reporting.charts import Chart, bar_chart, count_text, duration_text, duration_unit
 from tocsin.reporting.model import Report
 from tocsin.reporting.summary import response_row
 from tocsin.sandboxed_templates import builtin_dir, sandboxed_environment
@@ -42,6 +42,9 @@ def charts(report: Report) -> list[Chart]:
     days = report.per_day
     services = sorted({i.service for i in report.incidents})
     rows = [response_row(s, "*", [i for i in report.incidents if i.service == s]) for s in services]
+    mtta = [r.mtta.median_seconds or 0.0 for r in rows]
+    mttr = [r.mttr.median_seconds or 0.0 for r in rows]
+    size, unit = duration_unit(max([*mtta, *mttr], default=0.0))
     return [
         bar_chart(
             "per-day",
@@ -54,12 +57,9 @@ def charts(report: Report) -> list[Chart]:
             "response",
             "Median MTTA and MTTR per service",
             services,
-            [
-                ("MTTA median", [(r.mtta.median_seconds or 0.0) / 60 for r in rows]),
-                ("MTTR median", [(r.mttr.median_seconds or 0.0) / 60 for r in rows]),
-            ],
-            minutes_text,
-            minutes_axis,
+            [("MTTA median", [v / size for v in mtta]), ("MTTR median", [v / size for v in mttr])],
+            lambda v: duration_text(v * size),
+            lambda v: f"{v:g} {unit}",
         ),
         bar_chart(
             "people",

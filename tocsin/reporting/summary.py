@@ -28,7 +28,11 @@ DEFINITIONS = Definitions(
     median=stats.MEDIAN_METHOD,
     p90=stats.P90_METHOD,
     out_of_hours=hours.RULE,
-    pages="deliveries of a page or an ack-timeout re-page that the provider took, per roster person",
+    pages=(
+        "notifications on a paging channel (PagerDuty, phone call, SMS) that the provider took, per roster person: "
+        "the escalation chain's, ack-timeout re-pages, automatic actions' and management escalation's alike; "
+        "not failed deliveries, not follow-up updates of a page already sent"
+    ),
     escalation_depth="the highest escalation level paged; 0 when nobody was paged",
     incidents_per_day="incidents by the UTC day of their clock start",
 )
