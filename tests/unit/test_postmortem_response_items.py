@@ -141,6 +141,11 @@ def test_no_tools_item_without_a_management_surface_failing(evidence: Evidence) 
     assert tools_down([FIRST, evidence], "checkout") == []
 
 
+def test_no_tools_item_when_the_dashboard_is_the_service_that_failed() -> None:
+    line = ev("logs-3", "14:02", "log line x1 (first 14:02Z): ERROR dashboard: 502 from upstream")
+    assert tools_down([FIRST, line], "billing-dashboard") == []
+
+
 def test_response_items_reach_the_action_items_with_owners_and_due_dates() -> None:
     evidence = [FIRST, OPENED, note(5, "14:04", "tom", "status page updated by hand"), MITIGATED]
     assert len(response_items(evidence)) == 2

@@ -150,6 +150,8 @@ def tools_down(evidence: Sequence[Evidence], service: str | None) -> list[Respon
     if not found:
         return []
     surface = next(m for e in found for m in [_SURFACE.search(e.summary)] if m)[1].lower()
+    if service and surface in service.lower():  # the dashboard is the service that failed: its own items say it
+        return []
     of = service or "the failing service"
     return [
         ResponseItem(
