@@ -36,12 +36,13 @@ def report_command(
     limit: Annotated[int, typer.Option("--limit", min=1, help="read at most this many incidents, newest first")] = 1000,
     as_json: JsonFlag = False,
 ) -> None:
+    # A ValueError is bad input: exit 2 before anything connects (tocsin.cli.main), as `incidents list` does.
     try:
         window = parse_duration(since)
     except ValueError as err:
-        raise CliError(f"--since {since!r}: {err}") from None
+        raise ValueError(f"--since: {err}") from None
     if window.total_seconds() <= 0:
-        raise CliError(f"--since {since!r}: give a positive duration, e.g. 30d")
+        raise ValueError(f"--since {since!r}: give a positive duration, e.g. 30d")
 
     async def reporting(settings: Settings, connect: Connect) -> None:
         until = datetime.now(UTC)
