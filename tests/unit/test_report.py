@@ -3,13 +3,14 @@ timezone (daylight saving included), and MTTA/MTTR from the incident's first ale
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.policy.schema import Policy
 from tocsin.reporting.facts import incident_facts
+from tocsin.reporting.gather import window_query
 from tocsin.reporting.hours import out_of_hours
 from tocsin.reporting.model import IncidentFacts, PageFact
 from tocsin.reporting.stats import median, p90
@@ -230,3 +231,11 @@ def test_an_empty_window_is_a_report_too(default_policy: Policy) -> None:
     assert report.overall.incidents == 0 and report.overall.mtta.median_seconds is None
     assert report.by_service_severity == [] and report.people == []
     assert [(d.depth, d.incidents) for d in report.escalation_depth] == [(0, 0)]
+
+
+def test_the_visibility_query_bounds_the_window_in_utc_and_skips_continued_runs() -> None:
+    since = datetime(2025, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert window_query(since) == (
+        "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus != 'ContinuedAsNew' "
+        "AND StartTime >= '2025-06-01T10:00:00Z'"
+    )

@@ -77,19 +77,19 @@ async def make_report(connect: Connect, settings: Settings, since: datetime, unt
 
 
 def write_files(report: Report, out: Path, home: Path) -> list[Path]:
+    # Rendered first: a template problem is not an --out problem.
+    files = {
+        "report.html": render.html(report, home),
+        "report.csv": render.csv_text(report),
+        "report.json": render.json_text(report),
+    }
     try:
         out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, text in (
-            ("report.html", render.html(report, home)),
-            ("report.csv", render.csv_text(report)),
-            ("report.json", render.json_text(report)),
-        ):
+        for name, text in files.items():
             (out / name).write_text(text, encoding="utf-8")
-            written.append(out / name)
     except OSError as err:
         raise CliError(f"--out {out}: {err.strerror or err}") from None
-    return written
+    return [out / name for name in files]
 
 
 def print_summary(report: Report) -> None:
