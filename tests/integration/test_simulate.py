@@ -5,24 +5,28 @@ a file that simulate reads back."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import time
-from datetime import UTC, datetime, timedelta
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import run_workers
 from tests.support.paths import FIXTURES, ROOT
-from tocsin.cli.commands import incidents_since
+from tests.support.product import CLI_TIMEOUT, TOCSIN
 from tocsin.cli.main import main
+from tocsin.incident.client import get_incident
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.policy.loader import load_policy
 from tocsin.settings import Settings
-from tocsin.simulate.export import stream_text
 from tocsin.simulate.stream import parse_stream
 
 ALERTS = FIXTURES / "simulate" / "three-alerts.jsonl"
@@ -50,6 +54,15 @@ def policy_file(tmp_path: Path, name: str, first_delay: str = "5 minutes") -> Pa
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_policy(path)  # valid, or the test is wrong
     return path
+
+
+async def settled(env: WorkflowEnvironment, key: str) -> None:
+    for _ in range(100):
+        with contextlib.suppress(RPCError):
+            if (await get_incident(env.client, key)).timeline:
+                return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"incident {key} did not answer its status query within 10s")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -135,23 +148,30 @@ def test_same_policy_compares_equal(
     assert out.rstrip().endswith("differences: none")
 
 
-async def test_export_writes_a_file_simulate_replays(
-    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Against a dev server: real incidents from the receiver's intake, exported, read back as a stream that
-    groups into the same incidents."""
+async def test_export_writes_a_file_simulate_replays(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """Against a dev server: real incidents from the receiver's intake, exported by the command, read back as a
+    stream that groups into the same incidents."""
     settings = Settings(home=tmp_path / "home")
     policy = load_policy(settings.policy)
     stream = parse_stream(ALERTS.read_text())
-    since = datetime.now(UTC) - timedelta(minutes=1)
+    out = tmp_path / "export.jsonl"
+    env = {**os.environ, "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
+    env["TOCSIN_HOME"] = str(tmp_path / "cli-home")
     async with run_workers(dev_env.client, settings):
         for timed in stream.alerts:
             await ingest_alerts(dev_env.client, policy, [timed.alert])
-        states = await incidents_since(dev_env.client, since)
-    exported = {s.key: s for s in states}
-    assert {CHECKOUT, BILLING} <= set(exported)
-    text = stream_text([exported[CHECKOUT], exported[BILLING]])
-    again = parse_stream(text, "export")
-    assert len(again.alerts) == 3  # two checkout alerts (their own fingerprints), one billing
-    assert again.origin is not None and again.alerts[0].offset == timedelta(0)
-    assert {a.alert.fingerprint for a in again.alerts} == {a.alert.fingerprint for a in stream.alerts}
+        # Both incidents have run their first task (a query before it fails), and the workers answer the
+        # export's status queries meanwhile.
+        for key in (CHECKOUT, BILLING):
+            await settled(dev_env, key)
+        command = await asyncio.create_subprocess_exec(
+            str(TOCSIN), "incidents", "export", "--since", "10m", "--out", str(out), env=env, stderr=PIPE
+        )
+        _, err = await asyncio.wait_for(command.communicate(), CLI_TIMEOUT)
+    assert command.returncode == 0, err.decode()
+    assert "alerts of" in err.decode()
+    again = parse_stream(out.read_text(), "export")
+    ours = [t for t in again.alerts if t.alert.labels["alertname"] in ("ServiceAvailabilityLow", "PaymentErrors")]
+    # Two checkout alerts (their own fingerprints, the incident's labels), one billing, in time order.
+    assert {t.alert.fingerprint for t in ours} == {t.alert.fingerprint for t in stream.alerts}
+    assert [t.alert.labels["service"] for t in ours] == ["checkout", "checkout", "billing"]

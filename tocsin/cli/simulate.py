@@ -14,7 +14,7 @@ from tocsin.cli.common import CliError, JsonFlag
 from tocsin.cli.output import emit_json, print_table
 from tocsin.settings import load_settings
 from tocsin.simulate.engine import SimulationError, prepare, simulate
-from tocsin.simulate.pages import IncidentPages, Page, Run, differences, format_offset
+from tocsin.simulate.pages import IncidentPages, Page, Run, comparable_key, differences, format_offset
 from tocsin.simulate.stream import Stream, StreamError, parse_stream
 
 app = typer.Typer()
@@ -122,8 +122,8 @@ def show_comparison(current: Run, candidate: Run, as_json: bool) -> None:
         emit_json({"current": run_json(current), "candidate": run_json(candidate), "differences": diff})
         return
     print(f"current policy {current.policy} | candidate policy {candidate.policy}")
-    before = {i.key: i for i in current.incidents}
-    after = {i.key: i for i in candidate.incidents}
+    before = {comparable_key(i): i for i in current.incidents}
+    after = {comparable_key(i): i for i in candidate.incidents}
     for key in [*before, *(k for k in after if k not in before)]:
         incident = after.get(key) or before[key]
         print(f"\n{_heading(incident)}")

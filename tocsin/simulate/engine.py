@@ -161,6 +161,11 @@ async def _replay(env: WorkflowEnvironment, policy: Policy, stream: Stream) -> t
     while True:
         await env.sleep(SETTLE)
         states = [await get_incident(env.client, key) for key in keys]
+        # A storm incident is opened by the worker, not by intake: its members name it, and it pages for them.
+        storms = {s.storm_key for s in states if s.storm_key and s.storm_key not in keys}
+        if storms:
+            keys.update(dict.fromkeys(sorted(storms)))
+            continue
         due = [s.next_escalation_at for s in states if s.next_escalation_at is not None]
         if not due or await env.get_current_time() >= last + HORIZON:
             break

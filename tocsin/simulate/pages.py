@@ -17,6 +17,9 @@ from pydantic import BaseModel
 
 from tocsin.policy.schema import Policy
 
+# tocsin.storm.consolidation names a storm incident after the moment it formed, which differs between two
+# runs that start at different times: across runs a storm is known by its offset instead.
+_STORM_KEY = re.compile(r"^storm-\d{8}-\d{6}$")
 _PAGE_ID = re.compile(r"^incident-(?P<key>.+)/[^/]+/page/(?P<level>\d+)/(?P<attempt>\d+)(?:/(?P<who>[^/]+))?$")
 
 
@@ -93,12 +96,19 @@ def pages_by_incident(records: list[dict[str, Any]], policy: Policy, start: date
     return found
 
 
+def comparable_key(incident: IncidentPages) -> str:
+    """The name that finds the same incident in another run: its key, or for a storm, when it formed."""
+    if _STORM_KEY.match(incident.key):
+        return f"storm opened {format_offset(incident.opened)}"
+    return incident.key
+
+
 def differences(current: Run, candidate: Run) -> list[str]:
     """What changes for people, per incident, one line each: a page that comes at another time (the n-th page
     of a level to a person on a channel under both policies), or a page only one policy sends. Empty when
     both page the same people on the same channels at the same times."""
-    before = {i.key: i for i in current.incidents}
-    after = {i.key: i for i in candidate.incidents}
+    before = {comparable_key(i): i for i in current.incidents}
+    after = {comparable_key(i): i for i in candidate.incidents}
     lines: list[str] = []
     for key in [*before, *(k for k in after if k not in before)]:
         if key not in after:
