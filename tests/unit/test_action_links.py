@@ -28,6 +28,7 @@ from tests.support.roster import ROSTER as ROSTER_POLICY
 from tocsin.channels.base import PermanentDeliveryError
 from tocsin.channels.smtp import SmtpEmail
 from tocsin.channels.smtp_settings import SmtpSettings
+from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.policy.roster_schema import Roster
 from tocsin.receiver.link_routes import add_link_routes
 from tocsin.receiver.responder_settings import LINK_SECRET, Responders, ResponderSecrets, not_configured
@@ -300,8 +301,8 @@ async def test_without_the_secret_the_links_are_off_like_every_unconfigured_vend
     [
         (NotActed("incident checkout-1a2b3c is resolved and closed; <acknowledge> refused", "refused"), 409, "&lt;"),
         (NotActed("no incident with key 'x'", "no_incident"), 404, "no incident with key"),
-        (RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b""), 503, "could not reach its workflow engine"),
-        (RuntimeError("Failed client connect"), 503, "it acts once"),
+        (TemporalUnavailable("Temporal did not answer: unavailable"), 503, "could not reach its workflow engine"),
+        (TemporalUnavailable("Temporal did not answer: Failed client connect"), 503, "it acts once"),
         (RPCError("permission denied", RPCStatusCode.PERMISSION_DENIED, b""), 500, "Something went wrong"),
     ],
     ids=["refused", "no-incident", "temporal-unavailable", "no-connection", "other-error"],

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from pydantic import SecretStr
-from temporalio.service import RPCError, RPCStatusCode
 
 from tests.support.twilio_callbacks import FORM, PUBLIC, TOCSIN_NUMBER, TOKEN, TwilioWebhooks, receiver
+from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.policy.schema import Policy
 from tocsin.receiver import twilio_routes
 from tocsin.receiver.responder_settings import Responders, ResponderSecrets
@@ -226,7 +226,7 @@ async def test_not_acted_is_answered_with_its_reason(twilio: Twilio) -> None:
 
 
 async def test_temporal_unreachable_is_503_anything_else_500(twilio: Twilio) -> None:
-    twilio.act.error = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+    twilio.act.error = TemporalUnavailable("Temporal did not answer: connection refused")
     response = await twilio.sms(ALICE, "ACK")
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert "<Message>Tocsin cannot reach its incidents right now" in twiml_of(response)

@@ -39,12 +39,13 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> Opened:
     keys: Opened = []
 
     async def list_incidents(
-        client: Client, status: str | None = None, limit: int = 100, **_: str
+        client: Client, status: str | tuple[str, ...] | None = None, limit: int = 100, **_: str
     ) -> list[IncidentRow]:
+        wanted = (status,) if isinstance(status, str) else status
         rows = []
         for key in keys:
             state = await get_incident(client, key)
-            if status is None or state.status == status:
+            if wanted is None or state.status in wanted:
                 rows.append(
                     IncidentRow(state.key, state.severity, state.status, state.service, 0, state.opened_at, state.title)
                 )

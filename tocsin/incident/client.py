@@ -129,12 +129,16 @@ def _quote(value: str) -> str:
 
 async def list_incidents(
     client: Client,
-    status: str | None = None,
+    status: str | tuple[str, ...] | None = None,
     severity: str | None = None,
     service: str | None = None,
     limit: int = 100,
 ) -> list[IncidentRow]:
     query = ["WorkflowType = 'IncidentWorkflow'"]
+    if isinstance(status, tuple):
+        # Several statuses in one query (the open ones): one round trip instead of one per status.
+        query.append(f"{sa.STATUS.name} IN ({', '.join(_quote(s) for s in status)})")
+        status = None
     for key, value in ((sa.STATUS, status), (sa.SEVERITY, severity), (sa.SERVICE, service)):
         if value:
             query.append(f"{key.name} = {_quote(value)}")

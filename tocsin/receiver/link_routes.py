@@ -25,7 +25,6 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
 from tocsin.intake.contracts import TemporalUnavailable
-from tocsin.intake.ingest import classify
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS
 from tocsin.receiver.responder_settings import LINK_SECRET, Responders, not_configured
 from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
@@ -132,16 +131,8 @@ def add_link_routes(app: FastAPI, responders: Responders) -> None:
         except NotActed as err:
             log.info("email link: %s as %s on %s: not acted: %s", claims.verb, claims.person, claims.key, err.reason)
             return page(NOT_ACTED_STATUS[err.kind], "Nothing was done", err.reason)
-        except Exception as err:
-            if not isinstance(err, TemporalUnavailable) and classify(err) != "unavailable":
-                log.exception("email link: %s as %s on %s failed", claims.verb, claims.person, claims.key)
-                return page(
-                    500,
-                    "Something went wrong",
-                    f"It is not certain whether incident {claims.key} was changed: check it before trying again.",
-                    "The receiver's log says what failed.",
-                )
-            log.warning("email link: %s on %s: Temporal unavailable: %s", claims.verb, claims.key, type(err).__name__)
+        except TemporalUnavailable as err:
+            log.warning("email link: %s on %s: Temporal unavailable: %s", claims.verb, claims.key, err)
             response = page(
                 503,
                 "Try again in a moment",
@@ -150,6 +141,14 @@ def add_link_routes(app: FastAPI, responders: Responders) -> None:
             )
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
+        except Exception:
+            log.exception("email link: %s as %s on %s failed", claims.verb, claims.person, claims.key)
+            return page(
+                500,
+                "Something went wrong",
+                f"It is not certain whether incident {claims.key} was changed: check it before trying again.",
+                "The receiver's log says what failed.",
+            )
         log.info("email link: %s as %s on %s: %s", claims.verb, claims.person, claims.key, outcome.message)
         used[action.event_id] = outcome
         while len(used) > REMEMBERED_LINKS:

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from tocsin.intake.contracts import TemporalUnavailable
-from tocsin.intake.ingest import classify
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS
 from tocsin.receiver.responder_settings import PAGERDUTY_SECRET, Responders, not_configured
 from tocsin.responders.contracts import NotActed
@@ -91,17 +90,17 @@ def add_pagerduty_routes(app: FastAPI, responders: Responders) -> None:
             # Already acknowledged, resolved and closed, no such incident: retrying would not change the answer.
             log.info("pagerduty %s %s on %s: not acted: %s", event.event_type, event.id, action.key, err.reason)
             return _not_acted(err.kind, err.reason)
-        except Exception as err:
-            if not isinstance(err, TemporalUnavailable) and classify(err) != "unavailable":
-                log.exception("pagerduty %s %s on %s failed", event.event_type, event.id, action.key)
-                return _problem(500, "internal_error", "the receiver failed to act on the webhook; see its log")
-            log.warning("pagerduty %s %s: Temporal unavailable: %s", event.event_type, event.id, type(err).__name__)
+        except TemporalUnavailable as err:
+            log.warning("pagerduty %s %s: Temporal unavailable: %s", event.event_type, event.id, err)
             return _problem(
                 503,
                 "temporal_unavailable",
                 "Temporal did not take the action; PagerDuty will deliver it again",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        except Exception:
+            log.exception("pagerduty %s %s on %s failed", event.event_type, event.id, action.key)
+            return _problem(500, "internal_error", "the receiver failed to act on the webhook; see its log")
         log.info("pagerduty %s %s: %s as %s on %s", event.event_type, event.id, action.verb, action.person, action.key)
         return JSONResponse(
             {"acted": True, "key": outcome.key, "status": outcome.status, "message": outcome.message},

@@ -32,10 +32,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
+from temporalio.service import RPCError
 
 from tocsin.channels.escaping import slack_text
 from tocsin.channels.slack_format import acted_content
-from tocsin.intake.ingest import classify
+from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.receiver.config import DEFAULT_MAX_BYTES
 from tocsin.receiver.gate import RETRY_AFTER_SECONDS, Problem
 from tocsin.receiver.responder_settings import SLACK_SECRET, Responders, not_configured
@@ -163,16 +164,13 @@ def add_slack_routes(app: FastAPI, responders: Responders) -> None:
         except NotActed as err:
             log.info("slack: %s by %s (%s) not done: %s", action.verb, person, action.user_id, err.reason)
             return ephemeral(f"Nothing done: {slack_text(err.reason)}")
-        except Exception as err:
-            kind = "unavailable" if isinstance(err, TimeoutError) else classify(err)
-            if kind is None:
-                raise
+        except (TemporalUnavailable, TimeoutError) as err:
             detail = str(err) or type(err).__name__
-            if kind == "unavailable":
-                log.warning("slack: %s by %s not done, Temporal unavailable: %s", action.verb, person, detail)
-                message = "Temporal did not answer; nothing is known to be done. Try again."
-                return _problem(503, "temporal_unavailable", message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
-            log.warning("slack: %s by %s refused by Temporal (%s): %s", action.verb, person, kind, detail)
+            log.warning("slack: %s by %s not done, Temporal unavailable: %s", action.verb, person, detail)
+            message = "Temporal did not answer; nothing is known to be done. Try again."
+            return _problem(503, "temporal_unavailable", message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        except RPCError as err:
+            log.warning("slack: %s by %s refused by Temporal (%s): %s", action.verb, person, err.status.name, err)
             return ephemeral("Temporal refused this action; nothing was done. The receiver's log says why.")
         log.info("slack: %s of %s by %s (%s): %s", action.verb, outcome.key, person, action.user_id, outcome.message)
         said = _said(action, person, outcome)

@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from tocsin.intake.ingest import classify
+from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.receiver.responder_settings import PUBLIC_URL, TWILIO_TOKEN, Responders, not_configured
 from tocsin.responders.contracts import InboundAction, NotActed, Verb
 from tocsin.responders.identity import person_for
@@ -119,10 +119,10 @@ def add_twilio_routes(app: FastAPI, responders: Responders) -> None:
         except TimeoutError:
             log.warning("twilio: %s by %s timed out waiting for the incident", action.verb, action.person)
             raise Refused(503, answer(TIMED_OUT), {"Retry-After": RETRY_AFTER}) from None
-        except Exception as err:
-            if classify(err) == "unavailable":
-                log.warning("twilio: %s by %s: Temporal unreachable: %s", action.verb, action.person, err)
-                raise Refused(503, answer(UNREACHABLE), {"Retry-After": RETRY_AFTER}) from None
+        except TemporalUnavailable as err:
+            log.warning("twilio: %s by %s: Temporal unreachable: %s", action.verb, action.person, err)
+            raise Refused(503, answer(UNREACHABLE), {"Retry-After": RETRY_AFTER}) from None
+        except Exception:
             log.exception("twilio: %s by %s failed", action.verb, action.person)
             raise Refused(500) from None
         return f"{done.key}: {done.message}"

@@ -7,6 +7,7 @@ webhook, a double-tapped button) is one update in the incident's history, answer
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
@@ -14,11 +15,14 @@ from temporalio.client import Client
 
 from tocsin.incident.client import IncidentError, get_incident, list_incidents, send_update
 from tocsin.incident.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SnoozeRequest, TakeRequest
+from tocsin.intake.contracts import TemporalUnavailable
+from tocsin.intake.ingest import classify
 from tocsin.responders.codes import short_code
 from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
 
-# Open incidents looked at to find "my latest page" or a short code: the newest ones first.
+# Open incidents looked at to find "my latest page" or a short code: the newest ones first, BATCH at a time.
 CANDIDATES = 50
+BATCH = 10
 _OPEN = ("triggered", "acknowledged", "mitigated")
 
 Act = Callable[[InboundAction], Awaitable[ActOutcome]]
@@ -42,29 +46,44 @@ def update_of(action: InboundAction) -> tuple[str, BaseModel]:
 
 async def find_incident(client: Client, person: str, code: str | None) -> str:
     """The key of the open incident an action means: the one with this short code (preferring one that paged
-    the person), or without a code the newest open incident that paged the person."""
-    rows = [r for s in _OPEN for r in await list_incidents(client, status=s, limit=CANDIDATES)]
+    the person), or without a code the newest open incident that paged the person.
+
+    One visibility query for the open incidents, then their `status` queries a batch at a time, newest first:
+    Slack gives the whole answer three seconds, and fifty queries one after another could take them all."""
+    rows = await list_incidents(client, status=_OPEN, limit=CANDIDATES)
     rows.sort(key=lambda r: r.opened_at.timestamp() if r.opened_at else 0.0, reverse=True)
     if code is not None:
         rows = [r for r in rows if short_code(r.key) == code]
         if not rows:
             raise NotActed(f"no open incident has the code {code}", "no_incident")
-    for row in rows[:CANDIDATES]:
-        state = await get_incident(client, row.key)
-        if person in state.paged_people:
-            return row.key
+    for start in range(0, len(rows), BATCH):
+        batch = rows[start : start + BATCH]
+        states = await asyncio.gather(*(get_incident(client, row.key) for row in batch))
+        for row, state in zip(batch, states, strict=True):
+            if person in state.paged_people:
+                return row.key
     if code is not None:
         return rows[0].key
     raise NotActed("no open incident has paged you; name it by its code or key", "no_incident")
 
 
 async def act(client: Client, action: InboundAction) -> ActOutcome:
-    name, request = update_of(action)
-    key = action.key or await find_incident(client, action.person, action.code)
+    """Run the action. Raises NotActed when the incident or the person's words say no (an answer for the
+    person), and TemporalUnavailable when Temporal did not answer: the one failure every route turns into a
+    503 with Retry-After, decided here once, so the vendor (or the person) simply tries again."""
     try:
-        result = await send_update(client, key, name, request)
-    except IncidentError as err:
-        raise NotActed(str(err), "refused") from None
+        name, request = update_of(action)
+        key = action.key or await find_incident(client, action.person, action.code)
+        try:
+            result = await send_update(client, key, name, request)
+        except IncidentError as err:
+            raise NotActed(str(err), "refused") from None
+    except NotActed:
+        raise
+    except Exception as err:
+        if classify(err) == "unavailable":
+            raise TemporalUnavailable(f"Temporal did not answer: {str(err) or type(err).__name__}") from err
+        raise
     return ActOutcome(key=result.key, status=result.status, message=result.message)
 
 
