@@ -148,7 +148,7 @@ SURFACE: dict[str, tuple[str, dict[str, Param]]] = {
         },
     ),
     "simulate": (
-        "replay an alerts file (JSON lines: a generic alert plus \"at\") through the real workflows in simulated "
+        'replay an alerts file (JSON lines: a generic alert plus "at") through the real workflows in simulated '
         "time under a policy, and print who is paged when; nothing is sent",
         {
             "--policy": ("required", "the candidate policy file"),
