@@ -166,3 +166,29 @@ def test_rows_render_as_a_table(policy: Policy) -> None:
     text = render(table(HEADERS, [_cells(r) for r in rows]))
     assert text.splitlines()[0].split() == [h.upper() for h in HEADERS]
     assert "2026-12-03 12:00:00Z  1      page" in text
+
+
+def test_a_delivery_that_names_its_step_belongs_to_that_decision(policy: Policy) -> None:
+    """The page and an automatic action page the same person on the same channel; two syncs are recorded
+    before either delivery: each delivery still finds its own decision, by the step it carried out."""
+    first = page(policy, 1, OPENED, "attempt 1/3")
+    first[1] = first[1].model_copy(update={"step": "page/0/1"})
+    address = first[1].text.split(" → ")[1].split(":")[0]
+    timeline = [
+        *first,
+        TimelineEntry(at=OPENED, kind="delivered", text=f"pagerduty → {address}: outbox-a", step="action/emergency"),
+        TimelineEntry(at=OPENED, kind="action", text="trigger_emergency_response: pagerduty primary_oncall"),
+        TimelineEntry(at=OPENED, kind="sync", text="pagerduty PD1: triggered → acknowledged"),
+        TimelineEntry(at=OPENED, kind="sync", text="slack #war-room: triggered → acknowledged"),
+        TimelineEntry(at=OPENED, kind="delivered", text="pagerduty → PD1: outbox-s1", step="sync/1/pagerduty"),
+        TimelineEntry(at=OPENED, kind="delivered", text="slack → #war-room: outbox-s2", step="sync/1/slack"),
+    ]
+    rows = decisions(incident(timeline), policy)
+    assert [(r.kind, r.reason.split(":")[0]) for r in rows] == [
+        ("page", "attempt 1/3; dave is on call for primary_oncall (weekly shift 99, since Mon 2026-11-30 09"),
+        ("action", "automatic action"),
+        ("sync", "follow-up"),
+        ("sync", "follow-up"),
+    ]
+    assert rows[2].reason == "follow-up: pagerduty PD1: triggered → acknowledged"
+    assert rows[3].reason == "follow-up: slack #war-room: triggered → acknowledged"

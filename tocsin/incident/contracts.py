@@ -43,6 +43,9 @@ class TimelineEntry(_Model):
     kind: str
     text: str
     by: str | None = None
+    # A delivery's step ("page/0/1", "sync/3/slack", "breach/response/#ops"): which decision it carried out,
+    # for `tocsin why` and reports; the text shows only what a person reads.
+    step: str | None = None
 
 
 class PlannedAction(_Model):

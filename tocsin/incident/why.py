@@ -20,6 +20,15 @@ _PAGE = re.compile(r"^level (\d+): paging (\S+) via (\S+) \((.*?)\)(?: \((.*)\))
 _NOBODY = re.compile(r"^level (\d+): nobody to page via (\S+)(?: \((.*)\))?; next level now$")
 _DELIVERY = re.compile(r"^(\S+) → (.+?): (.*)$", re.DOTALL)
 _MANAGEMENT = re.compile(r"^management escalation via (\S+) to (.+)$")
+_STEP_KINDS = {
+    "page": "page",
+    "ack-timeout": "ack_timeout",
+    "management": "management",
+    "sync": "sync",
+    "action": "action",
+    "respond": "action",
+}
+_RECENT = 20
 # How far ahead a person's next shift is looked for: a rotation longer than this says nothing useful.
 _SHIFT_HORIZON = timedelta(weeks=8)
 
@@ -54,6 +63,8 @@ def decisions(state: IncidentState, policy: Policy, person: str | None = None) -
     book = _address_book(policy)
     rows: list[Decision] = []
     context: _Context | None = None
+    # Recent decisions: several syncs (or a page and an automatic action) are recorded before their deliveries.
+    recent: list[_Context] = []
     level = 0
     acknowledged = False
     for index, entry in enumerate(state.timeline):
@@ -76,12 +87,43 @@ def decisions(state: IncidentState, policy: Policy, person: str | None = None) -
         elif entry.kind in ("held", "catch_up"):
             rows.append(_maintenance(entry, level, person))
         elif entry.kind in ("delivered", "delivery_failed"):
-            rows.append(_delivery(entry, level, _belongs(entry, context, book, state.timeline[index + 1 :]), book))
+            after = state.timeline[index + 1 :]
+            belongs = _by_step(entry, recent, after) if entry.step else _belongs(entry, context, book, after)
+            rows.append(_delivery(entry, level, belongs, book))
         elif person is not None:
             rows.extend(_not_paged_by_event(entry, state, policy, person, level, acknowledged))
             # `take` acknowledges an unacknowledged incident without an "acknowledged" entry of its own.
             acknowledged = acknowledged or entry.kind in ("acknowledged", "owner")
+        if context is not None and (not recent or recent[-1] is not context):
+            recent = [*recent[-(_RECENT - 1) :], context]
     return rows
+
+
+def _step_kind(step: str) -> str:
+    """The decision a delivery's step names: page/0/1, ack-timeout/1, management/0, sync/3/slack, action/x,
+    respond/0/#ops; every other step is a stakeholder notice (breach/…, exhausted/…, resolved/…)."""
+    prefix = step.split("/", 1)[0]
+    return _STEP_KINDS.get(prefix, "stakeholders")
+
+
+def _by_step(entry: TimelineEntry, recent: list[_Context], after: list[TimelineEntry]) -> tuple[str, str]:
+    """A delivery that names its step: the latest decision of that kind on its channel gives the reason (the
+    page's roster reason, the sync's change); notices and actions are recorded after their deliveries."""
+    assert entry.step is not None
+    kind = _step_kind(entry.step)
+    found = _DELIVERY.match(entry.text)
+    channel = found.group(1) if found else ""
+    if kind in ("page", "ack_timeout", "management", "sync"):
+        for context in reversed(recent):
+            if context.kind == kind and context.channel in ("", channel):
+                return kind, context.reason
+        return kind, entry.step
+    for later in after:
+        if later.kind == "notify":
+            return kind, f"stakeholder notice: {later.text}"
+        if later.kind == "action":
+            return kind, f"automatic action: {later.text}"
+    return kind, entry.step
 
 
 def _maintenance(entry: TimelineEntry, level: int, person: str | None) -> Decision:

@@ -54,8 +54,8 @@ class IncidentCore:
         # From the severity now, not at the start: a sev3 raised to sev1 pages as a sev1 from then on.
         return incident_priority(self.policy, self.state.severity, self.input.storm)
 
-    def record(self, kind: str, text: str, by: str | None = None) -> None:
-        entry = TimelineEntry(at=workflow.now(), kind=kind, text=text, by=by)
+    def record(self, kind: str, text: str, by: str | None = None, step: str | None = None) -> None:
+        entry = TimelineEntry(at=workflow.now(), kind=kind, text=text, by=by, step=step)
         bounds.append_entry(self.state, entry, self.policy.limits.timeline_entries)
         workflow.set_current_details(details_markdown(self.state, self.policy))
 

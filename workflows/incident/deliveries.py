@@ -75,11 +75,11 @@ class Deliveries:
                 **workflow.ActivityConfig(**options, task_queue=PAGING_TASK_QUEUE),
             )
         except ActivityError as err:
-            core.record("delivery_failed", f"{route.channel} → {route.target}: {err.cause or err}")
+            core.record("delivery_failed", f"{route.channel} → {route.target}: {err.cause or err}", step=step)
             return False
         # The receipt is the provider's word that it has the message (or the outbox line's id).
         again = " (already there: a retry)" if receipt.duplicate else ""
-        core.record("delivered", f"{route.channel} → {route.target}: {receipt.provider_id}{again}")
+        core.record("delivered", f"{route.channel} → {route.target}: {receipt.provider_id}{again}", step=step)
         following.follow(state.followers, route.channel, route.target, state)
         return True
 
