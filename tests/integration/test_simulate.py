@@ -148,6 +148,27 @@ def test_same_policy_compares_equal(
     assert out.rstrip().endswith("differences: none")
 
 
+def test_an_alert_that_fires_again_after_resolving_is_a_second_incident(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Resolved at +1m, the incident resolves itself after the flap window (+6m); firing again at +20m opens a
+    # new incident under the same key, with pages of its own.
+    alert = '"labels": {"alertname": "ServiceAvailabilityLow", "service": "checkout", "environment": "production"}'
+    alerts = tmp_path / "again.jsonl"
+    alerts.write_text(
+        f'{{"at": "+0s", {alert}}}\n{{"at": "+1m", "status": "resolved", {alert}}}\n{{"at": "+20m", {alert}}}\n'
+    )
+    code, out, err = run(
+        capsys, "simulate", "--policy", str(policy_file(tmp_path, "p.yaml")), "--alerts", str(alerts), "--json"
+    )
+    assert code == 0, err
+    incidents = json.loads(out)["incidents"]
+    assert [(i["occurrence"], i["opened"]) for i in incidents] == [(1, "+0s"), (2, "+20m")]
+    assert len({i["key"] for i in incidents}) == 1
+    assert [p["offset"] for p in incidents[0]["pages"]] == ["+0s", "+5m"]
+    assert [p["offset"] for p in incidents[1]["pages"]][:2] == ["+20m", "+25m"]
+
+
 async def test_export_writes_a_file_simulate_replays(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     """Against a dev server: real incidents from the receiver's intake, exported by the command, read back as a
     stream that groups into the same incidents."""

@@ -143,9 +143,9 @@ def test_pages_are_read_from_the_outbox_by_their_step() -> None:
     ]
     pages = pages_by_incident(records, policy, T0)
     assert {key: [p.row() for p in found] for key, found in pages.items()} == {
-        "k1": [(timedelta(0), 1, "alice", "pagerduty"), (timedelta(minutes=15), 2, "bob", "phone")],
+        ("k1", "abcd1234"): [(timedelta(0), 1, "alice", "pagerduty"), (timedelta(minutes=15), 2, "bob", "phone")],
         # An address the roster does not know stays the address.
-        "k2": [(timedelta(0), 1, "+999", "sms")],
+        ("k2", "ffff0000"): [(timedelta(0), 1, "+999", "sms")],
     }
 
 

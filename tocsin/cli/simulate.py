@@ -81,6 +81,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "incidents": [
             {
                 "key": i.key,
+                "occurrence": i.occurrence,
                 "title": i.title,
                 "service": i.service,
                 "severity": i.severity,
@@ -93,8 +94,9 @@ def run_json(run: Run) -> dict[str, Any]:
 
 
 def _heading(incident: IncidentPages) -> str:
+    again = f" #{incident.occurrence}" if incident.occurrence > 1 else ""
     return (
-        f"{incident.key}  [{incident.severity}] {incident.title} ({incident.service}), "
+        f"{incident.key}{again}  [{incident.severity}] {incident.title} ({incident.service}), "
         f"opened {format_offset(incident.opened)}"
     )
 

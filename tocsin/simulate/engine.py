@@ -20,11 +20,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
@@ -32,8 +35,7 @@ from activities.detection import DetectionActivities
 from activities.outbox import Outbox
 from activities.runbook import RunbookActivities
 from tocsin import search_attributes as sa
-from tocsin.incident.client import get_incident
-from tocsin.incident.contracts import IncidentState
+from tocsin.incident.contracts import IncidentState, incident_workflow_id
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.policy.overrides import load_paging_policy
 from tocsin.policy.schema import Policy
@@ -109,22 +111,27 @@ async def simulate(policy_file: Path, policy: Policy, stream: Stream) -> Run:
                 stack.enter_context(_quiet())
                 for worker in workers:
                     await stack.enter_async_context(worker)
-                start, states = await _replay(env, policy, stream)
+                start, opened = await _replay(env, policy, stream)
             records = Outbox(settings.outbox_path).read()
         finally:
             await env.shutdown()
     pages = pages_by_incident(records, policy, start)
-    incidents = [
-        IncidentPages(
-            key=state.key,
-            title=state.title,
-            service=state.service,
-            severity=state.severity,
-            opened=state.opened_at - start,
-            pages=pages.get(state.key, []),
+    incidents = []
+    for occurrence in sorted(opened, key=lambda o: (o.state.opened_at if o.state else start, o.key)):
+        state = occurrence.state
+        if state is None:
+            continue
+        incidents.append(
+            IncidentPages(
+                key=state.key,
+                occurrence=occurrence.number,
+                title=state.title,
+                service=state.service,
+                severity=state.severity,
+                opened=state.opened_at - start,
+                pages=pages.get((state.key, occurrence.first_run[:8]), []),
+            )
         )
-        for state in states
-    ]
     return Run(policy=str(policy_file), incidents=incidents)
 
 
@@ -141,37 +148,94 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-async def _replay(env: WorkflowEnvironment, policy: Policy, stream: Stream) -> tuple[datetime, list[IncidentState]]:
+@dataclass
+class _Occurrence:
+    """One incident of a key: a key that resolves and fires again opens a new one (a new workflow run, and
+    a new first run id in its deliveries' keys); continue-as-new keeps it the same incident."""
+
+    key: str
+    number: int  # 1 for a key's first incident in the replay, 2 for the next, ...
+    first_run: str
+    last_run: str
+    state: IncidentState | None = None
+    closed: bool = False
+
+
+class _Incidents:
+    """Every incident the replay opened, in the order it opened, and each one's latest state."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.by_key: dict[str, list[_Occurrence]] = {}
+
+    def all(self) -> list[_Occurrence]:
+        return [o for runs in self.by_key.values() for o in runs]
+
+    async def track(self, key: str) -> None:
+        """After alerts reached `key`: note a new incident if they opened one."""
+        try:
+            run = (await self.client.get_workflow_handle(incident_workflow_id(key)).describe()).run_id
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return  # resolved alerts for a key that never opened: nothing to follow
+            raise
+        runs = self.by_key.setdefault(key, [])
+        if runs and runs[-1].last_run == run:
+            return
+        if runs and await self._status(key, runs[-1].last_run) == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            runs[-1].last_run = run
+            return
+        runs.append(_Occurrence(key, len(runs) + 1, run, run))
+
+    async def _status(self, key: str, run: str) -> WorkflowExecutionStatus | None:
+        return (await self.client.get_workflow_handle(incident_workflow_id(key), run_id=run).describe()).status
+
+    async def refresh(self) -> list[IncidentState]:
+        """Each incident's state now (a closed one's once: it no longer changes)."""
+        for occurrence in self.all():
+            if occurrence.closed:
+                continue
+            await self.track(occurrence.key)  # a continue-as-new since the last look
+            handle = self.client.get_workflow_handle(incident_workflow_id(occurrence.key), run_id=occurrence.last_run)
+            occurrence.state = await handle.query("status", result_type=IncidentState)
+            occurrence.closed = await self._status(occurrence.key, occurrence.last_run) not in (
+                WorkflowExecutionStatus.RUNNING,
+                WorkflowExecutionStatus.CONTINUED_AS_NEW,
+            )
+        return [o.state for o in self.all() if o.state is not None]
+
+
+async def _replay(env: WorkflowEnvironment, policy: Policy, stream: Stream) -> tuple[datetime, list[_Occurrence]]:
     """Deliver each payload at its offset, then let every incident's escalation run out; the start time and
-    the incidents' final states, in the order they opened."""
+    the incidents, with their final states."""
     # A whole second, and each alert received exactly at its offset from it (on the server's clock, not the
     # machine's): escalation is timed from the first alert, and a start with microseconds makes a timer
     # (millisecond precision) fire a hair early, which the incident's one-second floor turns into a page one
-    # second late. The nominal times keep the printed offsets exact.
-    # The next whole second, not the last: the first alert is then received when it says, not up to a second
-    # before the server's clock (a page would follow late by that much).
+    # second late. The next whole second, not the last: the first alert is then received when it says, not up
+    # to a second before the server's clock.
     start = (await env.get_current_time()).replace(microsecond=0) + timedelta(seconds=1)
-    keys: dict[str, None] = {}
+    incidents = _Incidents(env.client)
     for offset, group in payloads(stream):
         await _sleep_until(env, start + offset)
         alerts = [timed.alert.model_copy(update={"received_at": start + offset}) for timed in group]
         result = await ingest_alerts(env.client, policy, alerts)
-        keys.update(dict.fromkeys(result.keys))
+        for key in result.keys:
+            await incidents.track(key)
     last = start + stream.alerts[-1].offset
     while True:
         await env.sleep(SETTLE)
-        states = [await get_incident(env.client, key) for key in keys]
+        states = await incidents.refresh()
         # A storm incident is opened by the worker, not by intake: its members name it, and it pages for them.
-        storms = {s.storm_key for s in states if s.storm_key and s.storm_key not in keys}
+        storms = {s.storm_key for s in states if s.storm_key and s.storm_key not in incidents.by_key}
         if storms:
-            keys.update(dict.fromkeys(sorted(storms)))
+            for key in sorted(storms):
+                await incidents.track(key)
             continue
         due = [s.next_escalation_at for s in states if s.next_escalation_at is not None]
         if not due or await env.get_current_time() >= last + HORIZON:
             break
         await _sleep_until(env, min(max(due), last + HORIZON))
-    states.sort(key=lambda s: (s.opened_at, s.key))
-    return start, states
+    return start, incidents.all()
 
 
 async def _sleep_until(env: WorkflowEnvironment, when: datetime) -> None:

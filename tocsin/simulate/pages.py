@@ -20,7 +20,7 @@ from tocsin.policy.schema import Policy
 # tocsin.storm.consolidation names a storm incident after the moment it formed, which differs between two
 # runs that start at different times: across runs a storm is known by its offset instead.
 _STORM_KEY = re.compile(r"^storm-\d{8}-\d{6}$")
-_PAGE_ID = re.compile(r"^incident-(?P<key>.+)/[^/]+/page/(?P<level>\d+)/(?P<attempt>\d+)(?:/(?P<who>[^/]+))?$")
+_PAGE_ID = re.compile(r"^incident-(?P<key>.+)/(?P<run>[^/]+)/page/(?P<level>\d+)/(?P<attempt>\d+)(?:/(?P<who>[^/]+))?$")
 
 
 class Page(BaseModel):
@@ -38,6 +38,8 @@ class Page(BaseModel):
 
 class IncidentPages(BaseModel):
     key: str
+    # A key that resolved and fired again within the stream opened another incident: 2, 3, ...
+    occurrence: int = 1
     title: str
     service: str
     severity: str
@@ -72,10 +74,14 @@ def _people_by_address(policy: Policy) -> dict[str, str]:
     return book
 
 
-def pages_by_incident(records: list[dict[str, Any]], policy: Policy, start: datetime) -> dict[str, list[Page]]:
-    """The outbox's pages per incident key, in time order (then level, person)."""
+def pages_by_incident(
+    records: list[dict[str, Any]], policy: Policy, start: datetime
+) -> dict[tuple[str, str], list[Page]]:
+    """The outbox's pages per incident, in time order (then level, person). An incident is its key and the
+    first 8 characters of its first run id, as in the delivery's key: a key that resolves and fires again
+    opens a second incident under the same key."""
     book = _people_by_address(policy)
-    found: dict[str, list[Page]] = {}
+    found: dict[tuple[str, str], list[Page]] = {}
     for record in records:
         match = _PAGE_ID.match(str(record.get("id", "")))
         if match is None:
@@ -90,7 +96,7 @@ def pages_by_incident(records: list[dict[str, Any]], policy: Policy, start: date
             channel=str(record["channel"]),
             address=address,
         )
-        found.setdefault(match["key"], []).append(page)
+        found.setdefault((match["key"], match["run"]), []).append(page)
     for pages in found.values():
         pages.sort(key=lambda p: (p.offset, p.level, p.person, p.channel))
     return found
@@ -100,7 +106,7 @@ def comparable_key(incident: IncidentPages) -> str:
     """The name that finds the same incident in another run: its key, or for a storm, when it formed."""
     if _STORM_KEY.match(incident.key):
         return f"storm opened {format_offset(incident.opened)}"
-    return incident.key
+    return incident.key if incident.occurrence == 1 else f"{incident.key} #{incident.occurrence}"
 
 
 def differences(current: Run, candidate: Run) -> list[str]:
