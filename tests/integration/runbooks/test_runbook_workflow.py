@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import outbox, run_workers, start_incident, unique_key
-from tests.support.runbook_stack import DB_TOKEN, Stack, running_stack, write_policy
+from tests.support.runbook_stack import DB_TOKEN, Stack, write_policy
 from tocsin.cli import runbooks as cli
 from tocsin.incident.client import get_incident
-from tocsin.policy.loader import load_policy
 from tocsin.policy.schema import Policy
 from tocsin.roster import resolve
 from tocsin.runbook.contracts import ApproveStepRequest, RunbookInput, RunbookResult, runbook_workflow_id
@@ -54,22 +52,6 @@ def _tests_runbooks(raw: dict[str, Any]) -> None:
 @pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     return write_policy(tmp_path, _tests_runbooks)
-
-
-@pytest.fixture
-def policy(policy_file: Path) -> Policy:
-    return load_policy(policy_file)
-
-
-@pytest.fixture
-def settings(tmp_path: Path, policy_file: Path) -> Settings:
-    return Settings(home=tmp_path / "home", policy=policy_file)
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
 
 
 def timeline(state: Any, kind: str) -> list[str]:

@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 
 from activities.runbook_plan import RunbookPlanning
 from tests.support.harness import run_workers, start_incident, unique_key
-from tests.support.runbook_stack import Stack, running_stack, write_policy
+from tests.support.runbook_stack import Stack, write_policy
 from tests.support.vendor_server import VendorServer
 from tocsin.incident.client import get_incident, open_incident, send_update
 from tocsin.incident.contracts import incident_workflow_id
@@ -53,22 +53,6 @@ SERVICE_DOWN = {"alertname": "ServiceAvailabilityLow", "environment": "prod"}
 @pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     return write_policy(tmp_path)
-
-
-@pytest.fixture
-def policy(policy_file: Path) -> Policy:
-    return load_policy(policy_file)
-
-
-@pytest.fixture
-def settings(tmp_path: Path, policy_file: Path) -> Settings:
-    return Settings(home=tmp_path / "home", policy=policy_file)
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
 
 
 @pytest.fixture
