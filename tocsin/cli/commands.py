@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from tocsin.cli.common import Connect, JsonFlag, on_temporal
 from tocsin.cli.output import cell, emit_json, print_table, render, table
 from tocsin.durations import format_elapsed, parse_duration
-from tocsin.incident.client import IncidentError, get_incident, list_incidents
+from tocsin.incident.client import get_incident, list_incidents
 from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.settings import Settings
 from tocsin.simulate.export import rfc3339, stream_text
@@ -93,16 +93,22 @@ def export_command(
 
 
 async def incidents_since(client: Client, since: datetime) -> list[IncidentState]:
-    """Each incident opened since then, once (continue-as-new lists a key once per run), from its own state."""
+    """Each incident opened since then, from its own state. Visibility lists every run: a key that resolved
+    and fired again is two incidents (two runs, both exported), while a run that continued as new is the same
+    incident as its successor, which carries its state (only the last is read)."""
     query = f"WorkflowType = 'IncidentWorkflow' AND StartTime >= '{rfc3339(since)}'"
-    keys = dict.fromkeys([wf.id.removeprefix("incident-") async for wf in client.list_workflows(query)])
     states = []
-    for key in keys:
-        try:
-            states.append(await get_incident(client, key))
-        except IncidentError as err:
+    async for run in client.list_workflows(query):
+        handle = client.get_workflow_handle(run.id, run_id=run.run_id)
+        if run.status == WorkflowExecutionStatus.RUNNING:
+            states.append(await handle.query("status", result_type=IncidentState))
+        elif run.status == WorkflowExecutionStatus.COMPLETED:
+            # The recorded result: no worker needed for a closed incident.
+            states.append(IncidentState.model_validate(await handle.result(follow_runs=False)))
+        elif run.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
             # Terminated or timed out: its alerts are in no final state to read; the rest still export.
-            print(f"tocsin: {key} left out: {err}", file=sys.stderr)
+            status = run.status.name.lower() if run.status else "unknown"
+            print(f"tocsin: {run.id.removeprefix('incident-')} left out: it ended {status}", file=sys.stderr)
     return states
 
 
