@@ -4,6 +4,7 @@ recorded alert stream, from the real workflows in simulated time (tocsin.simulat
 from __future__ import annotations
 
 import asyncio
+import sys
 from itertools import zip_longest
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,8 +39,13 @@ def simulate_command(
     settings = load_settings()
     stream = read_stream(alerts)
     # Both policies and every line are checked before anything starts: a bad input runs nothing.
-    candidate = prepare(policy, stream, settings.home, str(alerts))
-    current = prepare(settings.policy, stream, settings.home, str(alerts)) if compare else None
+    candidate, warnings = prepare(policy, stream, settings.home, str(alerts))
+    current = None
+    if compare:
+        current, more = prepare(settings.policy, stream, settings.home, str(alerts))
+        warnings += [w for w in more if w not in warnings]
+    for warning in warnings:
+        print(f"tocsin: {warning}", file=sys.stderr)
 
     async def run() -> tuple[Run, Run | None]:
         after = await simulate(policy, candidate, stream)

@@ -78,12 +78,13 @@ def _no_cluster() -> Kubernetes:
     raise OSError("a simulation reaches no cluster")
 
 
-def prepare(policy_file: Path, stream: Stream, home: Path, name: str) -> Policy:
+def prepare(policy_file: Path, stream: Stream, home: Path, name: str) -> tuple[Policy, list[str]]:
     """The policy new incidents would open under (the file plus `home`'s on-call overrides, as the receiver
-    loads it), once every line is known to triage under it: a bad line stops the run before it starts."""
-    policy, _warnings = load_paging_policy(policy_file, home)
+    loads it, with a warning for each override left out), once every line is known to triage under it: a bad
+    line stops the run before it starts."""
+    policy, warnings = load_paging_policy(policy_file, home)
     check_plannable(stream, policy, name)
-    return policy
+    return policy, warnings
 
 
 async def simulate(policy_file: Path, policy: Policy, stream: Stream) -> Run:
