@@ -27,6 +27,8 @@ from tocsin.incident.client import get_incident
 from tocsin.intake.ingest import ingest_alerts
 from tocsin.policy.loader import load_policy
 from tocsin.settings import Settings
+from tocsin.simulate.engine import prepare, simulate
+from tocsin.simulate.pages import format_offset
 from tocsin.simulate.stream import parse_stream
 
 ALERTS = FIXTURES / "simulate" / "three-alerts.jsonl"
@@ -193,6 +195,21 @@ async def test_export_writes_a_file_simulate_replays(dev_env: WorkflowEnvironmen
     assert "alerts of" in err.decode()
     again = parse_stream(out.read_text(), "export")
     ours = [t for t in again.alerts if t.alert.labels["alertname"] in ("ServiceAvailabilityLow", "PaymentErrors")]
-    # Two checkout alerts (their own fingerprints, the incident's labels), one billing, in time order.
+    # Two checkout alerts (their own fingerprints, the incident's labels), one billing. Their order is when each
+    # incident took its alert, which for three alerts sent at once is not the order they were sent in.
     assert {t.alert.fingerprint for t in ours} == {t.alert.fingerprint for t in stream.alerts}
-    assert [t.alert.labels["service"] for t in ours] == ["checkout", "checkout", "billing"]
+    assert sorted(t.alert.labels["service"] for t in ours) == ["billing", "checkout", "checkout"]
+    assert [t.offset for t in again.alerts] == sorted(t.offset for t in again.alerts)
+
+    # The recording replays: the same two incidents, each paging the whole chain from its opening (the three
+    # alerts were taken within moments of each other here, in an order of the workers' making).
+    policy_path = policy_file(tmp_path, "replay.yaml")
+    replay, _ = prepare(policy_path, again, tmp_path / "home", "export")
+    result = await simulate(policy_path, replay, again)
+    expected = [(at, *level) for at, level in zip(CHECKOUT_AT, LEVELS, strict=True)]
+    for incident in result.incidents:
+        if incident.key in (CHECKOUT, BILLING):
+            since = incident.pages[0].offset
+            pages = [(format_offset(p.offset - since), p.level, p.person, p.channel) for p in incident.pages]
+            assert pages == expected, incident.key
+    assert {CHECKOUT, BILLING} <= {i.key for i in result.incidents}
