@@ -119,9 +119,10 @@ class IncidentWorkflow:
         core = self._core
         now = workflow.now()
         wake_at = self._escalation.next_wakeup()
-        # A floor of one second: if the plan ever said "now" for something it then did not do,
-        # the incident would spin; it waits a second instead and says so in the next pass.
-        timeout = max(wake_at - now, timedelta(seconds=1)) if wake_at else None
+        # A floor of one second only when the plan says "now" (or earlier) for something it then did not do:
+        # the incident would spin; it waits a second instead. Anything still ahead, however close, is waited
+        # for exactly: a page due 3 ms after a target's wake-up goes out on time, not a second late.
+        timeout = (wake_at - now if wake_at > now else timedelta(seconds=1)) if wake_at else None
         core.woken = False
         summary = f"until {wake_at:%H:%M:%S}Z or a human acts" if wake_at else "until a human acts"
         with contextlib.suppress(asyncio.TimeoutError):
