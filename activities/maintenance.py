@@ -8,6 +8,7 @@ window twice keeps one copy of it (tocsin.maintenance.windows.remember).
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -16,11 +17,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin import search_attributes as sa
-from tocsin.maintenance.client import windows_holding
-from tocsin.maintenance.contracts import LookupAnswer, LookupRequest, NotifyRequest, NotifyResult
+from tocsin.maintenance.client import current_windows
+from tocsin.maintenance.contracts import LookupAnswer, LookupRequest, MaintenanceState, NotifyRequest, NotifyResult
+from tocsin.maintenance.windows import live, matches
 
 # Open incidents of one service told at once; more are left to wake on their own at the window's end.
 MAX_TOLD = 1000
+# How long the registry's answer serves new incidents' lookups.
+CACHE_SECONDS = 1.0
 # Signals in flight at once: a window over a busy service must not flood the frontend.
 CONCURRENCY = 20
 
@@ -30,12 +34,27 @@ def _quote(value: str) -> str:
 
 
 class MaintenanceActivities:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, fresh_for: float = CACHE_SECONDS) -> None:
         self.client = client
+        self.fresh_for = fresh_for
+        self._cached: tuple[float, MaintenanceState] | None = None
+        self._asking = asyncio.Lock()
+
+    async def _windows(self) -> MaintenanceState:
+        """The registry's windows, asked at most once a second however many incidents open at once: a storm of
+        500 new incidents is one query, not 500 on one workflow. A window younger than that is still found: the
+        registry tells open incidents when it starts, and again a little later (workflows/maintenance.py)."""
+        async with self._asking:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self.fresh_for:
+                self._cached = (now, await current_windows(self.client))
+            return self._cached[1]
 
     @activity.defn(name="maintenance_lookup")
     async def lookup(self, request: LookupRequest) -> LookupAnswer:
-        found = await windows_holding(self.client, request.service, request.labels, datetime.now(UTC))
+        state = await self._windows()
+        now = datetime.now(UTC)
+        found = [w for w in state.windows if live(w, now) and matches(w, request.service, request.labels)]
         return LookupAnswer(windows=found)
 
     @activity.defn(name="maintenance_notify")

@@ -10,7 +10,7 @@ each wakes on its own at the window's end, but is told anyway, so the two paths 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
         WindowNotice,
     )
 
+# A new window's notice goes out again this much later (see `again`).
+TELL_AGAIN_AFTER = timedelta(seconds=10)
 # Updates a run takes before it continues as new, carrying only its open windows.
 UPDATES_PER_RUN = 200
 NOTIFY = workflow.ActivityConfig(
@@ -43,6 +45,9 @@ class MaintenanceWorkflow:
         # Updates in the first workflow task run before run() starts: the state must exist already.
         self.state = state.model_copy(deep=True)
         self.notices: list[WindowNotice] = []
+        # Start notices sent once more a little later: an incident that opened just before a window started may
+        # not be in visibility yet, and its lookup may have used a registry answer a second old.
+        self.again: list[tuple[datetime, WindowNotice]] = []
         self.updates_this_run = 0
 
     @workflow.update(name="start_window")
@@ -59,7 +64,9 @@ class MaintenanceWorkflow:
         )
         self.state.windows.append(window)
         self.state.started += 1
-        self._changed(WindowNotice(window=window))
+        notice = WindowNotice(window=window)
+        self._changed(notice)
+        self.again.append((now + TELL_AGAIN_AFTER, notice))
         return window
 
     @start_window.validator
@@ -97,19 +104,29 @@ class MaintenanceWorkflow:
         workflow.set_current_details(self._details())
         while True:
             self._expire()
+            self._tell_again()
             while self.notices:
                 await self._notify(self.notices.pop(0))
-            if self.updates_this_run >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            roll_over = self.updates_this_run >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
+            # Only with nothing left to tell: what is pending lives in this run, not in the carried state.
+            if roll_over and not self.again:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.notices:
                     workflow.continue_as_new(self.state)
                 continue
-            ends = [w.ends_at for w in self.state.windows]
-            timeout = max(min(ends) - workflow.now(), timedelta(0)) if ends else None
+            wakes = [w.ends_at for w in self.state.windows] + [at for at, _ in self.again]
+            timeout = max(min(wakes) - workflow.now(), timedelta(0)) if wakes else None
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: bool(self.notices), timeout=timeout, timeout_summary="the next window's end"
                 )
+
+    def _tell_again(self) -> None:
+        now = workflow.now()
+        open_ids = {w.id for w in self.state.windows}
+        due = [notice for at, notice in self.again if at <= now and notice.window.id in open_ids]
+        self.again = [(at, notice) for at, notice in self.again if at > now]
+        self.notices.extend(due)
 
     def _expire(self) -> None:
         now = workflow.now()

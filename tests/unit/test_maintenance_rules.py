@@ -4,14 +4,17 @@ the quiet rule after a window ends, and the policy section's errors."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
+from temporalio.client import Client
 
+from activities.maintenance import MaintenanceActivities
 from tocsin.incident.contracts import AlertRecord, IncidentState
-from tocsin.maintenance.contracts import Window
+from tocsin.maintenance.contracts import LookupRequest, MaintenanceState, Window
 from tocsin.maintenance.windows import holding, matches, remember, scheduled_next, scheduled_now
 from tocsin.policy.maintenance import ScheduledWindow, Weekly
 from tocsin.policy.schema import Policy
@@ -136,3 +139,31 @@ def test_a_window_name_is_declared_once(default_policy: Policy) -> None:
     data["maintenance"] = [one, one]
     with pytest.raises(ValidationError, match=r"maintenance\.1\.name: 'nightly' is declared twice"):
         Policy.model_validate(data)
+
+
+class CountingRegistry:
+    """A client whose registry answers one open window and counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+
+    def get_workflow_handle(self, workflow_id: str) -> CountingRegistry:
+        return self
+
+    async def query(self, name: str, result_type: type[MaintenanceState]) -> MaintenanceState:
+        self.queries += 1
+        await asyncio.sleep(0.01)
+        now = datetime.now(UTC)
+        return MaintenanceState(windows=[window(timedelta(hours=1), starts_at=now - timedelta(minutes=1))])
+
+
+async def test_a_storm_of_lookups_asks_the_registry_once_a_second() -> None:
+    registry = CountingRegistry()
+    lookups = MaintenanceActivities(cast(Client, registry), fresh_for=0.2)
+    asked = [LookupRequest(service="checkout"), LookupRequest(service="payments")] * 50
+    answers = await asyncio.gather(*(lookups.lookup(request) for request in asked))
+    assert registry.queries == 1  # a hundred new incidents at once: one query
+    assert [len(a.windows) for a in answers[:2]] == [1, 0]  # each still gets only the windows that match it
+    await asyncio.sleep(0.25)
+    await lookups.lookup(LookupRequest(service="checkout"))
+    assert registry.queries == 2  # a second later the answer is asked for again

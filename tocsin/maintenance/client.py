@@ -1,5 +1,5 @@
-"""The maintenance registry from outside: start, end and list one-off windows (the CLI), and the windows that
-hold a new incident (the `maintenance_lookup` activity).
+"""The maintenance registry from outside: start, end and list one-off windows (the CLI and the
+`maintenance_lookup` activity).
 
 The registry is one long-running workflow, started on first use. A rejected update (an unknown window id, a
 window that already ended) is the caller's mistake, reported as a MaintenanceError with the workflow's reason.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from datetime import datetime
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
@@ -24,7 +23,6 @@ from tocsin.maintenance.contracts import (
     StartWindow,
     Window,
 )
-from tocsin.maintenance.windows import live, matches
 
 SUMMARY = "Maintenance windows: while one matches an incident, its pages are held"
 
@@ -77,9 +75,3 @@ async def current_windows(client: Client) -> MaintenanceState:
             return MaintenanceState()
         raise
     return MaintenanceState.model_validate(state)
-
-
-async def windows_holding(client: Client, service: str, labels: dict[str, str], now: datetime) -> list[Window]:
-    """The one-off windows running now that match an incident of `service` with `labels`."""
-    state = await current_windows(client)
-    return [w for w in state.windows if live(w, now) and matches(w, service, labels)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -38,7 +38,9 @@ class Maintenance:
             state.maintenance.exempt = True
             return
         try:
-            answer = await workflow.execute_activity_method(
+            # A local activity: one query in this worker, no task queue round trip, so the first page waits
+            # milliseconds for the answer even in a storm of new incidents (the worker caches it for a second).
+            answer = await workflow.execute_local_activity_method(
                 MaintenanceActivities.lookup,
                 LookupRequest(service=state.service, labels=state.labels),
                 start_to_close_timeout=LOOKUP_TIMEOUT,
@@ -46,8 +48,6 @@ class Maintenance:
                     initial_interval=timedelta(milliseconds=200), maximum_attempts=LOOKUP_ATTEMPTS
                 ),
                 summary="which maintenance windows hold it",
-                # At the incident's own priority: its first page waits for the answer.
-                priority=Priority(priority_key=core.priority()),
             )
         except ActivityError as err:
             core.record(
