@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from tocsin.incident.contracts import IncidentState, TimelineEntry
 from tocsin.policy.schema import Policy
-from tocsin.roster import ResolvedTarget, on_call, resolve, schedule
+from tocsin.roster import ResolvedTarget, on_call, people_by_address, resolve, schedule
 
 _PAGE = re.compile(r"^level (\d+): paging (\S+) via (\S+) \((.*?)\)(?: \((.*)\))?$")
 _NOBODY = re.compile(r"^level (\d+): nobody to page via (\S+)(?: \((.*)\))?; next level now$")
@@ -60,7 +60,7 @@ class _Context:
 
 def decisions(state: IncidentState, policy: Policy, person: str | None = None) -> list[Decision]:
     """Every notification decision in timeline order; with `person`, also when and why they were not paged."""
-    book = _address_book(policy)
+    book = people_by_address(policy.roster)
     rows: list[Decision] = []
     context: _Context | None = None
     # Recent decisions: several syncs (or a page and an automatic action) are recorded before their deliveries.
@@ -150,16 +150,6 @@ def _page(entry: TimelineEntry, policy: Policy) -> tuple[_Context, Decision | No
 
 def _people(resolved: ResolvedTarget) -> frozenset[str]:
     return frozenset(p.id for p in resolved.people)
-
-
-def _address_book(policy: Policy) -> dict[str, str]:
-    """Address -> roster id: deliveries name the address (a phone number, a PagerDuty id), people read names."""
-    book: dict[str, str] = {}
-    for pid, p in policy.roster.people.items():
-        for address in (p.email, p.phone, p.slack, p.pagerduty):
-            if address:
-                book[address] = pid
-    return book
 
 
 def _belongs(

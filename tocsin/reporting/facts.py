@@ -19,6 +19,7 @@ from tocsin.incident.contracts import IncidentState
 from tocsin.policy.schema import Policy
 from tocsin.reporting.hours import out_of_hours
 from tocsin.reporting.model import IncidentFacts, PageFact
+from tocsin.roster import people_by_address
 
 PAGING_CHANNELS = ("pagerduty", "phone", "sms")
 # As workflows/incident/deliveries.py and escalation.py record them.
@@ -36,18 +37,8 @@ def seconds_since(start: datetime, at: datetime | None) -> float | None:
     return max((utc(at) - utc(start)).total_seconds(), 0.0)
 
 
-def address_book(policy: Policy) -> dict[str, str]:
-    """Address -> roster id (a PagerDuty user id, a phone number)."""
-    book: dict[str, str] = {}
-    for pid, person in policy.roster.people.items():
-        for address in (person.pagerduty, person.phone, person.email, person.slack):
-            if address:
-                book[address] = pid
-    return book
-
-
 def pages_of(state: IncidentState, policy: Policy) -> list[PageFact]:
-    book = address_book(policy)
+    book = people_by_address(policy.roster)
     people = policy.roster.people
     pages = []
     level = 0

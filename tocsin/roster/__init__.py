@@ -4,7 +4,7 @@ file that `tocsin oncall override` writes is read with the policy (tocsin.policy
 The roster's schema (people, teams, rotations, overrides) is part of the policy: tocsin.policy.schema.
 """
 
-from tocsin.roster.resolve import Contact, ResolvedTarget, TargetKind, resolve
+from tocsin.roster.resolve import Contact, ResolvedTarget, TargetKind, people_by_address, resolve
 from tocsin.roster.shifts import Segment, Shift, active_override, handoff_at, local_text, on_call, schedule, shift_at
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "handoff_at",
     "local_text",
     "on_call",
+    "people_by_address",
     "resolve",
     "schedule",
     "shift_at",

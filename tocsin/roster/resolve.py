@@ -61,6 +61,17 @@ class ResolvedTarget(_Frozen):
         return not self.people and self.channel is None
 
 
+def people_by_address(roster: Roster) -> dict[str, str]:
+    """Address -> roster id: deliveries name the address (a phone number, a PagerDuty user id, an email),
+    people read names (`tocsin why`, `tocsin report`)."""
+    book: dict[str, str] = {}
+    for pid, person in roster.people.items():
+        for address in (person.pagerduty, person.phone, person.email, person.slack):
+            if address:
+                book[address] = pid
+    return book
+
+
 def contact(roster: Roster, person_id: str) -> Contact:
     person: Person = roster.people[person_id]
     return Contact(
