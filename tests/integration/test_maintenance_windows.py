@@ -83,6 +83,8 @@ async def test_ending_a_window_early_sends_one_catch_up_page_and_none_for_what_r
     state = await get_incident(dev_env.client, firing.key)
     assert texts(state, "held")[0].startswith(f"pages held by maintenance window {window_id} (deploy v42, by alice")
     assert outbox(workers, firing.key) == outbox(workers, resolved.key) == []
+    shown = await tocsin(dev_env, home, "incidents", "show", firing.key)
+    assert f"paging held: maintenance window {window_id} (deploy v42, by alice, until " in shown
     await send_update(dev_env.client, resolved.key, "resolve", ResolveRequest(by="alice", summary="deploy fixed it"))
 
     ended = await tocsin(dev_env, home, "maintenance", "end", window_id, "--by", "alice")

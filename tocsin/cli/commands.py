@@ -138,6 +138,7 @@ def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
         ("status", state.status),
         ("escalation level", state.escalation_level),
         ("next escalation", state.next_escalation_at),
+        *_held(state),
         *_clock(state),
         (
             "acknowledged",
@@ -155,6 +156,12 @@ def _describe(state: IncidentState, page: int = 1, size: int = 0) -> str:
     entries, note = _timeline_page(state, page, size) if size else (state.timeline, "")
     timeline = render(table(["at", "event", "by", "detail"], [[e.at, e.kind, e.by, e.text] for e in entries]))
     return f"{head}\n\n{timeline}" + (f"\n({note})" if note else "")
+
+
+def _held(state: IncidentState) -> list[tuple[str, object]]:
+    """While a maintenance window holds the pages, say which, so "next escalation: -" is not a mystery."""
+    held = state.maintenance.held
+    return [("paging held", held.describe())] if held is not None and state.status != "resolved" else []
 
 
 def _clock(state: IncidentState) -> list[tuple[str, object]]:
