@@ -22,6 +22,7 @@ from tests.support.harness import run_workers, venv_binary
 from tests.support.paths import ROOT
 from tests.support.runbook_stack import running_stack
 from tocsin import search_attributes as sa
+from tocsin.heartbeat.contracts import heartbeat_incident_key, heartbeat_workflow_id
 from tocsin.incident.client import get_incident, open_incident, send_update
 from tocsin.incident.contracts import (
     POSTMORTEM_TASK_QUEUE,
@@ -43,12 +44,16 @@ from tocsin.incident.updates import (
 )
 from tocsin.maintenance.client import current_windows, end_window, start_window
 from tocsin.maintenance.contracts import MAINTENANCE_WORKFLOW_ID, EndWindow, StartWindow, WindowNotice
+from tocsin.policy.heartbeats import Heartbeat
 from tocsin.policy.loader import load_policy
 from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
 from tocsin.postmortem.state import ApproveRequest, RequestChangesRequest
+from tocsin.receiver.heartbeat_routes import temporal_ping
 from tocsin.runbook.contracts import RunRunbookRequest
+from tocsin.runbook.guard_contracts import GUARD_WORKFLOW_ID
 from tocsin.settings import Settings
+from tocsin.storm.contracts import STORM_GUARD_WORKFLOW_ID
 
 HISTORIES = Path(__file__).resolve().with_name("histories")
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[None]]
@@ -87,6 +92,8 @@ async def runbook_ran(env: WorkflowEnvironment, key: str) -> None:
     resolves the incident."""
     await env.sleep(timedelta(minutes=18))
     await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="done"))
+    # The runbook guard granted the service, then took the release: its history so far.
+    await _record_running(env.client, GUARD_WORKFLOW_ID, "runbookguard-golden-service-held")
 
 
 async def runbook_by_name(env: WorkflowEnvironment, key: str) -> None:
@@ -152,6 +159,7 @@ async def held_by_a_storm(env: WorkflowEnvironment, key: str) -> None:
     assert state.storm_key, "the scenario's incident joined a storm"
     await send_update(env.client, state.storm_key, "resolve", ResolveRequest(by="alice", summary="zone back"))
     await _record(env.client, f"incident-{state.storm_key}", as_name="incident-golden-storm")
+    await _record_running(env.client, STORM_GUARD_WORKFLOW_ID, "stormguard-golden-burst")
     await send_update(env.client, key, "resolve", ResolveRequest(by="bob"))
 
 
@@ -168,11 +176,7 @@ async def held_by_a_window(env: WorkflowEnvironment, key: str) -> None:
     await env.sleep(timedelta(minutes=1))
     await send_update(env.client, key, "acknowledge", AcknowledgeRequest(by="alice"))
     await send_update(env.client, key, "resolve", ResolveRequest(by="alice", summary="deploy finished"))
-    registry = env.client.get_workflow_handle(MAINTENANCE_WORKFLOW_ID)
-    # It runs for ever: its history so far is what is replayed.
-    history = await registry.fetch_history()
-    (HISTORIES / "maintenance-golden-registry.json").write_text(history.to_json() + "\n", encoding="utf-8")
-    print(f"recorded {MAINTENANCE_WORKFLOW_ID}: {len(history.events)} events")
+    await _record_running(env.client, MAINTENANCE_WORKFLOW_ID, "maintenance-golden-registry")
 
 
 SCENARIOS: dict[str, tuple[str, dict[str, str], Scenario]] = {
@@ -232,6 +236,17 @@ async def _record(client: Client, workflow_id: str, as_name: str | None = None) 
     print(f"recorded {workflow_id}: {len(history.events)} events")
 
 
+async def _record_running(client: Client, workflow_id: str, as_name: str) -> None:
+    """A long-running workflow (a guard, a registry, a heartbeat) never completes: its history so far is what is
+    replayed. Kept like every other file once it exists."""
+    path = HISTORIES / f"{as_name}.json"
+    if path.exists():
+        return
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    path.write_text(history.to_json() + "\n", encoding="utf-8")
+    print(f"recorded {workflow_id}: {len(history.events)} events")
+
+
 def _recorded(name: str) -> bool:
     # Existing histories are never overwritten: they stand for incidents recorded by older code.
     return (HISTORIES / f"incident-golden-{name}.json").exists()
@@ -281,6 +296,44 @@ async def main() -> None:
         finally:
             await env.shutdown()
     await record_postmortem_pipeline(policy)
+    await record_heartbeat()
+
+
+async def record_heartbeat() -> None:
+    """A heartbeat pinged twice, then silent past interval + grace (its incident opens), then pinged again (the
+    incident resolves)."""
+    name = "watchdog"
+    if (HISTORIES / f"heartbeat-golden-{name}.json").exists():
+        print(f"kept heartbeat {name}")
+        return
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    try:
+        await sa.register(env.client, "default")
+        settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
+        beat = Heartbeat(interval=timedelta(minutes=1), grace=timedelta(seconds=30), service="monitoring")
+        ping = temporal_ping(env.client)
+        async with run_workers(env.client, settings):
+            await ping(name, beat)
+            await env.sleep(timedelta(seconds=30))
+            await ping(name, beat)
+            await env.sleep(timedelta(minutes=2))
+            # The missed deadline's activity opens the incident in real time: wait for it, then ping.
+            for _ in range(200):
+                with contextlib.suppress(Exception):
+                    await get_incident(env.client, heartbeat_incident_key(name, 1))
+                    break
+                await asyncio.sleep(0.05)
+            await ping(name, beat)
+            await env.sleep(timedelta(seconds=5))
+            for _ in range(200):
+                if (await get_incident(env.client, heartbeat_incident_key(name, 1))).status == "resolved":
+                    break
+                await asyncio.sleep(0.05)
+            await _record_running(env.client, heartbeat_workflow_id(name), f"heartbeat-golden-{name}")
+    finally:
+        await env.shutdown()
 
 
 async def record_postmortem_pipeline(policy: Policy) -> None:

@@ -12,10 +12,13 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.replay.changed_workflow import ReorderedIncidentWorkflow
+from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.postmortem import PostMortemWorkflow
 from workflows.runbook import RunbookWorkflow
+from workflows.runbook_guard import RunbookGuardWorkflow
+from workflows.storm_guard import StormGuardWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -27,14 +30,24 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_there_are_golden_histories_of_every_workflow() -> None:
     names = {p.stem.split("-golden-")[0] for p in HISTORIES}
-    assert names == {"incident", "maintenance", "postmortem", "runbook"}
+    # Every workflow that lives longer than a moment; DetectionWorkflow is one schedule tick of seconds (its own
+    # replay test is in tests/integration/test_detection_prometheus.py).
+    assert names == {"incident", "maintenance", "postmortem", "runbook", "runbookguard", "stormguard", "heartbeat"}
     assert len(HISTORIES) >= 5
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_golden_history_replays(path: Path) -> None:
     replayer = Replayer(
-        workflows=[IncidentWorkflow, MaintenanceWorkflow, PostMortemWorkflow, RunbookWorkflow],
+        workflows=[
+            IncidentWorkflow,
+            MaintenanceWorkflow,
+            PostMortemWorkflow,
+            RunbookWorkflow,
+            RunbookGuardWorkflow,
+            StormGuardWorkflow,
+            HeartbeatWorkflow,
+        ],
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(load(path))
@@ -61,6 +74,6 @@ def test_the_golden_histories_hold_every_update_and_signal_of_the_incident() -> 
             if signalled:
                 seen.add(signalled["signalName"])
     updates = {"acknowledge", "escalate", "mitigate", "resolve", "annotate", "set_severity", "snooze", "take"}
-    signals = {"alerts", "runbook_progress", "storm_decision", "storm_members", "maintenance"}
+    signals = {"alerts", "runbook_progress", "storm_decision", "storm_members", "maintenance", "ping"}
     # The maintenance registry's updates, too (maintenance-golden-registry).
     assert updates | {"run_runbook", "start_window", "end_window"} | signals <= seen
