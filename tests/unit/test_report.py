@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from tocsin.incident.contracts import IncidentState, TimelineEntry
+from tocsin.policy.roster_schema import WorkingHours
 from tocsin.policy.schema import Policy
 from tocsin.reporting.facts import incident_facts
 from tocsin.reporting.gather import window_query
@@ -74,6 +75,20 @@ def test_p90_is_the_nearest_rank(values: list[float], expected: float | None) ->
 )
 def test_out_of_hours_is_on_the_persons_own_clock(at: datetime, timezone: str, expected: bool) -> None:
     assert out_of_hours(at, timezone) is expected
+
+
+def test_out_of_hours_follows_the_persons_own_working_week() -> None:
+    # Someone in Tel Aviv who works Sunday to Thursday, 08:00 to 17:00, on their clock (UTC+2 in December).
+    week = WorkingHours.model_validate({"days": ["sun", "mon", "tue", "wed", "thu"], "start": "08:00", "end": "17:00"})
+    sunday_morning = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # 09:00 local on a Sunday
+    assert out_of_hours(sunday_morning, "Asia/Jerusalem", week) is False
+    assert out_of_hours(sunday_morning, "Asia/Jerusalem") is True  # the default week has no Sunday
+    friday_noon = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+    assert out_of_hours(friday_noon, "Asia/Jerusalem", week) is True
+    assert out_of_hours(datetime(2026, 12, 7, 14, 59, tzinfo=UTC), "Asia/Jerusalem", week) is False  # 16:59
+    assert out_of_hours(datetime(2026, 12, 7, 15, 0, tzinfo=UTC), "Asia/Jerusalem", week) is True  # 17:00
+    with pytest.raises(ValueError, match="start 18:00 must be before end 09:00"):
+        WorkingHours.model_validate({"start": "18:00", "end": "09:00"})
 
 
 # --- one incident's figures --------------------------------------------------------------------------------------
@@ -222,7 +237,11 @@ def test_the_report_groups_by_service_and_severity_and_counts_days_people_and_de
         3,
         1,
     )
-    assert "09:00" in report.definitions.out_of_hours and "nearest rank" in report.definitions.p90
+    assert (
+        "09:00" in report.definitions.out_of_hours
+        and "working_hours" in report.definitions.out_of_hours
+        and "nearest rank" in report.definitions.p90
+    )
 
 
 def test_an_empty_window_is_a_report_too(default_policy: Policy) -> None:

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from tocsin.incident.contracts import IncidentState
 from tocsin.maintenance.contracts import Window
-from tocsin.policy.maintenance import WEEKDAYS, ScheduledWindow
+from tocsin.policy.fields import WEEKDAYS
+from tocsin.policy.maintenance import ScheduledWindow
 from tocsin.policy.schema import Policy
 
 POLICY_BY = "policy"

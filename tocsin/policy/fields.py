@@ -7,7 +7,7 @@ tocsin.runbook.schema) can use them while the Policy model holds those sections,
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
@@ -73,3 +73,7 @@ def evaluate_replicas(expression: str, current: int) -> int:
     if op == "*":
         return current * amount
     return current + amount if op == "+" else current - amount
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

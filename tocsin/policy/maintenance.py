@@ -15,16 +15,13 @@ still firing pages once (tocsin.maintenance.windows decides). One-off windows ar
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
 
 from pydantic import Field, model_validator
 
 from tocsin.durations import Duration
-from tocsin.policy.fields import Strict
+from tocsin.policy.fields import Strict, Weekday
 from tocsin.policy.roster_schema import TimeOfDay, TimeZoneName
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WINDOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 # A window that lasts a week would hold every page forever; a planned one fits in a day.

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
 from tocsin.policy.fields import Strict as _Strict
+from tocsin.policy.fields import Weekday
 
 # --- the on-call roster ----------------------------------------------------------------------------------
 # People, teams and rotations that escalation targets name; tocsin.roster resolves a target to people at an
@@ -91,6 +92,23 @@ TimeOfDay = Annotated[time, BeforeValidator(_time_of_day), AfterValidator(_naive
 AwareTime = Annotated[datetime, AfterValidator(_aware)]
 
 
+_WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class WorkingHours(_Strict):
+    """A person's working week on their own clock (their `timezone`): a page outside it is out of hours."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS), min_length=1)
+    start: TimeOfDay = time(9, 0)
+    end: TimeOfDay = time(18, 0)
+
+    @model_validator(mode="after")
+    def _order(self) -> WorkingHours:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start:%H:%M} must be before end {self.end:%H:%M}")
+        return self
+
+
 class Person(_Strict):
     """Someone who can be paged. The roster's key is how policies and overrides name them."""
 
@@ -100,6 +118,8 @@ class Person(_Strict):
     phone: PhoneNumber | None = Field(default=None, description="E.164, e.g. '+4915112345678' (separators dropped)")
     slack: Annotated[str, _matching(_SLACK_USER, "a Slack member id such as 'U024BE7LH'")] | None = None
     pagerduty: Annotated[str, _matching(_PAGERDUTY_USER, "a PagerDuty user id such as 'PXPGF42'")] | None = None
+    # When a page is "out of hours" for them (`tocsin report`); default Monday to Friday, 09:00 to 18:00.
+    working_hours: WorkingHours | None = None
 
     @model_validator(mode="after")
     def _reachable(self) -> Person:

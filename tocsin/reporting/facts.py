@@ -50,18 +50,22 @@ def pages_of(state: IncidentState, policy: Policy) -> list[PageFact]:
             # A sync entry comes before the deliveries it causes; anything else ends that run.
             follow_up = entry.kind == "sync" or (follow_up and entry.kind == "delivery_failed")
             continue
+        if entry.step is not None:
+            # Deliveries recorded with their step say it themselves: a sync's follow-up is no new page.
+            follow_up = entry.step.startswith("sync/")
         delivered = _DELIVERED.match(entry.text)
         if follow_up or delivered is None or delivered.group(1) not in PAGING_CHANNELS:
             continue
         who = book.get(delivered.group(2), delivered.group(2))
-        timezone = people[who].timezone if who in people else "UTC"
+        person = people.get(who)
+        timezone = person.timezone if person else "UTC"
         pages.append(
             PageFact(
                 person=who,
                 at=utc(entry.at),
                 level=level,
                 timezone=timezone,
-                out_of_hours=out_of_hours(entry.at, timezone),
+                out_of_hours=out_of_hours(entry.at, timezone, person.working_hours if person else None),
             )
         )
     return pages

@@ -1,20 +1,24 @@
-"""Out of hours, in the paged person's own timezone (the roster's `timezone`).
+"""Out of hours, in the paged person's own timezone (the roster's `timezone`) and working week (the roster's
+`working_hours`, default Monday to Friday, 09:00 to 18:00).
 
-The policy has no working-hours setting, so the report uses one stated rule for everyone: a page is out of
-hours when it reaches someone before 09:00 or from 18:00 on their local clock, or on a Saturday or Sunday.
-The wall clock is the person's, daylight saving time included: 07:30 UTC on a Monday is 08:30 (out of hours)
-in Berlin in winter and 09:30 (in hours) in summer.
+A page is out of hours when it reaches someone outside their working hours on their local clock, daylight
+saving time included: 07:30 UTC on a Monday is 08:30 (out of hours) in Berlin in winter and 09:30 (in hours)
+in summer. Someone who works Sunday to Thursday says so in the roster, and a Sunday page is in hours for them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DAY_STARTS = time(9, 0)
-DAY_ENDS = time(18, 0)
-WEEKEND = (5, 6)  # datetime.weekday(): Saturday, Sunday
-RULE = "before 09:00, from 18:00, or on a Saturday or Sunday, on the paged person's clock (roster timezone)"
+from tocsin.policy.fields import WEEKDAYS
+from tocsin.policy.roster_schema import WorkingHours
+
+DEFAULT_HOURS = WorkingHours()
+RULE = (
+    "outside the paged person's working hours on their own clock (roster timezone and working_hours; "
+    "default Monday to Friday, 09:00 to 18:00)"
+)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -31,6 +35,7 @@ def local(at: datetime, timezone: str) -> datetime:
     return aware.astimezone(zone(timezone))
 
 
-def out_of_hours(at: datetime, timezone: str) -> bool:
+def out_of_hours(at: datetime, timezone: str, hours: WorkingHours | None = None) -> bool:
+    week = hours or DEFAULT_HOURS
     there = local(at, timezone)
-    return there.weekday() in WEEKEND or not DAY_STARTS <= there.time() < DAY_ENDS
+    return WEEKDAYS[there.weekday()] not in week.days or not week.start <= there.time() < week.end
