@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import start_incident
 from tocsin.cli import why as cli
-from tocsin.incident.client import get_incident
+from tocsin.incident.client import get_incident, opened_under
 from tocsin.policy.schema import Policy
 from tocsin.roster import on_call
 from tocsin.settings import Settings
@@ -44,6 +44,10 @@ async def test_why_names_both_levels_and_says_who_was_on_call(
     secondary = backup
     # A weekly handoff could fall inside these sixteen minutes: then level 2's person was the one on call.
     assert primary and primary != secondary
+
+    # `why` reads the roster and chain the incident opened under, not today's policy file (the default here,
+    # whose level 2 pages the primary rotation again, not `backup`).
+    assert (await opened_under(env.client, inp.key)).escalation_policies.primary_oncall[1].target == f"person:{backup}"
 
     async def connect() -> Client:
         return env.client

@@ -8,10 +8,11 @@ import sys
 from typing import Annotated
 
 import typer
+from temporalio.service import RPCError
 
 from tocsin.cli.common import Connect, IncidentKey, JsonFlag, on_temporal
 from tocsin.cli.output import emit_json, print_table
-from tocsin.incident.client import get_incident
+from tocsin.incident.client import IncidentError, get_incident, opened_under
 from tocsin.incident.why import Decision, decisions
 from tocsin.policy.overrides import load_paging_policy
 from tocsin.settings import Settings
@@ -34,12 +35,16 @@ def why_command(
 
 
 async def explain(connect: Connect, settings: Settings, key: str, person: str | None, as_json: bool) -> None:
-    # The current policy and overrides: the roster the incident paged through is what they held then, and an
-    # override written since could differ; the timeline's own reasons are printed as recorded either way.
-    policy, warnings = load_paging_policy(settings.policy, settings.home)
-    for warning in warnings:
-        print(f"tocsin: {warning}", file=sys.stderr)
-    state = await get_incident(await connect(), key)
+    client = await connect()
+    state = await get_incident(client, key)
+    try:
+        # The roster and chain the incident paged through (overrides included), not what the policy says today.
+        policy = await opened_under(client, key)
+    except (IncidentError, RPCError) as err:
+        policy, warnings = load_paging_policy(settings.policy, settings.home)
+        for warning in warnings:
+            print(f"tocsin: {warning}", file=sys.stderr)
+        print(f"tocsin: the incident's own policy could not be read ({err}); using today's", file=sys.stderr)
     rows = decisions(state, policy, person)
     if as_json:
         emit_json([dataclasses.asdict(row) for row in rows])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
@@ -17,6 +17,7 @@ from tocsin import search_attributes as sa
 from tocsin.incident.contracts import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, incident_workflow_id
 from tocsin.incident.updates import UpdateResult
 from tocsin.policy.priority import incident_priority
+from tocsin.policy.schema import Policy
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -121,6 +122,18 @@ async def get_incident(client: Client, key: str) -> IncidentState:
         # The recorded result needs no worker: `show` works even while the worker is down.
         return IncidentState.model_validate(await handle.result())
     raise IncidentError(f"incident {key} ended without resolution ({status.name.lower() if status else 'unknown'})")
+
+
+async def opened_under(client: Client, key: str) -> Policy:
+    """The policy snapshot the incident carries (its run's start input, read from the history's first event):
+    the roster and chain it paged through, overrides included, whatever the policy file says today."""
+    handle = _handle(client, key)
+    await _describe_or_fail(handle, key)
+    async for event in handle.fetch_history_events(page_size=1):
+        started = event.workflow_execution_started_event_attributes
+        [inp] = await client.data_converter.decode(started.input.payloads, [IncidentInput])
+        return cast(IncidentInput, inp).policy
+    raise IncidentError(f"incident {key} has no history to read its policy from")
 
 
 def _quote(value: str) -> str:
