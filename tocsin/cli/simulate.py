@@ -14,7 +14,6 @@ import typer
 from tocsin.cli.common import CliError, JsonFlag
 from tocsin.cli.output import emit_json, print_table
 from tocsin.settings import load_settings
-from tocsin.simulate.engine import SimulationError, prepare, simulate
 from tocsin.simulate.pages import IncidentPages, Page, Run, comparable_key, differences, format_offset
 from tocsin.simulate.stream import Stream, StreamError, parse_stream
 
@@ -36,6 +35,10 @@ def simulate_command(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
+    # Here, not at the top: the engine brings the test server and every worker; `tocsin worker` and every other
+    # command would carry them for nothing.
+    from tocsin.simulate.engine import SimulationError, prepare, simulate
+
     settings = load_settings()
     stream = read_stream(alerts)
     # Both policies and every line are checked before anything starts: a bad input runs nothing.
