@@ -99,7 +99,7 @@ async def test_ending_a_window_early_sends_one_catch_up_page_and_none_for_what_r
     assert pages(workers, resolved.key) == []
     state = await get_incident(dev_env.client, firing.key)
     assert texts(state, "catch_up") == [
-        f"maintenance window {window_id} ended with the incident still firing: catch-up page"
+        f"maintenance window {window_id} ended with the incident still firing: catch-up page, unless a storm holds it"
     ]
     assert json.loads(await tocsin(dev_env, home, "maintenance", "list", "--json")) == []
 

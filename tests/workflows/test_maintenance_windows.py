@@ -5,13 +5,16 @@ started in the registry."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support.harness import outbox, settle_postmortem, unique_key
+from tests.support.harness import outbox, run_workers, settle_postmortem, unique_key
+from tests.support.paths import ROOT
 from tests.workflows.test_incident_lifecycle import state_of
 from tocsin.incident.client import open_incident, send_update
 from tocsin.incident.contracts import AlertBatch, AlertEvent, IncidentInput, IncidentState, incident_workflow_id
@@ -19,6 +22,7 @@ from tocsin.incident.updates import ResolveRequest
 from tocsin.incident.why import decisions
 from tocsin.maintenance.client import MaintenanceError, current_windows, end_window, start_window
 from tocsin.maintenance.contracts import EndWindow, StartWindow
+from tocsin.policy.loader import load_policy
 from tocsin.policy.maintenance import ScheduledWindow, Weekly
 from tocsin.policy.schema import Policy
 from tocsin.policy.triage import TriggerRequest, plan_incident
@@ -96,7 +100,8 @@ async def test_a_weekly_window_holds_its_service_then_one_catch_up_page_for_what
     state = await state_of(env, firing.key)
     assert pages(workers, firing.key) == ["page/0/1"]
     assert texts(state, "catch_up") == [
-        "maintenance window policy:checkout-deploy ended with the incident still firing: catch-up page"
+        "maintenance window policy:checkout-deploy ended with the incident still firing: catch-up page, "
+        "unless a storm holds it"
     ]
     assert state.maintenance.released_at is not None and state.escalation.breaches == []
     assert pages(workers, resolved.key) == []
@@ -152,3 +157,42 @@ async def test_the_registry_refuses_what_it_cannot_do(env: WorkflowEnvironment, 
     ended = await end_window(env.client, EndWindow(id=window.id, by="bob"))
     assert ended.ended_by == "bob" and ended.ends_at < window.ends_at
     assert (await current_windows(env.client)).windows == []
+
+
+async def test_a_deploys_burst_held_by_a_window_becomes_one_storm_at_its_end(
+    env: WorkflowEnvironment, default_policy: Policy, tmp_path: Path
+) -> None:
+    """Held from their opening, incidents ask the storm guard when the window lets them page: six catch-up pages
+    due at once are a storm (threshold 3 here), so three page on their own and one storm incident pages for the
+    rest, not six pages at the window's end."""
+    policy_file = tmp_path / "policy.yaml"
+    text = (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8")
+    policy_file.write_text(text.replace("storm: {threshold: 20,", "storm: {threshold: 3,"), encoding="utf-8")
+    policy = load_policy(policy_file)
+    settings = Settings(home=tmp_path / "home", policy=policy_file)
+    async with run_workers(env.client, settings):
+        deploy = StartWindow(service="checkout", duration=timedelta(minutes=10), reason="deploy v43", by="alice")
+        await start_window(env.client, deploy)
+        keys = [(await alert_incident(env, policy, "checkout")).key for _ in range(6)]
+        await env.sleep(timedelta(minutes=1))
+        assert all(pages(settings, k) == [] for k in keys)
+        assert [(await state_of(env, k)).storm_key for k in keys] == [None] * 6, "nobody asked the guard yet"
+
+        await env.sleep(timedelta(minutes=10))
+        # Asking the guard runs in real time (a signal and its answer): wait for every incident to know.
+        for _ in range(300):
+            states = [await state_of(env, k) for k in keys]
+            if all(s.paging_held or pages(settings, s.key) for s in states):
+                break
+            await asyncio.sleep(0.1)
+        own = [s.key for s in states if pages(settings, s.key)]
+        held = [s for s in states if s.paging_held]
+        assert len(own) == 3 and len(held) == 3, [(s.key, s.paging_held, pages(settings, s.key)) for s in states]
+        (storm_key,) = {s.storm_key for s in held}
+        assert storm_key is not None
+        for _ in range(300):
+            if pages(settings, storm_key):
+                break
+            await asyncio.sleep(0.1)
+        assert pages(settings, storm_key) == ["page/0/1"], "the storm incident pages once for the held three"
+        await settle_all(env, [*keys, storm_key])

@@ -139,3 +139,6 @@ class IncidentMaintenance(_Model):
     released_at: datetime | None = None
     # The timeline said the window ended with nothing firing (so no catch-up page yet).
     quiet_noted: bool = False
+    # Held from its opening: it asks the storm guard when the window lets it page, not before, so a deploy's
+    # burst of incidents becomes one storm at the window's end, not one catch-up page each.
+    storm_deferred: bool = False

@@ -57,6 +57,9 @@ class Maintenance:
         for window in answer.windows:
             windows.remember(state, window, MAX_PER_INCIDENT)
 
+    def holds_now(self) -> bool:
+        return windows.holding(self._core.state, self._core.policy, workflow.now()) is not None
+
     def noticed(self, notice: WindowNotice) -> None:
         """Signal `maintenance`: a window of this service started or ended (an end carries its new ends_at)."""
         state = self._core.state
@@ -94,6 +97,9 @@ class Maintenance:
             if cursor.step >= 0 and cursor.next_at is not None and cursor.next_at > now:
                 # Paged before the window began: the catch-up page goes out now too, not at the next step's time.
                 cursor.next_at = now
-            core.record("catch_up", f"maintenance window {held.id} ended with the incident still firing: catch-up page")
+            storm = ", unless a storm holds it" if record.storm_deferred else ""
+            core.record(
+                "catch_up", f"maintenance window {held.id} ended with the incident still firing: catch-up page{storm}"
+            )
         else:
             core.record("held", f"maintenance window {held.id} ended; the incident is {state.status}: no page")

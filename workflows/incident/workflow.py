@@ -83,9 +83,16 @@ class IncidentWorkflow:
             # Before anything pages: a maintenance window may hold this incident from its first moment.
             await self._maintenance.look_up()
         if inp.carried is None and not inp.storm and core.policy.intake.storm.enabled:
-            await self._storm.admit()
+            if self._maintenance.holds_now():
+                state.maintenance.storm_deferred = True
+            else:
+                await self._storm.admit()
         while state.status != "resolved":
             self._maintenance.check()
+            if state.maintenance.storm_deferred and state.maintenance.held is None and not core.resolved():
+                # Released by its window: a burst of catch-up pages is a storm like any other.
+                state.maintenance.storm_deferred = False
+                await self._storm.admit()
             await self._escalation.run_due()
             await self._storm.summarize()
             if not core.resolved():
