@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -247,6 +247,20 @@ async def _record_running(client: Client, workflow_id: str, as_name: str) -> Non
     print(f"recorded {workflow_id}: {len(history.events)} events")
 
 
+@contextlib.asynccontextmanager
+async def fresh_server() -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    """A time-skipping server of its own (the test server's clock stalls after an abandoned child) and a state
+    dir of its own, for one recording."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    try:
+        await sa.register(env.client, "default")
+        yield env, Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
+    finally:
+        await env.shutdown()
+
+
 def _recorded(name: str) -> bool:
     # Existing histories are never overwritten: they stand for incidents recorded by older code.
     return (HISTORIES / f"incident-golden-{name}.json").exists()
@@ -260,41 +274,33 @@ async def main() -> None:
             print(f"kept {name}")
             continue
         # A fresh server per scenario: the test server's clock stalls after an abandoned child.
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
-        )
-        try:
-            await sa.register(env.client, "default")
-            settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
-            async with contextlib.AsyncExitStack() as stack:
-                runbooks = None
-                if name in RUNBOOK_SCENARIOS:
-                    cluster = stack.enter_context(running_stack())
-                    cluster.error_rate = RUNBOOK_SCENARIOS[name]
-                    runbooks = cluster.activities()
-                await stack.enter_async_context(run_workers(env.client, settings, runbooks=runbooks))
-                key = f"golden-{name}"
-                source = "cli"
-                if name in STORM_SCENARIOS:
-                    source = "alertmanager"
-                    for n in range(STORM_SCENARIOS[name]):
-                        other = TriggerRequest(service=f"svc{n}", severity=severity, key=f"other-{n}", source=source)
-                        assert await open_incident(env.client, plan_incident(policy, other, datetime.now(UTC)))
-                    await env.sleep(timedelta(seconds=5))
-                if name in WINDOW_SCENARIOS:
-                    source = "alertmanager"
-                    deploy = StartWindow(service="checkout", duration=timedelta(hours=1), reason="deploy", by="alice")
-                    await start_window(env.client, deploy)
-                request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key, source=source)
-                assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
-                await scenario(env, key)
-                await _record(env.client, f"incident-{key}")
-                # Post-mortems now wait days for a review: their pipeline is recorded on its own, below.
-                if name in RUNBOOK_SCENARIOS:
-                    for n in RUNBOOK_RUNS.get(name, (1,)):
-                        await _record(env.client, f"runbook-{key}-{n}")
-        finally:
-            await env.shutdown()
+        async with fresh_server() as (env, settings), contextlib.AsyncExitStack() as stack:
+            runbooks = None
+            if name in RUNBOOK_SCENARIOS:
+                cluster = stack.enter_context(running_stack())
+                cluster.error_rate = RUNBOOK_SCENARIOS[name]
+                runbooks = cluster.activities()
+            await stack.enter_async_context(run_workers(env.client, settings, runbooks=runbooks))
+            key = f"golden-{name}"
+            source = "cli"
+            if name in STORM_SCENARIOS:
+                source = "alertmanager"
+                for n in range(STORM_SCENARIOS[name]):
+                    other = TriggerRequest(service=f"svc{n}", severity=severity, key=f"other-{n}", source=source)
+                    assert await open_incident(env.client, plan_incident(policy, other, datetime.now(UTC)))
+                await env.sleep(timedelta(seconds=5))
+            if name in WINDOW_SCENARIOS:
+                source = "alertmanager"
+                deploy = StartWindow(service="checkout", duration=timedelta(hours=1), reason="deploy", by="alice")
+                await start_window(env.client, deploy)
+            request = TriggerRequest(service="checkout", severity=severity, labels=labels, key=key, source=source)
+            assert await open_incident(env.client, plan_incident(policy, request, datetime.now(UTC)))
+            await scenario(env, key)
+            await _record(env.client, f"incident-{key}")
+            # Post-mortems now wait days for a review: their pipeline is recorded on its own, below.
+            if name in RUNBOOK_SCENARIOS:
+                for n in RUNBOOK_RUNS.get(name, (1,)):
+                    await _record(env.client, f"runbook-{key}-{n}")
     await record_postmortem_pipeline(policy)
     await record_heartbeat()
 
@@ -306,12 +312,7 @@ async def record_heartbeat() -> None:
     if (HISTORIES / f"heartbeat-golden-{name}.json").exists():
         print(f"kept heartbeat {name}")
         return
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    try:
-        await sa.register(env.client, "default")
-        settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
+    async with fresh_server() as (env, settings):
         beat = Heartbeat(interval=timedelta(minutes=1), grace=timedelta(seconds=30), service="monitoring")
         ping = temporal_ping(env.client)
         async with run_workers(env.client, settings):
@@ -332,8 +333,6 @@ async def record_heartbeat() -> None:
                     break
                 await asyncio.sleep(0.05)
             await _record_running(env.client, heartbeat_workflow_id(name), f"heartbeat-golden-{name}")
-    finally:
-        await env.shutdown()
 
 
 async def record_postmortem_pipeline(policy: Policy) -> None:
@@ -344,49 +343,41 @@ async def record_postmortem_pipeline(policy: Policy) -> None:
     if (HISTORIES / f"{workflow_id}.json").exists():
         print(f"kept {workflow_id}")
         return
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    try:
-        await sa.register(env.client, "default")
-        settings = Settings(home=Path(tempfile.mkdtemp(prefix="tocsin-histories-")))
-        async with run_workers(env.client, settings):
-            now = datetime.now(UTC)
-            request = TriggerRequest(service="checkout", severity="sev1", key="golden-pipeline")
-            incident = plan_incident(policy, request, now)
-            state = IncidentState(
-                key=incident.key,
-                title=incident.title,
-                service=incident.service,
-                severity=incident.severity,
-                status="resolved",
-                opened_at=now - timedelta(hours=2),
-                acknowledged_by="alice",
-                acknowledged_at=now - timedelta(hours=1, minutes=55),
-                resolved_by="alice",
-                resolved_at=now - timedelta(hours=1),
-                timeline=[
-                    TimelineEntry(at=now - timedelta(hours=2), kind="opened", text="checkout down (from cli)"),
-                    TimelineEntry(at=now - timedelta(hours=1), kind="resolved", text="resolved by alice", by="alice"),
-                ],
-            )
-            handoff = PostMortemInput(
-                incident=state,
-                policy=policy,
-                parent_workflow_id="incident-golden-pipeline",
-                parent_run_id="00000000-0000-0000-0000-000000000000",
-            )
-            handle = await env.client.start_workflow(
-                "PostMortemWorkflow", handoff, id=workflow_id, task_queue=POSTMORTEM_TASK_QUEUE
-            )
-            await env.sleep(timedelta(minutes=1))
-            await handle.execute_update("request_changes", RequestChangesRequest(by="erin", notes="name the deploy"))
-            await env.sleep(timedelta(hours=2))
-            await handle.execute_update("approve", ApproveRequest(by="erin"))
-            await env.sleep(timedelta(days=100))
-            await _record(env.client, workflow_id)
-    finally:
-        await env.shutdown()
+    async with fresh_server() as (env, settings), run_workers(env.client, settings):
+        now = datetime.now(UTC)
+        request = TriggerRequest(service="checkout", severity="sev1", key="golden-pipeline")
+        incident = plan_incident(policy, request, now)
+        state = IncidentState(
+            key=incident.key,
+            title=incident.title,
+            service=incident.service,
+            severity=incident.severity,
+            status="resolved",
+            opened_at=now - timedelta(hours=2),
+            acknowledged_by="alice",
+            acknowledged_at=now - timedelta(hours=1, minutes=55),
+            resolved_by="alice",
+            resolved_at=now - timedelta(hours=1),
+            timeline=[
+                TimelineEntry(at=now - timedelta(hours=2), kind="opened", text="checkout down (from cli)"),
+                TimelineEntry(at=now - timedelta(hours=1), kind="resolved", text="resolved by alice", by="alice"),
+            ],
+        )
+        handoff = PostMortemInput(
+            incident=state,
+            policy=policy,
+            parent_workflow_id="incident-golden-pipeline",
+            parent_run_id="00000000-0000-0000-0000-000000000000",
+        )
+        handle = await env.client.start_workflow(
+            "PostMortemWorkflow", handoff, id=workflow_id, task_queue=POSTMORTEM_TASK_QUEUE
+        )
+        await env.sleep(timedelta(minutes=1))
+        await handle.execute_update("request_changes", RequestChangesRequest(by="erin", notes="name the deploy"))
+        await env.sleep(timedelta(hours=2))
+        await handle.execute_update("approve", ApproveRequest(by="erin"))
+        await env.sleep(timedelta(days=100))
+        await _record(env.client, workflow_id)
 
 
 if __name__ == "__main__":

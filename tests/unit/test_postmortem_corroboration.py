@@ -8,11 +8,11 @@ slow-detection evidence (not by a pull request titled "tighten detection").
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
 import pytest
 
+from tests.unit.test_postmortem_analysis import at, ev
 from tocsin.policy.postmortem import PostmortemPolicy
 from tocsin.postmortem.action_items import action_items
 from tocsin.postmortem.builtin_analyzer import builtin_analysis
@@ -23,7 +23,6 @@ from tocsin.postmortem.contracts import (
     Evidence,
     Impact,
     SeriesSummary,
-    SourceName,
 )
 from tocsin.postmortem.log_corroboration import LOG_WINDOW, corroborating_lines
 from tocsin.postmortem.series_words import saturation_family, series_named
@@ -31,16 +30,6 @@ from tocsin.postmortem.slow_detection import says_detection_was_slow
 from tocsin.postmortem.stated_cause import Stated, judge
 
 TODAY = date(2026, 12, 3)
-
-
-def at(hhmm: str, seconds: int = 0) -> datetime:
-    hour, minute = hhmm.split(":")
-    return datetime(2026, 11, 27, int(hour), int(minute), seconds, tzinfo=UTC)
-
-
-def ev(id: str, when: datetime | None, summary: str, **extra: Any) -> Evidence:
-    source: SourceName = id.rsplit("-", 1)[0]  # type: ignore[assignment]
-    return Evidence(id=id, source=source, at=when, summary=summary, **extra)
 
 
 def said(words: str, when: datetime | None = None) -> Evidence:
