@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from activities.maintenance import MaintenanceActivities
+from tocsin.cli.main import main
 from tocsin.incident.contracts import AlertRecord, IncidentState
 from tocsin.maintenance.contracts import LookupRequest, MaintenanceState, Window
 from tocsin.maintenance.windows import holding, matches, remember, scheduled_next, scheduled_now
@@ -167,3 +168,28 @@ async def test_a_storm_of_lookups_asks_the_registry_once_a_second() -> None:
     await asyncio.sleep(0.25)
     await lookups.lookup(LookupRequest(service="checkout"))
     assert registry.queries == 2  # a second later the answer is asked for again
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["start", "--service", "checkout", "--for", "9d", "--reason", "x"],
+            "a window lasts between 1 minute and 1 week",
+        ),
+        (["start", "--service", "checkout", "--for", "9zz", "--reason", "x"], "--for 9zz: invalid duration '9zz'"),
+        (["start", "--service", "a b", "--for", "1h", "--reason", "x"], "service: String should match pattern"),
+        (
+            ["start", "--service", "checkout", "--for", "1h", "--reason", "x", "--label", "env"],
+            "tocsin: --label 'env': expected",
+        ),
+        (["end", "bogus"], "'bogus' is no window id (they look like mw-1a2b3c4d)"),
+    ],
+)
+def test_bad_input_to_the_maintenance_commands_is_one_line_and_exit_2(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As docs/maintenance.md says, and before anything connects to Temporal."""
+    assert main(["maintenance", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("tocsin: ") and error in err and err.count("\n") == 1, err

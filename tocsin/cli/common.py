@@ -26,7 +26,8 @@ def parse_labels(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise CliError(f"--label {pair!r}: expected NAME=VALUE")
+            # Bad input, not a refusal: main makes a ValueError exit 2, as its contract says.
+            raise ValueError(f"--label {pair!r}: expected NAME=VALUE")
         labels[name] = value
     return labels
 

@@ -55,16 +55,16 @@ def start_command(
     by: Annotated[str | None, typer.Option("--by", help="who starts it (default: your login name)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
+    # Bad input is a plain ValueError: main's handler makes it one line and exit 2, like every other.
+    labels = parse_labels(label)
     try:
-        request = StartWindow(
-            service=service,
-            labels=parse_labels(label),
-            duration=parse_duration(duration),
-            reason=reason,
-            by=by or _who(),
-        )
-    except ValueError as err:  # ValidationError is one
-        raise CliError(_problem(err) if isinstance(err, ValidationError) else f"--for {duration}: {err}") from None
+        length = parse_duration(duration)
+    except ValueError as err:
+        raise ValueError(f"--for {duration}: {err}") from None
+    try:
+        request = StartWindow(service=service, labels=labels, duration=length, reason=reason, by=by or _who())
+    except ValidationError as err:
+        raise ValueError(_problem(err)) from None
 
     async def starting(settings: Settings, connect: Connect) -> None:
         window = await _refused_is_error(start_window(await connect(), request))
@@ -83,8 +83,8 @@ def end_command(
 ) -> None:
     try:
         request = EndWindow(id=window_id, by=by or _who())
-    except ValidationError as err:
-        raise CliError(f"{window_id!r} is no window id (they look like mw-1a2b3c4d)") from err
+    except ValidationError:
+        raise ValueError(f"{window_id!r} is no window id (they look like mw-1a2b3c4d)") from None
 
     async def ending(settings: Settings, connect: Connect) -> None:
         window = await _refused_is_error(end_window(await connect(), request))

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tocsin.durations import format_duration
+
 MAINTENANCE_WORKFLOW_ID = "tocsin-maintenance"
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 WINDOW_ID = r"^(mw-[0-9a-f]{8}|policy:[a-z0-9][a-z0-9_-]{0,62})$"
@@ -77,7 +79,8 @@ class StartWindow(_Model):
     @model_validator(mode="after")
     def _duration(self) -> StartWindow:
         if not MIN_DURATION <= self.duration <= MAX_DURATION:
-            raise ValueError(f"a window lasts between {MIN_DURATION} and {MAX_DURATION} (got {self.duration})")
+            span = f"{format_duration(MIN_DURATION)} and {format_duration(MAX_DURATION)}"
+            raise ValueError(f"a window lasts between {span} (got {format_duration(self.duration)})")
         return self
 
 
