@@ -16,7 +16,8 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tocsin import search_attributes as sa
+from tocsin.incident.client import list_incidents
+from tocsin.incident.contracts import OPEN_STATUSES, incident_workflow_id
 from tocsin.maintenance.client import current_windows
 from tocsin.maintenance.contracts import LookupAnswer, LookupRequest, MaintenanceState, NotifyRequest, NotifyResult
 from tocsin.maintenance.windows import live, matches
@@ -27,10 +28,6 @@ MAX_TOLD = 1000
 CACHE_SECONDS = 1.0
 # Signals in flight at once: a window over a busy service must not flood the frontend.
 CONCURRENCY = 20
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class MaintenanceActivities:
@@ -61,12 +58,8 @@ class MaintenanceActivities:
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Signal `maintenance` to every open incident of the window's service (each checks the labels)."""
         window = request.notice.window
-        query = (
-            f"WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running' "
-            f"AND {sa.SERVICE.name} = {_quote(window.service)} AND {sa.STATUS.name} != 'resolved'"
-        )
         try:
-            ids = [wf.id async for wf in self.client.list_workflows(query, limit=MAX_TOLD + 1)]
+            rows = await list_incidents(self.client, status=OPEN_STATUSES, service=window.service, limit=MAX_TOLD + 1)
         except RPCError as err:
             if err.status in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.INVALID_ARGUMENT):
                 raise ApplicationError(f"visibility cannot answer: {err.message}", non_retryable=True) from err
@@ -83,5 +76,5 @@ class MaintenanceActivities:
                     raise
                 return True
 
-        told = await asyncio.gather(*(tell(i) for i in ids[:MAX_TOLD]))
-        return NotifyResult(told=sum(told), skipped=max(len(ids) - MAX_TOLD, 0))
+        told = await asyncio.gather(*(tell(incident_workflow_id(row.key)) for row in rows[:MAX_TOLD]))
+        return NotifyResult(told=sum(told), skipped=max(len(rows) - MAX_TOLD, 0))

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from tocsin.incident.client import IncidentError, IncidentRow
+from tocsin.incident.client import IncidentError, IncidentRow, list_incidents
 from tocsin.incident.contracts import IncidentState
 from tocsin.incident.updates import UpdateResult
 from tocsin.intake.contracts import TemporalUnavailable
@@ -101,3 +101,36 @@ async def test_the_latest_page_is_one_visibility_query_then_status_queries_in_ba
     assert await dispatch.find_incident(CLIENT, "bob", short_code("svc-07")) == "svc-07"
     with pytest.raises(NotActed, match="no open incident has paged you"):
         await dispatch.find_incident(CLIENT, "carol", None)
+
+
+class RecordingVisibility:
+    """A client whose visibility records each query and lists nothing."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def list_workflows(self, query: str, limit: int) -> Any:
+        self.queries.append(query)
+
+        async def nothing() -> Any:
+            return
+            yield
+
+        return nothing()
+
+
+@pytest.mark.parametrize(
+    ("status", "running_only"),
+    [(("triggered", "acknowledged", "mitigated"), True), ("triggered", True), ("resolved", False), (None, False)],
+)
+async def test_open_statuses_list_running_executions_only(status: Any, running_only: bool) -> None:
+    """A run that continued as new keeps the status it had: searching open incidents without
+    `ExecutionStatus = 'Running'` would list such an incident twice (`tocsin incidents list`, a person's latest
+    page, a maintenance window's incidents)."""
+    visibility = RecordingVisibility()
+    assert await list_incidents(cast(Client, visibility), status=status, service="checkout") == []
+    [query] = visibility.queries
+    assert ("ExecutionStatus = 'Running'" in query) is running_only, query
+    assert "IncidentService = 'checkout'" in query
+    if status == ("triggered", "acknowledged", "mitigated"):
+        assert "IncidentStatus IN ('triggered', 'acknowledged', 'mitigated')" in query

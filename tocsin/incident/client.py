@@ -14,7 +14,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tocsin import search_attributes as sa
-from tocsin.incident.contracts import INCIDENT_TASK_QUEUE, IncidentInput, IncidentState, incident_workflow_id
+from tocsin.incident.contracts import (
+    INCIDENT_TASK_QUEUE,
+    OPEN_STATUSES,
+    IncidentInput,
+    IncidentState,
+    incident_workflow_id,
+)
 from tocsin.incident.updates import UpdateResult
 from tocsin.policy.priority import incident_priority
 from tocsin.policy.schema import Policy
@@ -148,11 +154,15 @@ async def list_incidents(
     limit: int = 100,
 ) -> list[IncidentRow]:
     query = ["WorkflowType = 'IncidentWorkflow'"]
-    if isinstance(status, tuple):
+    statuses = (status,) if isinstance(status, str) else status
+    if statuses:
         # Several statuses in one query (the open ones): one round trip instead of one per status.
-        query.append(f"{sa.STATUS.name} IN ({', '.join(_quote(s) for s in status)})")
-        status = None
-    for key, value in ((sa.STATUS, status), (sa.SEVERITY, severity), (sa.SERVICE, service)):
+        query.append(f"{sa.STATUS.name} IN ({', '.join(_quote(s) for s in statuses)})")
+        if set(statuses) <= set(OPEN_STATUSES):
+            # Only a running execution is open: a run that continued as new keeps the status it had then, and
+            # would list the same incident twice.
+            query.append("ExecutionStatus = 'Running'")
+    for key, value in ((sa.SEVERITY, severity), (sa.SERVICE, service)):
         if value:
             query.append(f"{key.name} = {_quote(value)}")
     rows = []

@@ -18,6 +18,8 @@ from tocsin.runbook.plan_contracts import PlanRequest, RunbookPlan
 from tocsin.storm.contracts import StormRecord
 
 IncidentStatusValue = Literal["triggered", "acknowledged", "mitigated", "resolved"]
+# Every status but resolved: what "open" means to a search (a responder's latest page, a window's incidents).
+OPEN_STATUSES: tuple[IncidentStatusValue, ...] = ("triggered", "acknowledged", "mitigated")
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 INCIDENT_TASK_QUEUE = "incidents"
 # The incidents' deliveries (pages first), served by a worker of their own: no burst of bookkeeping on the

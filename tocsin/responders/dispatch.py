@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from tocsin.incident.client import IncidentError, get_incident, list_incidents, send_update
+from tocsin.incident.contracts import OPEN_STATUSES
 from tocsin.incident.updates import AcknowledgeRequest, EscalateRequest, ResolveRequest, SnoozeRequest, TakeRequest
 from tocsin.intake.contracts import TemporalUnavailable
 from tocsin.intake.ingest import classify
@@ -23,7 +24,6 @@ from tocsin.responders.contracts import ActOutcome, InboundAction, NotActed
 # Open incidents looked at to find "my latest page" or a short code: the newest ones first, BATCH at a time.
 CANDIDATES = 50
 BATCH = 10
-_OPEN = ("triggered", "acknowledged", "mitigated")
 
 Act = Callable[[InboundAction], Awaitable[ActOutcome]]
 
@@ -50,7 +50,7 @@ async def find_incident(client: Client, person: str, code: str | None) -> str:
 
     One visibility query for the open incidents, then their `status` queries a batch at a time, newest first:
     Slack gives the whole answer three seconds, and fifty queries one after another could take them all."""
-    rows = await list_incidents(client, status=_OPEN, limit=CANDIDATES)
+    rows = await list_incidents(client, status=OPEN_STATUSES, limit=CANDIDATES)
     rows.sort(key=lambda r: r.opened_at.timestamp() if r.opened_at else 0.0, reverse=True)
     if code is not None:
         rows = [r for r in rows if short_code(r.key) == code]
