@@ -375,3 +375,36 @@ def test_a_models_analysis_that_misses_the_stated_deploy_still_gets_its_items() 
     assert titles["Add deployment validation of the pool size"] == ["incident-3"]
     assert titles["Roll out with canary deployments"] == ["incident-3"]
     assert action_items(elsewhere, PostmortemPolicy(), date(2026, 3, 1)) == []
+
+
+def test_a_fix_in_words_with_a_deploy_just_before_earns_the_deployment_items() -> None:
+    """ "rolled back" names no change; the deploy five minutes before the opening is the gathered suspect (a
+    contributing factor): its items follow, cited to the deploy (the chaos suite's post-mortem case files them)."""
+    opened = t(0)
+    incident = IncidentState(
+        key="payments-1",
+        title="Payments down",
+        service="payments",
+        severity="sev1",
+        status="resolved",
+        opened_at=opened,
+        resolved_at=t(120),
+        resolved_by="alice",
+        resolution_summary="rolled back",
+        timeline=[
+            TimelineEntry(at=opened, kind="opened", text="Payments down (from cli)"),
+            TimelineEntry(at=t(120), kind="resolved", text="resolved by alice: rolled back", by="alice"),
+        ],
+    )
+    deployed = SourceResult(source="changes", status="ok", evidence=[deployment(1, t(-300))])
+    _, request, analysis = draft(incident, deployed)
+    assert analysis.primary_cause is not None and analysis.primary_cause.stated == "rolled back"
+    items = action_items(analysis, POLICY, TODAY, service="payments", evidence=request.evidence)
+    assert [(i.title, i.evidence) for i in items[:2]] == [
+        ("Add deployment validation", ["changes-1", "incident-1"]),
+        ("Roll out with canary deployments", ["changes-1", "incident-1"]),
+    ]
+    # Without the deploy, words that name no change earn no deployment item.
+    _, request, analysis = draft(incident, SourceResult(source="changes", status="ok", evidence=[]))
+    titles = [i.title for i in action_items(analysis, POLICY, TODAY, service="payments", evidence=request.evidence)]
+    assert not any("deploy" in title.lower() for title in titles), titles

@@ -35,6 +35,7 @@ from tocsin.postmortem.contracts import ActionItem, Analysis, Claim, Evidence, P
 from tocsin.postmortem.response_items import response_items
 from tocsin.postmortem.slow_detection import slow_detection_claims
 from tocsin.postmortem.stated_cause import changed_setting, stated_cause
+from tocsin.postmortem.stated_claims import ELSEWHERE
 
 _DEPLOYMENT = re.compile(r"\bdeploy|\brollout\b|\brelease\b", re.IGNORECASE)
 _STATED_DEPLOYMENT = re.compile(
@@ -87,6 +88,11 @@ def _deployment_basis(analysis: Analysis, evidence: Sequence[Evidence]) -> tuple
     stated = stated_cause(list(evidence)) if evidence else None
     if stated is not None and _STATED_DEPLOYMENT.search(stated.cause):
         return stated.cause, [stated.evidence.id]
+    # The responders' words name no change ("rolled back"), and a deploy went live just before the first
+    # symptom: the gathered suspect, kept as a contributing factor, earns the deployment items as well.
+    for factor in analysis.contributing_factors:
+        if factor.text.startswith(ELSEWHERE) and is_deployment_cause(factor):
+            return factor.text.removeprefix(ELSEWHERE), list(factor.evidence)
     return None
 
 

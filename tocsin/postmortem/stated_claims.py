@@ -16,6 +16,9 @@ from datetime import datetime
 from tocsin.postmortem.contracts import AnalysisRequest, Claim, Evidence
 from tocsin.postmortem.stated_cause import Judgement, Stated, changed_setting, judge
 
+# A contributing factor that names what the gathered data suspects when the responders' words point elsewhere.
+ELSEWHERE = "The gathered data points elsewhere: "
+
 _ROLLBACK = re.compile(r"\broll(?:ed|ing)? ?back\b|\brevert(?:ed|ing)?\b", re.IGNORECASE)
 _DEPLOY = re.compile(r"\bdeploy|\brelease|\brollout|\bconfig", re.IGNORECASE)
 
@@ -43,7 +46,7 @@ def stated_primary(
     more: list[Claim] = []
     suspect = gathered is not None and gathered.evidence and not gathered.text.startswith("Unknown")
     if gathered is not None and suspect and not matched & set(gathered.evidence):
-        more.append(Claim(text=f"The gathered data points elsewhere: {gathered.text}", evidence=gathered.evidence))
+        more.append(Claim(text=f"{ELSEWHERE}{gathered.text}", evidence=gathered.evidence))
     return claim, judgement.confidence, more, judgement
 
 
