@@ -175,6 +175,16 @@ class Figure:
             recovery=recovery,
         )
 
+    @classmethod
+    def one_kill(
+        cls, case: str, ledger: Ledger, policy: Policy, key: str, opened: float, killed: float, resumed: float
+    ) -> Figure:
+        """The row of a case that killed one part once while one sev1 ran its chain: check_incident proves 0 lost
+        pages and every step on schedule around the outage, so every page of the schedule was delivered."""
+        found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
+        pages = len(page_schedule(policy))
+        return cls.of(case, ledger, found, kills=1, expected=pages, delivered=pages, recovery=resumed - killed)
+
     def row(self) -> str:
         return (
             f"| {self.case} | {self.kills} | {self.pages_expected} | {self.pages_delivered} | {self.duplicated} | "

@@ -89,17 +89,8 @@ async def test_worker_killed_while_a_page_is_in_flight(stack: Stack, figures: li
     assert len(stack.vendors.statuspage.incidents) == 1
     # 0 lost pages, and on schedule: before the kill, after recovery, and what fell due between on recovery.
     assert resumed - killed <= resume_within(policy.lifecycle.delivery_timeout)
-    found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure.of(
-            "worker SIGKILL during a page (PagerDuty)",
-            ledger,
-            found,
-            kills=1,
-            expected=len(page_schedule(policy)),
-            delivered=len(delivered_pages(ledger, policy, key)),
-            recovery=resumed - killed,
-        )
+        Figure.one_kill("worker SIGKILL during a page (PagerDuty)", ledger, policy, key, opened, killed, resumed)
     )
 
 
@@ -117,16 +108,15 @@ async def test_worker_killed_while_a_call_is_in_flight_calls_twice(stack: Stack,
     assert doubled == {"phone page/1/1": 1}, "exactly the call in flight was placed twice, nothing else"
     assert {step_of(k): n for (_, k), n in ledger.requests_per_key().items() if n > 1} == {"page/1/1": 2}
     assert resumed - killed <= resume_within(policy.lifecycle.delivery_timeout)
-    found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure.of(
+        Figure.one_kill(
             "worker SIGKILL during a phone call (Twilio: no idempotency key)",
             ledger,
-            found,
-            kills=1,
-            expected=len(page_schedule(policy)),
-            delivered=len(delivered_pages(ledger, policy, key)),
-            recovery=resumed - killed,
+            policy,
+            key,
+            opened,
+            killed,
+            resumed,
         )
     )
 
@@ -171,17 +161,8 @@ async def test_worker_killed_while_a_runbook_scales_the_service(stack: Stack, fi
     assert {step_of(k): n for (_, k), n in ledger.requests_per_key().items() if n > 1} == {}
     # The incident was cached on the dead worker too: its pages wait out the sticky queue, then catch up.
     assert resumed - killed <= resume_within(timedelta(seconds=8))
-    found = check_incident(ledger, policy, key, opened, outage=(killed, resumed))
     figures.append(
-        Figure.of(
-            "worker SIGKILL during a runbook's scale write",
-            ledger,
-            found,
-            kills=1,
-            expected=len(page_schedule(policy)),
-            delivered=len(page_schedule(policy)),
-            recovery=resumed - killed,
-        )
+        Figure.one_kill("worker SIGKILL during a runbook's scale write", ledger, policy, key, opened, killed, resumed)
     )
 
 
