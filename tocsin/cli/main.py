@@ -26,7 +26,7 @@ from tocsin.cli.common import CliError
 from tocsin.client import ServerUnreachable
 from tocsin.devserver import DevServerError
 from tocsin.incident.client import IncidentError
-from tocsin.policy.loader import PolicyError
+from tocsin.policy.loader import PolicyError, problem_text
 from tocsin.receiver.config import ReceiverError
 from tocsin.state_dir import StateDirError
 
@@ -100,7 +100,8 @@ def _main(argv: list[str] | None) -> int:
         return _fail(str(err), 1)
     except ValidationError as err:
         first = err.errors()[0]
-        return _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+        where = ".".join(map(str, first["loc"]))
+        return _fail(f"{where}: {problem_text(first)}" if where else problem_text(first), 2)
     except RPCError as err:
         return _fail(f"Temporal refused: {err.message}", 1)
     except ValueError as err:  # settings such as a malformed port

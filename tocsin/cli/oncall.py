@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from tocsin.cli.common import CliError, JsonFlag, PolicyOption
 from tocsin.cli.output import emit_json, print_table
-from tocsin.policy.loader import load_policy
+from tocsin.policy.loader import load_policy, problem_text
 from tocsin.policy.overrides import add_override, default_overrides_path, load_policy_with_overrides
 from tocsin.policy.roster_schema import RosterOverride
 from tocsin.policy.schema import Policy
@@ -162,7 +162,7 @@ def override_command(
         first = err.errors()[0]
         option = {"by": "--by", "covering": "--covering", "from": "--from", "until": "--until"}
         where = option.get(str(first["loc"][0]), "override") if first["loc"] else "override"
-        raise CliError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise CliError(f"{where}: {problem_text(first)}") from None
     problems = loaded.roster.override_problems(override)
     if problems:
         field, problem = problems[0]

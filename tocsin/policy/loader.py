@@ -50,7 +50,8 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[str | int]:
     return path
 
 
-def _problem(error: Any) -> str:
+def problem_text(error: Any) -> str:
+    """One pydantic error as a person reads it: without pydantic's 'Value error, ' wrapping of our own words."""
     msg = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -72,7 +73,7 @@ def format_error(source: str, root: yaml.Node | None, data: Any, exc: Validation
         path = _data_path(data, error["loc"])
         if error["type"] == "missing" and error["loc"]:
             path.append(error["loc"][-1])
-        problem = _problem(error)
+        problem = problem_text(error)
         if not path and _CROSS_REF.match(problem):
             # Cross-reference checks run on the whole policy and name their own place: "a.b.0.c: ...".
             dotted, problem = problem.split(": ", 1)
